@@ -1,0 +1,37 @@
+"""Entry point: `python -m synthqa.server --model PATH_OR_NAME [--port N] [vLLM flags]`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import uvloop
+
+from .app import SynthQAServer, install_signal_handlers
+from .config import parse
+
+
+def main(argv: list[str] | None = None) -> int:
+    engine_args, settings = parse(argv)
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    server = SynthQAServer(engine_args, settings)
+
+    async def run() -> None:
+        install_signal_handlers(server)
+        await server.run()
+
+    try:
+        uvloop.run(run())
+    except RuntimeError as error:
+        logging.getLogger("synthqa.server").error("%s", error)
+        return 1
+    return 0
+
+
+# The engine core starts with `spawn`, which re-imports this module: the guard keeps the child
+# from starting a server of its own.
+if __name__ == "__main__":
+    sys.exit(main())

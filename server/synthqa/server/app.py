@@ -1,0 +1,123 @@
+"""Server lifecycle: engine first, then gRPC with health and reflection, warm-up, SERVING;
+on a signal, drain, stop, shut the engine down and leave no child process behind."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+from vllm.engine.arg_utils import AsyncEngineArgs
+
+from synthqa.v1 import synthqa_pb2 as pb
+from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
+
+from .chunker import chunk_document, tokenize_document
+from .config import ServerSettings
+from .engine import Engine
+from .process_tree import terminate_children
+from .service import QAService
+from .servicer import SynthQAServicer
+
+log = logging.getLogger("synthqa.server")
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SynthQAService"].full_name
+_WARM_UP_TEXT = "Lighthouses guide ships at night with bright, distinctive lights."
+
+
+class SynthQAServer:
+    def __init__(self, engine_args: AsyncEngineArgs, settings: ServerSettings) -> None:
+        self._engine_args = engine_args
+        self._settings = settings
+        self._stop = asyncio.Event()
+        self._force = False
+        self.health = HealthServicer()
+
+    def request_stop(self) -> None:
+        if self._stop.is_set():
+            log.warning("second stop signal: not waiting for in-flight calls")
+            self._force = True
+        self._stop.set()
+
+    async def run(self) -> None:
+        settings = self._settings
+        log.info("starting the engine for %s", self._engine_args.model)
+        # The engine exists before the gRPC server: its core process is spawned first.
+        engine = Engine.start(self._engine_args)
+        service = QAService(engine, settings.defaults, settings.limits)
+        server = self._build_grpc_server(service)
+        address = f"{settings.host}:{settings.port}"
+        if server.add_insecure_port(address) == 0:
+            engine.shutdown()
+            raise RuntimeError(f"cannot listen on {address}")
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        await server.start()
+        log.info("listening on %s; warming up", address)
+        try:
+            await _warm_up(service)
+            service.ready = True
+            await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+            log.info("serving %s (max_model_len %d)", engine.model_name, engine.max_model_len)
+            await self._stop.wait()
+        finally:
+            await self._shut_down(server, service, engine)
+
+    def _build_grpc_server(self, service: QAService) -> grpc.aio.Server:
+        limit = self._settings.limits.max_message_bytes
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", limit),
+                ("grpc.max_send_message_length", limit),
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        pb_grpc.add_SynthQAServiceServicer_to_server(SynthQAServicer(service), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+             reflection.SERVICE_NAME],
+            server,
+        )
+        return server
+
+    async def _set_health(self, status: int) -> None:
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, status)
+
+    async def _shut_down(self, server: grpc.aio.Server, service: QAService, engine: Engine) -> None:
+        log.info("shutting down: refusing new calls, draining in-flight ones")
+        service.draining = True
+        await self.health.enter_graceful_shutdown()
+        if not self._force:
+            try:
+                await asyncio.wait_for(service.wait_idle(), self._settings.shutdown_grace)
+            except TimeoutError:
+                log.warning("grace period over: cancelling calls still in flight")
+        # Cancels what is left; each cancelled call aborts its engine requests.
+        await server.stop(0)
+        engine.shutdown()
+        stopped = terminate_children(os.getpid())
+        if stopped:
+            log.info("stopped %d leftover child process(es)", stopped)
+        log.info("stopped")
+
+
+async def _warm_up(service: QAService) -> None:
+    """One real generation: compiles the default grammar and proves the engine works before the
+    server reports SERVING."""
+    plan = service.default_plan
+    document = tokenize_document(service.engine.tokenizer, _WARM_UP_TEXT)
+    chunk = chunk_document(document, plan.chunk_token_budget, 0)[0]
+    async for _ in service.generator.generate("warm-up", chunk, plan, "synthqa-warm-up"):
+        pass
+
+
+def install_signal_handlers(server: SynthQAServer) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, server.request_stop)

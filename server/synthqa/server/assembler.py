@@ -1,0 +1,65 @@
+"""Reassembles documents that arrive in parts on one stream, enforcing identity and size rules."""
+
+from __future__ import annotations
+
+from .errors import InvalidArgument, ResourceExhausted
+
+MAX_DOCUMENT_ID_CHARS = 256
+
+
+class DocumentAssembler:
+    def __init__(self, max_document_chars: int, field_prefix: str = "document") -> None:
+        self._max_chars = max_document_chars
+        self._prefix = field_prefix
+        self._open: dict[str, list[str]] = {}
+        self._open_chars: dict[str, int] = {}
+        self._finished: set[str] = set()
+
+    def add_part(self, document_id: str, text: str, more_follows: bool) -> str | None:
+        """Take one part; return the whole text once its last part has arrived."""
+        if not document_id:
+            raise InvalidArgument.single(f"{self._prefix}.document_id", "must not be empty")
+        if len(document_id) > MAX_DOCUMENT_ID_CHARS:
+            raise InvalidArgument.single(
+                f"{self._prefix}.document_id",
+                f"must be at most {MAX_DOCUMENT_ID_CHARS} characters, got {len(document_id)}",
+            )
+        if document_id in self._finished:
+            raise InvalidArgument.single(
+                f"{self._prefix}.document_id",
+                f"document {document_id!r} was already completed on this stream; "
+                "document ids must be unique and a finished document takes no more parts",
+            )
+        chars = self._open_chars.get(document_id, 0) + len(text)
+        if chars > self._max_chars:
+            raise ResourceExhausted(
+                f"document {document_id!r}",
+                f"{chars} characters is more than the limit of {self._max_chars}",
+            )
+        self._open.setdefault(document_id, []).append(text)
+        self._open_chars[document_id] = chars
+        if more_follows:
+            return None
+        whole = "".join(self._open.pop(document_id))
+        del self._open_chars[document_id]
+        self._finished.add(document_id)
+        validate_text(whole, f"{self._prefix}.text", document_id)
+        return whole
+
+    def close(self) -> None:
+        """The client half-closed: every document must be complete."""
+        if self._open:
+            unfinished = ", ".join(repr(d) for d in sorted(self._open))
+            raise InvalidArgument.single(
+                f"{self._prefix}.more_follows",
+                f"the stream ended while document(s) {unfinished} still expected parts "
+                "(their last part had more_follows set)",
+            )
+
+
+def validate_text(text: str, field_path: str, document_id: str | None = None) -> None:
+    if not text.strip():
+        subject = f"document {document_id!r}" if document_id else "the document"
+        raise InvalidArgument.single(
+            field_path, f"{subject} is empty or only whitespace; there is nothing to ask about"
+        )

@@ -1,0 +1,98 @@
+"""Token-window chunking with the model's own tokenizer.
+
+A document is tokenized once, with character offsets. Windows over its tokens are as equal in
+size as possible, never larger than the budget, and consecutive windows share exactly
+`overlap` tokens, so no token is lost and there is no tiny last chunk. Each chunk keeps its token
+ids (the prompt is assembled from ids, so the engine sees exactly the tokens counted here) and
+its span in the original text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+class OffsetTokenizer(Protocol):
+    """What the chunker needs of a Hugging Face fast tokenizer."""
+
+    def __call__(self, text: str, **kwargs: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class TokenizedDocument:
+    text: str
+    token_ids: Sequence[int]
+    # (start, end) character offsets of each token in `text`.
+    offsets: Sequence[tuple[int, int]]
+
+    @property
+    def token_count(self) -> int:
+        return len(self.token_ids)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    index: int
+    text: str
+    token_ids: tuple[int, ...]
+    char_start: int
+    char_end: int
+
+    @property
+    def token_count(self) -> int:
+        return len(self.token_ids)
+
+
+def tokenize_document(tokenizer: OffsetTokenizer, text: str) -> TokenizedDocument:
+    encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    return TokenizedDocument(
+        text=text,
+        token_ids=list(encoding["input_ids"]),
+        offsets=[(int(start), int(end)) for start, end in encoding["offset_mapping"]],
+    )
+
+
+def window_bounds(token_count: int, budget: int, overlap: int) -> list[tuple[int, int]]:
+    """Half-open token windows covering `token_count` tokens.
+
+    The fewest windows of at most `budget` tokens whose neighbours overlap by exactly `overlap`;
+    their sizes differ by at most one token.
+    """
+    if budget < 1:
+        raise ValueError(f"budget must be positive, got {budget}")
+    if not 0 <= overlap < budget:
+        raise ValueError(f"overlap must be in [0, budget), got {overlap} with budget {budget}")
+    if token_count <= budget:
+        return [(0, token_count)] if token_count else []
+    stride = budget - overlap
+    count = -(-(token_count - overlap) // stride)  # ceil division
+    # Sizes sum to token_count plus the tokens counted twice in the overlaps.
+    base, extra = divmod(token_count + (count - 1) * overlap, count)
+    windows = []
+    start = 0
+    for i in range(count):
+        end = start + base + (1 if i < extra else 0)
+        windows.append((start, end))
+        start = end - overlap
+    return windows
+
+
+def chunk_document(document: TokenizedDocument, budget: int, overlap: int) -> list[Chunk]:
+    chunks = []
+    for index, (start, end) in enumerate(window_bounds(document.token_count, budget, overlap)):
+        char_start = document.offsets[start][0]
+        # A token may end before a later one (byte-level pieces of one character share the
+        # character's span), so take the furthest end in the window.
+        char_end = max(offset_end for _, offset_end in document.offsets[start:end])
+        chunks.append(
+            Chunk(
+                index=index,
+                text=document.text[char_start:char_end],
+                token_ids=tuple(document.token_ids[start:end]),
+                char_start=char_start,
+                char_end=char_end,
+            )
+        )
+    return chunks

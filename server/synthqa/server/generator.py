@@ -1,0 +1,96 @@
+"""Generates one chunk's pairs on the engine, parsing them as the tokens stream in."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from .chunker import Chunk
+from .engine import Engine, SamplingRequest
+from .events import (
+    ChunkCompleted,
+    ChunkFailed,
+    FailureCode,
+    FinishReason,
+    PairGenerated,
+)
+from .pair_parser import MalformedOutput, PairStreamParser
+from .planner import GenerationPlan
+
+log = logging.getLogger(__name__)
+
+ChunkEvent = PairGenerated | ChunkCompleted | ChunkFailed
+
+
+class ChunkGenerator:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    async def generate(
+        self, document_id: str, chunk: Chunk, plan: GenerationPlan, request_id: str
+    ) -> AsyncIterator[ChunkEvent]:
+        """Yield each pair as it is parsed, then exactly one ChunkCompleted or ChunkFailed."""
+        options = plan.options
+        prompt_ids = plan.frame.wrap(chunk.token_ids)
+        request = SamplingRequest(
+            max_tokens=options.max_generation_tokens,
+            temperature=options.temperature,
+            top_p=options.top_p,
+            seed=options.seed,
+            json_schema=plan.schema,
+        )
+        parser = PairStreamParser()
+        pairs = 0
+        generated = 0
+        prompt_tokens = len(prompt_ids)
+        finish = FinishReason.UNSPECIFIED
+
+        def failed(code: FailureCode, message: str) -> ChunkFailed:
+            return ChunkFailed(document_id, chunk.index, code, message, pairs, generated, finish)
+
+        try:
+            stream = self._engine.generate(prompt_ids, request, request_id)
+            # aclosing: leaving early (bad output) closes the stream, which aborts the request.
+            async with contextlib.aclosing(stream):
+                async for delta in stream:
+                    generated += delta.new_token_count
+                    prompt_tokens = delta.prompt_token_count
+                    if delta.finished:
+                        finish = FinishReason.from_engine(delta.finish_reason)
+                    for pair in parser.feed(delta.text):
+                        yield PairGenerated(
+                            document_id, chunk.index, pairs, pair.question, pair.answer
+                        )
+                        pairs += 1
+        except MalformedOutput as error:
+            yield failed(FailureCode.INTERNAL, f"the model's output could not be parsed: {error}")
+            return
+        except Exception as error:  # the engine failed this request; other chunks go on
+            log.error("engine request %s failed: %s", request_id, type(error).__name__)
+            dead = self._engine.is_dead
+            code = FailureCode.UNAVAILABLE if dead else FailureCode.INTERNAL
+            yield failed(code, f"the engine failed: {type(error).__name__}: {error}")
+            return
+
+        if finish is FinishReason.LENGTH:
+            yield failed(
+                FailureCode.RESOURCE_EXHAUSTED,
+                f"the output was truncated at max_generation_tokens="
+                f"{options.max_generation_tokens} after {pairs} of {options.num_pairs} pairs",
+            )
+        elif finish is FinishReason.ABORT:
+            yield failed(FailureCode.ABORTED, f"the engine aborted the request after {pairs} pairs")
+        else:
+            try:
+                parser.finish()
+            except MalformedOutput as error:
+                yield failed(FailureCode.INTERNAL, f"the model's output is malformed: {error}")
+                return
+            if pairs != options.num_pairs:
+                yield failed(
+                    FailureCode.INTERNAL,
+                    f"the model returned {pairs} pairs where {options.num_pairs} were asked for",
+                )
+                return
+            yield ChunkCompleted(document_id, chunk.index, prompt_tokens, generated, finish, pairs)

@@ -1,0 +1,95 @@
+"""Parses question–answer pairs out of a `{"pairs":[...]}` record while it is still streaming,
+so each pair can be sent the moment its closing brace arrives."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+# Lenient: a string may hold raw control characters even though the schema forbids them.
+_DECODER = json.JSONDecoder(strict=False)
+_WHITESPACE = " \t\r\n"
+
+
+@dataclass(frozen=True)
+class ParsedPair:
+    question: str
+    answer: str
+
+
+class MalformedOutput(ValueError):
+    """The output cannot be a `{"pairs":[...]}` record."""
+
+
+class PairStreamParser:
+    def __init__(self) -> None:
+        self._text = ""
+        self._pos = 0
+        self._in_array = False
+        self._array_closed = False
+
+    @property
+    def text(self) -> str:
+        return self._text
+
+    def feed(self, delta: str) -> list[ParsedPair]:
+        """Add streamed text; return the pairs it completed."""
+        self._text += delta
+        pairs = []
+        while (pair := self._next_pair()) is not None:
+            pairs.append(pair)
+        return pairs
+
+    def finish(self) -> None:
+        """Check that the record closed properly; raise MalformedOutput if it did not."""
+        if not self._array_closed:
+            raise MalformedOutput("the output ended before its list of pairs closed")
+        try:
+            record, end = _DECODER.raw_decode(self._text.lstrip(_WHITESPACE))
+        except json.JSONDecodeError as error:
+            raise MalformedOutput(f"the output is not valid JSON: {error.msg}") from None
+        if not isinstance(record, dict) or set(record) != {"pairs"}:
+            raise MalformedOutput('the output is not a {"pairs": [...]} object')
+
+    def _skip(self, chars: str) -> None:
+        while self._pos < len(self._text) and self._text[self._pos] in chars:
+            self._pos += 1
+
+    def _next_pair(self) -> ParsedPair | None:
+        if self._array_closed:
+            return None
+        if not self._in_array:
+            opening = self._text.find("[", self._pos)
+            if opening < 0:
+                return None
+            if not self._text[: opening].replace(" ", "").startswith('{"pairs":'):
+                raise MalformedOutput('the output does not start with {"pairs":[')
+            self._in_array = True
+            self._pos = opening + 1
+        self._skip(_WHITESPACE + ",")
+        if self._pos >= len(self._text):
+            return None
+        if self._text[self._pos] == "]":
+            self._array_closed = True
+            self._pos += 1
+            return None
+        if self._text[self._pos] != "{":
+            raise MalformedOutput(f"unexpected {self._text[self._pos]!r} in the list of pairs")
+        try:
+            item, end = _DECODER.raw_decode(self._text, self._pos)
+        except json.JSONDecodeError:
+            return None  # not complete yet
+        self._pos = end
+        return _as_pair(item)
+
+
+def _as_pair(item: object) -> ParsedPair:
+    if not isinstance(item, dict):
+        raise MalformedOutput("a pair is not a JSON object")
+    question, answer = item.get("question"), item.get("answer")
+    if not isinstance(question, str) or not isinstance(answer, str):
+        raise MalformedOutput("a pair lacks a string question or answer")
+    question, answer = question.strip(" "), answer.strip(" ")
+    if not question or not answer:
+        raise MalformedOutput("a pair has an empty question or answer")
+    return ParsedPair(question=question, answer=answer)
