@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     own.add_argument("--port", type=int, default=50051, help="port (default %(default)s)")
     own.add_argument("--shutdown-grace", type=float, default=30.0,
                      help="seconds in-flight calls get to finish on SIGTERM (default %(default)s)")
-    own.add_argument("--log-level", default="INFO", help="synthqa log level (default %(default)s)")
+    own.add_argument("--server-log-level", default="INFO",
+                     help="log level of synthqa's own logs (default %(default)s)")
     limits = parser.add_argument_group("synthqa limits")
     limits.add_argument("--max-message-bytes", type=int, default=_LIMITS.max_message_bytes)
     limits.add_argument("--max-document-chars", type=int, default=_LIMITS.max_document_chars)
@@ -72,7 +73,7 @@ def parse(argv: list[str] | None = None) -> tuple[AsyncEngineArgs, ServerSetting
         host=args.host,
         port=args.port,
         shutdown_grace=args.shutdown_grace,
-        log_level=args.log_level,
+        log_level=args.server_log_level,
         defaults=GenerationOptions(
             num_pairs=args.default_num_pairs,
             max_generation_tokens=args.default_max_generation_tokens,

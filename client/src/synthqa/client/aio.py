@@ -1,0 +1,115 @@
+"""asyncio client."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from synthqa.v1 import synthqa_pb2 as pb
+from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
+
+from .errors import SynthQAError
+from .events import as_generate_response
+from .requests import (
+    CHANNEL_OPTIONS,
+    DEFAULT_PART_CHARS,
+    Document,
+    document_parts,
+    generation_options,
+)
+
+
+class AsyncSynthQAClient:
+    """The asyncio twin of SynthQAClient: the same methods, awaited."""
+
+    def __init__(self, target: str = "localhost:50051", *, timeout: float | None = None) -> None:
+        self.target = target
+        self.timeout = timeout
+        self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        self._stub = pb_grpc.SynthQAServiceStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+
+    async def __aenter__(self) -> AsyncSynthQAClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def wait_ready(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        request = health_pb2.HealthCheckRequest(service="synthqa.v1.SynthQAService")
+        while True:
+            try:
+                reply = await self._health.Check(request, timeout=2.0)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.target} did not become SERVING within {timeout} s")
+            await asyncio.sleep(0.2)
+
+    async def server_info(self) -> pb.GetServerInfoResponse:
+        return await self._call(self._stub.GetServerInfo, pb.GetServerInfoRequest())
+
+    async def chunk(self, text: str, **options: Any) -> pb.ChunkDocumentResponse:
+        request = pb.ChunkDocumentRequest(text=text, options=generation_options(**options))
+        return await self._call(self._stub.ChunkDocument, request)
+
+    async def generate_document(
+        self, text: str, *, document_id: str = "", **options: Any
+    ) -> AsyncIterator[pb.GenerateResponse]:
+        request = pb.GenerateDocumentRequest(
+            document_id=document_id, text=text, options=generation_options(**options)
+        )
+        call = self._stub.GenerateDocument(request, timeout=self.timeout)
+        try:
+            async for event in call:
+                yield as_generate_response(event)
+        except grpc.RpcError as error:
+            raise SynthQAError.from_rpc_error(error) from None
+        finally:
+            call.cancel()
+
+    async def generate(
+        self,
+        documents: Iterable[Document] | AsyncIterable[Document],
+        *,
+        part_chars: int = DEFAULT_PART_CHARS,
+        **options: Any,
+    ) -> AsyncIterator[pb.GenerateResponse]:
+        """Stream documents (a plain or async iterable) in and events out over one call."""
+
+        async def requests() -> AsyncIterator[pb.GenerateRequest]:
+            yield pb.GenerateRequest(options=generation_options(**options))
+            if isinstance(documents, AsyncIterable):
+                async for document in documents:
+                    for part in document_parts(document, part_chars):
+                        yield part
+            else:
+                for document in documents:
+                    for part in document_parts(document, part_chars):
+                        yield part
+
+        call = self._stub.Generate(requests(), timeout=self.timeout)
+        try:
+            async for event in call:
+                yield event
+        except grpc.RpcError as error:
+            raise SynthQAError.from_rpc_error(error) from None
+        finally:
+            call.cancel()
+
+    async def _call(self, method: Any, request: Any) -> Any:
+        try:
+            return await method(request, timeout=self.timeout)
+        except grpc.RpcError as error:
+            raise SynthQAError.from_rpc_error(error) from None

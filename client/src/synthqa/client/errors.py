@@ -1,0 +1,50 @@
+"""Errors raised by the client: the gRPC status with its google.rpc details unpacked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    field: str
+    description: str
+
+
+class SynthQAError(Exception):
+    """A call failed. `code` is the gRPC status code; `field_violations` lists bad fields for
+    INVALID_ARGUMENT, `quota_violations` the limits hit for RESOURCE_EXHAUSTED."""
+
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        message: str,
+        field_violations: tuple[FieldViolation, ...] = (),
+        quota_violations: tuple[FieldViolation, ...] = (),
+    ) -> None:
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+        self.message = message
+        self.field_violations = field_violations
+        self.quota_violations = quota_violations
+
+    @classmethod
+    def from_rpc_error(cls, error: grpc.RpcError) -> SynthQAError:
+        code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
+        message = error.details() if hasattr(error, "details") else str(error)
+        fields: list[FieldViolation] = []
+        quotas: list[FieldViolation] = []
+        status = rpc_status.from_call(error) if isinstance(error, grpc.Call) else None
+        for detail in status.details if status else []:
+            bad_request = error_details_pb2.BadRequest()
+            quota = error_details_pb2.QuotaFailure()
+            if detail.Unpack(bad_request):
+                fields += [FieldViolation(v.field, v.description)
+                           for v in bad_request.field_violations]
+            elif detail.Unpack(quota):
+                quotas += [FieldViolation(v.subject, v.description) for v in quota.violations]
+        return cls(code, message or "", tuple(fields), tuple(quotas))

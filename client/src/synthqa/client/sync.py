@@ -1,0 +1,106 @@
+"""Blocking client."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from synthqa.v1 import synthqa_pb2 as pb
+from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
+
+from .errors import SynthQAError
+from .events import as_generate_response
+from .requests import (
+    CHANNEL_OPTIONS,
+    DEFAULT_PART_CHARS,
+    Document,
+    generate_requests,
+    generation_options,
+)
+
+
+class SynthQAClient:
+    """A connection to a synthqa server.
+
+    `timeout` (seconds) is the deadline of each call; None means none. Options not given take
+    the server's defaults. Failures raise SynthQAError with the status and field details.
+    """
+
+    def __init__(self, target: str = "localhost:50051", *, timeout: float | None = None) -> None:
+        self.target = target
+        self.timeout = timeout
+        self._channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+        self._stub = pb_grpc.SynthQAServiceStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+
+    def __enter__(self) -> SynthQAClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Block until the server reports SERVING (the engine is up and warm)."""
+        deadline = time.monotonic() + timeout
+        request = health_pb2.HealthCheckRequest(service="synthqa.v1.SynthQAService")
+        while True:
+            try:
+                reply = self._health.Check(request, timeout=2.0)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.target} did not become SERVING within {timeout} s")
+            time.sleep(0.2)
+
+    def server_info(self) -> pb.GetServerInfoResponse:
+        return self._call(self._stub.GetServerInfo, pb.GetServerInfoRequest())
+
+    def chunk(self, text: str, **options: Any) -> pb.ChunkDocumentResponse:
+        request = pb.ChunkDocumentRequest(text=text, options=generation_options(**options))
+        return self._call(self._stub.ChunkDocument, request)
+
+    def generate_document(
+        self, text: str, *, document_id: str = "", **options: Any
+    ) -> Iterator[pb.GenerateResponse]:
+        """Events for one document, as the server produces them."""
+        request = pb.GenerateDocumentRequest(
+            document_id=document_id, text=text, options=generation_options(**options)
+        )
+        try:
+            for event in self._stub.GenerateDocument(request, timeout=self.timeout):
+                yield as_generate_response(event)
+        except grpc.RpcError as error:
+            raise SynthQAError.from_rpc_error(error) from None
+
+    def generate(
+        self,
+        documents: Iterable[Document],
+        *,
+        part_chars: int = DEFAULT_PART_CHARS,
+        **options: Any,
+    ) -> Iterator[pb.GenerateResponse]:
+        """Stream documents in and events out over one call. Documents are read lazily, so an
+        iterator of any length works; events for different documents come interleaved."""
+        requests = generate_requests(documents, generation_options(**options), part_chars)
+        call = self._stub.Generate(requests, timeout=self.timeout)
+        try:
+            yield from call
+        except grpc.RpcError as error:
+            raise SynthQAError.from_rpc_error(error) from None
+        finally:
+            call.cancel()  # no-op when finished; stops the server's work when abandoned
+
+    def _call(self, method: Any, request: Any) -> Any:
+        try:
+            return method(request, timeout=self.timeout)
+        except grpc.RpcError as error:
+            raise SynthQAError.from_rpc_error(error) from None
