@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
         for name, kind, text in OPTION_FLAGS:
             sub.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None, help=text)
     commands.add_parser("info", help="describe the server")
+    wait = commands.add_parser("wait", help="wait until the server reports SERVING")
+    wait.add_argument("--for", dest="wait_for", type=float, default=600.0, metavar="SECONDS")
     return parser
 
 
@@ -55,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         with SynthQAClient(args.target, timeout=args.timeout) as client:
+            if args.command == "wait":
+                client.wait_ready(args.wait_for)
+                return 0
             if args.command == "info":
                 print(_to_json(client.server_info()))
                 return 0
@@ -68,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         for violation in error.field_violations + error.quota_violations:
             print(f"  {violation.field}: {violation.description}", file=sys.stderr)
         return 1
-    except OSError as error:
+    except (OSError, TimeoutError) as error:
         print(f"synthqa: {error}", file=sys.stderr)
         return 1
 

@@ -1,0 +1,45 @@
+# The README's commands. Everything installs itself into .venv on first use.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.synthqa-installed
+TINY_MODEL := .cache/tiny-model
+MODEL ?= $(TINY_MODEL)
+PORT ?= 50051
+OUT ?= out/pairs.jsonl
+# Small KV cache on CPU: the tiny model needs little, and the machines are shared.
+export VLLM_CPU_KVCACHE_SPACE ?= 1
+
+.PHONY: setup run serve test lint protos check-protos clean
+
+setup: $(STAMP) $(TINY_MODEL)/config.json
+
+$(STAMP): pyproject.toml client/pyproject.toml scripts/bootstrap.sh
+	scripts/bootstrap.sh
+	touch $@
+
+$(TINY_MODEL)/config.json: scripts/make_tiny_model.py samples/lighthouses.txt | $(STAMP)
+	$(PY) scripts/make_tiny_model.py $(TINY_MODEL)
+
+## run: start a server on MODEL, generate pairs for the sample document into OUT, stop the server
+run: setup
+	MODEL="$(MODEL)" PORT="$(PORT)" OUT="$(OUT)" PY="$(PY)" scripts/run_demo.sh
+
+## serve: the server alone, in the foreground (Ctrl-C stops it)
+serve: setup
+	$(PY) -m synthqa.server --model "$(MODEL)" --port $(PORT) $(if $(filter $(TINY_MODEL),$(MODEL)),--max-model-len 2048,) $(SERVER_ARGS)
+
+## test: the whole suite against a real server on the tiny model
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(PY) -m ruff check server client/src/synthqa/client tests scripts
+
+## protos: regenerate the committed Python stubs from protos/
+protos: $(STAMP)
+	$(PY) -m grpc_tools.protoc -I protos --python_out=client/src --pyi_out=client/src \
+		--grpc_python_out=client/src protos/synthqa/v1/synthqa.proto
+
+clean:
+	rm -rf $(VENV) .cache out .pytest_cache .hypothesis
