@@ -157,3 +157,18 @@ def test_wrong_shape_is_malformed() -> None:
         PairStreamParser().feed('{"items":[{"question":"a","answer":"b"}]}')
     with pytest.raises(MalformedOutput):
         PairStreamParser().feed('{"pairs":[{"question":"a"}]}')
+
+
+@pytest.mark.parametrize("num_pairs,max_tokens", [(1, 60), (1, 4096), (2, 512), (5, 512),
+                                                  (50, 4096), (3, 1500)])
+def test_schema_compiles_in_the_engine_grammar_backend(num_pairs: int, max_tokens: int) -> None:
+    # xgrammar, with the real tokenizer, as the engine compiles it: long strings once broke it.
+    import xgrammar
+
+    tokenizer = AutoTokenizer.from_pretrained(TINY_MODEL)
+    compiler = xgrammar.GrammarCompiler(
+        xgrammar.TokenizerInfo.from_huggingface(tokenizer, vocab_size=len(tokenizer)))
+    bounds = pair_bounds(num_pairs, max_tokens)
+    assert bounds is not None
+    compiler.compile_json_schema(json.dumps(qa_schema(num_pairs, bounds)),
+                                 any_whitespace=False, separators=(",", ":"))

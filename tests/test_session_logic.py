@@ -51,7 +51,7 @@ class ScriptedEngine:
         self.active += 1
         self.peak = max(self.peak, self.active)
         try:
-            pieces = [self.text[i:i + 7] for i in range(0, len(self.text), 7)]
+            pieces = [self.text[i:i + 7] for i in range(0, len(self.text), 7)] or [""]
             for n, piece in enumerate(pieces):
                 await asyncio.sleep(self.delay)
                 if self.fail and n == 2:
@@ -178,3 +178,9 @@ async def test_a_slow_reader_holds_back_new_chunks(window: int) -> None:
     assert not adding.done()
     await session.cancel()
     adding.cancel()
+
+
+async def test_engine_error_finish_fails_the_chunk_with_a_reason() -> None:
+    events = await run_chunk(ScriptedEngine("", finish_reason="error"))
+    assert len(events) == 1 and isinstance(events[0], ChunkFailed)
+    assert events[0].code is FailureCode.INTERNAL and "could not run" in events[0].message

@@ -21,10 +21,11 @@ class FinishReason(enum.Enum):
     STOP = "stop"
     LENGTH = "length"
     ABORT = "abort"
+    ERROR = "error"
 
     @classmethod
     def from_engine(cls, reason: str | None) -> FinishReason:
-        return {"stop": cls.STOP, "length": cls.LENGTH, "abort": cls.ABORT}.get(
+        return {"stop": cls.STOP, "length": cls.LENGTH, "abort": cls.ABORT, "error": cls.ERROR}.get(
             reason or "", cls.UNSPECIFIED
         )
 

@@ -41,6 +41,7 @@ class ChunkGenerator:
             json_schema=plan.schema,
         )
         parser = PairStreamParser()
+        finished = False
         pairs = 0
         generated = 0
         prompt_tokens = len(prompt_ids)
@@ -57,6 +58,7 @@ class ChunkGenerator:
                     generated += delta.new_token_count
                     prompt_tokens = delta.prompt_token_count
                     if delta.finished:
+                        finished = True
                         finish = FinishReason.from_engine(delta.finish_reason)
                     for pair in parser.feed(delta.text):
                         yield PairGenerated(
@@ -73,7 +75,13 @@ class ChunkGenerator:
             yield failed(code, f"the engine failed: {type(error).__name__}: {error}")
             return
 
-        if finish is FinishReason.LENGTH:
+        if not finished or finish is FinishReason.ERROR:
+            yield failed(
+                FailureCode.INTERNAL,
+                "the engine could not run the request (for example, its output grammar failed "
+                "to compile); the server log has the engine's error",
+            )
+        elif finish is FinishReason.LENGTH:
             yield failed(
                 FailureCode.RESOURCE_EXHAUSTED,
                 f"the output was truncated at max_generation_tokens="

@@ -1,0 +1,116 @@
+"""Bad input gets INVALID_ARGUMENT (or RESOURCE_EXHAUSTED) with field details, and the server
+keeps serving."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from synthqa.client import Document, SynthQAClient, SynthQAError
+from synthqa.v1 import synthqa_pb2 as pb
+from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
+
+from .serverproc import ServerProcess
+
+TEXT = "Augustin Fresnel presented a new kind of lens in 1822."
+
+
+def options(**fields) -> pb.GenerateRequest:
+    return pb.GenerateRequest(options=pb.GenerationOptions(**fields))
+
+
+def part(document_id: str, text: str = TEXT, more_follows: bool = False) -> pb.GenerateRequest:
+    return pb.GenerateRequest(
+        document=pb.DocumentPart(document_id=document_id, text=text, more_follows=more_follows))
+
+
+def raw_generate(server: ServerProcess, requests: list[pb.GenerateRequest]) -> SynthQAError:
+    with grpc.insecure_channel(server.target) as channel:
+        stub = pb_grpc.SynthQAServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as caught:
+            list(stub.Generate(iter(requests), timeout=120))
+    return SynthQAError.from_rpc_error(caught.value)
+
+
+def fields_of(error: SynthQAError) -> list[str]:
+    return [v.field for v in error.field_violations]
+
+
+@pytest.fixture(autouse=True)
+def server_keeps_serving(client: SynthQAClient):
+    yield
+    # After every bad request, real work still gets done.
+    events = list(client.generate_document(TEXT, num_pairs=1))
+    assert sum(e.HasField("qa_pair") for e in events) == 1
+
+
+STREAM_CASES = {
+    "document before options": ([part("a")], ["options"]),
+    "options twice": ([options(), options()], ["options"]),
+    "empty text": ([options(), part("a", "")], ["document.text"]),
+    "whitespace-only text": ([options(), part("a", " \n\t  ")], ["document.text"]),
+    "whitespace-only in parts": (
+        [options(), part("a", "  ", True), part("a", "\n")], ["document.text"]),
+    "empty document id": ([options(), part("")], ["document.document_id"]),
+    "duplicate document id": ([options(), part("a"), part("a")], ["document.document_id"]),
+    "part of a finished document": (
+        [options(), part("a"), part("a", " more", True)], ["document.document_id"]),
+    "stream ends mid-document": ([options(), part("a", TEXT, True)], ["document.more_follows"]),
+    "message with neither": ([options(), pb.GenerateRequest()], ["document"]),
+    "zero pairs": ([options(num_pairs=0), part("a")], ["options.num_pairs"]),
+    "negative pairs": ([options(num_pairs=-3), part("a")], ["options.num_pairs"]),
+    "temperature too high": ([options(temperature=2.5), part("a")], ["options.temperature"]),
+    "temperature negative": ([options(temperature=-0.1), part("a")], ["options.temperature"]),
+    "top_p zero": ([options(top_p=0.0), part("a")], ["options.top_p"]),
+    "top_p above one": ([options(top_p=1.01), part("a")], ["options.top_p"]),
+    "overlap not below chunk size": (
+        [options(max_chunk_tokens=64, chunk_overlap_tokens=64), part("a")],
+        ["options.chunk_overlap_tokens"]),
+    "too many pairs for the budget": (
+        [options(num_pairs=30, max_generation_tokens=300), part("a")],
+        ["options.max_generation_tokens"]),
+    "chunk larger than the context": (
+        [options(max_chunk_tokens=5000), part("a")], ["options.max_chunk_tokens"]),
+    "several bad options at once": (
+        [options(num_pairs=0, top_p=2.0), part("a")], ["options.num_pairs", "options.top_p"]),
+}
+
+
+@pytest.mark.parametrize("case", list(STREAM_CASES))
+def test_bad_stream_is_invalid_argument_with_fields(server: ServerProcess, case: str) -> None:
+    requests, expected_fields = STREAM_CASES[case]
+    error = raw_generate(server, requests)
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT, error
+    assert fields_of(error) == expected_fields
+    assert all(v.description for v in error.field_violations)
+
+
+def test_generate_document_rejects_blank_text(client: SynthQAClient) -> None:
+    with pytest.raises(SynthQAError) as caught:
+        list(client.generate_document("   "))
+    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert fields_of(caught.value) == ["text"]
+
+
+def test_chunk_document_rejects_bad_options(client: SynthQAClient) -> None:
+    with pytest.raises(SynthQAError) as caught:
+        client.chunk(TEXT, max_chunk_tokens=10, chunk_overlap_tokens=20)
+    assert fields_of(caught.value) == ["options.chunk_overlap_tokens"]
+
+
+def test_document_over_the_size_limit_is_resource_exhausted(client: SynthQAClient) -> None:
+    big = "Lighthouse keepers trimmed the wicks. " * 6000  # > 200,000 characters
+    with pytest.raises(SynthQAError) as caught:
+        list(client.generate([Document("big", big)], part_chars=50_000))
+    assert caught.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert caught.value.quota_violations and "200000" in caught.value.quota_violations[0].description
+    with pytest.raises(SynthQAError) as caught:
+        client.chunk(big)
+    assert caught.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_empty_stream_ends_cleanly(server: ServerProcess) -> None:
+    with grpc.insecure_channel(server.target) as channel:
+        stub = pb_grpc.SynthQAServiceStub(channel)
+        assert list(stub.Generate(iter([]), timeout=30)) == []
+        assert list(stub.Generate(iter([options()]), timeout=30)) == []
