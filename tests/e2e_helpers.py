@@ -62,7 +62,9 @@ def assert_document_complete(events: DocumentEvents, num_pairs: int) -> None:
         indexes = sorted(p.pair_index for p in events.pairs if p.chunk_index == chunk_index)
         assert indexes == list(range(num_pairs))
     for pair in events.pairs:
-        jsonschema.validate({"question": pair.question, "answer": pair.answer}, schema)
+        instance = {"question": pair.question, "answer": pair.answer}
+        errors = list(jsonschema.Draft202012Validator(schema).iter_errors(instance))
+        assert not errors, f"pair breaks the schema: {ascii(instance)}: {errors[0].message[:80]}"
     for completed in events.completed:
         assert completed.finish_reason == pb.FINISH_REASON_STOP
         assert completed.pair_count == num_pairs

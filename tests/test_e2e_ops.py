@@ -49,9 +49,9 @@ def test_grpcurl_lists_and_describes_through_reflection(server: ServerProcess) -
 
 def test_grpcurl_calls_the_service_with_json(server: ServerProcess) -> None:
     info = json.loads(grpcurl(server, "synthqa.v1.SynthQAService/GetServerInfo"))
-    assert info["maxModelLen"] == 2048
-    request = json.dumps({"documentId": "curl", "text": SAMPLE[:600],
-                          "options": {"numPairs": 2}})
+    assert info["max_model_len"] == 2048
+    request = json.dumps({"document_id": "curl", "text": SAMPLE[:600],
+                          "options": {"num_pairs": 2}})
     output = grpcurl(server, "synthqa.v1.SynthQAService/GenerateDocument", data=request)
     decoder, events, position = json.JSONDecoder(), [], 0
     while position < len(output.strip()):
@@ -59,9 +59,9 @@ def test_grpcurl_calls_the_service_with_json(server: ServerProcess) -> None:
         events.append(event)
         while position < len(output) and output[position].isspace():
             position += 1
-    pairs = [e["qaPair"] for e in events if "qaPair" in e]
-    assert len(pairs) == 2 and all(p["documentId"] == "curl" for p in pairs)
-    assert "documentCompleted" in events[-1]
+    pairs = [e["qa_pair"] for e in events if "qa_pair" in e]
+    assert len(pairs) == 2 and all(p["document_id"] == "curl" for p in pairs)
+    assert "document_completed" in events[-1]
 
 
 def wait_until_idle(client: SynthQAClient, within: float) -> float:

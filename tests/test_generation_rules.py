@@ -172,3 +172,30 @@ def test_schema_compiles_in_the_engine_grammar_backend(num_pairs: int, max_token
     assert bounds is not None
     compiler.compile_json_schema(json.dumps(qa_schema(num_pairs, bounds)),
                                  any_whitespace=False, separators=(",", ":"))
+
+
+def test_string_grammar_admits_only_valid_utf8_without_escapes() -> None:
+    import xgrammar
+    from xgrammar.testing import _is_grammar_accept_string
+
+    bounds = pair_bounds(1, 200)
+    assert bounds is not None
+    pattern = qa_schema(1, bounds)["properties"]["pairs"]["items"]["properties"]["answer"]["pattern"]
+    grammar = xgrammar.Grammar.from_regex(pattern)
+    for good in ("Fresnel.", "灯台 at night", "faro 🏝"):
+        assert _is_grammar_accept_string(grammar, good.encode())
+    # A surrogate's bytes would decode to replacement characters; quotes and escapes need
+    # strict-JSON care; a leading space makes a blank-looking pair.
+    for bad in (b"ab\xed\xa0\x80", b'say "hi"', b"back\\slash", b" lead", b"new\nline"):
+        assert not _is_grammar_accept_string(grammar, bad)
+
+
+def test_undecodable_bytes_are_dropped_unless_the_source_has_them() -> None:
+    # The grammar admits overlong UTF-8 (e.g. E0 88 B8), which decodes to U+FFFD characters.
+    text = '{"pairs":[{"question":"Why\ufffd\ufffd\ufffd?","answer":"Because."}]}'
+    cleaned = PairStreamParser(drop_replacement_characters=True).feed(text)
+    assert [(p.question, p.answer) for p in cleaned] == [("Why?", "Because.")]
+    kept = PairStreamParser(drop_replacement_characters=False).feed(text)
+    assert kept[0].question == "Why\ufffd\ufffd\ufffd?"
+    with pytest.raises(MalformedOutput):
+        PairStreamParser(True).feed('{"pairs":[{"question":"\ufffd\ufffd","answer":"x"}]}')

@@ -15,7 +15,7 @@ from .events import (
     FinishReason,
     PairGenerated,
 )
-from .pair_parser import MalformedOutput, PairStreamParser
+from .pair_parser import REPLACEMENT_CHARACTER, MalformedOutput, PairStreamParser
 from .planner import GenerationPlan
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,9 @@ class ChunkGenerator:
             seed=options.seed,
             json_schema=plan.schema,
         )
-        parser = PairStreamParser()
+        parser = PairStreamParser(
+            drop_replacement_characters=REPLACEMENT_CHARACTER not in chunk.text
+        )
         finished = False
         pairs = 0
         generated = 0

@@ -21,8 +21,16 @@ class MalformedOutput(ValueError):
     """The output cannot be a `{"pairs":[...]}` record."""
 
 
+REPLACEMENT_CHARACTER = "\ufffd"
+
+
 class PairStreamParser:
-    def __init__(self) -> None:
+    """`drop_replacement_characters`: remove U+FFFD from pairs. The engine's grammar admits some
+    invalid UTF-8 (overlong three-byte forms), which decodes to U+FFFD; when the source text has
+    no U+FFFD, every one in the output is such an undecodable byte, not content."""
+
+    def __init__(self, drop_replacement_characters: bool = False) -> None:
+        self._drop_replacement = drop_replacement_characters
         self._text = ""
         self._pos = 0
         self._in_array = False
@@ -80,15 +88,18 @@ class PairStreamParser:
         except json.JSONDecodeError:
             return None  # not complete yet
         self._pos = end
-        return _as_pair(item)
+        return _as_pair(item, self._drop_replacement)
 
 
-def _as_pair(item: object) -> ParsedPair:
+def _as_pair(item: object, drop_replacement: bool) -> ParsedPair:
     if not isinstance(item, dict):
         raise MalformedOutput("a pair is not a JSON object")
     question, answer = item.get("question"), item.get("answer")
     if not isinstance(question, str) or not isinstance(answer, str):
         raise MalformedOutput("a pair lacks a string question or answer")
+    if drop_replacement:
+        question = question.replace(REPLACEMENT_CHARACTER, "")
+        answer = answer.replace(REPLACEMENT_CHARACTER, "")
     question, answer = question.strip(" "), answer.strip(" ")
     if not question or not answer:
         raise MalformedOutput("a pair has an empty question or answer")

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 # What a string may hold: no quote, backslash or control character, and no leading space, so
-# strict JSON parsing works and a pair is never blank.
-_FIRST_CHAR = r'[^"\\\x00-\x20]'
-_NEXT_CHAR = r'[^"\\\x00-\x1f]'
+# strict JSON parsing works and a pair is never blank. Surrogate code points are excluded: xgrammar
+# would otherwise emit their (invalid) UTF-8 bytes, which decode to replacement characters.
+_FIRST_CHAR = r'[^"\\\x00-\x20\ud800-\udfff]'
+_NEXT_CHAR = r'[^"\\\x00-\x1f\ud800-\udfff]'
 MIN_QUESTION_CHARS = 8
 MIN_ANSWER_CHARS = 8
 # Upper caps: grammar compile time grows fast with string length (measured with xgrammar 0.2.8:
