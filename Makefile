@@ -29,12 +29,15 @@ run: setup
 serve: setup
 	$(PY) -m synthqa.server --model "$(MODEL)" --port $(PORT) $(if $(filter $(TINY_MODEL),$(MODEL)),--max-model-len 2048,) $(SERVER_ARGS)
 
-## test: the whole suite against a real server on the tiny model
+LINTED := server client/src/synthqa/client tests scripts
+
+## test: lint, then the whole suite against a real server on the tiny model
 test: setup
+	$(PY) -m ruff check $(LINTED)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup
-	$(PY) -m ruff check server client/src/synthqa/client tests scripts
+	$(PY) -m ruff check $(LINTED)
 
 ## protos: regenerate the committed Python stubs from protos/
 protos: $(STAMP)

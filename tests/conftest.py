@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 import psutil
 import pytest
-
 from synthqa.client import SynthQAClient
 
 from .serverproc import REPO, TINY_MODEL, ServerProcess, free_port
@@ -33,7 +32,9 @@ def server(tiny_model_path: str) -> Iterator[ServerProcess]:
     finally:
         children = process.descendants()
         code = process.stop()
-        leftovers = [c.pid for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+        leftovers = [
+            c.pid for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE
+        ]
         assert code == 0, f"server exited with {code}; see {process.log_path}"
         assert not leftovers, f"server left processes behind: {leftovers}"
 

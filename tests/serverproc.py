@@ -70,7 +70,8 @@ class ServerProcess:
         seen: list[int | None] = []
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}; see {self.log_path}")
+                raise RuntimeError(
+                    f"server exited with {self.process.returncode}; see {self.log_path}")
             status = health_status(self.target, timeout=0.5)
             if not seen or seen[-1] != status:
                 seen.append(status)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from transformers import AutoTokenizer
-
 from synthqa.server.chunker import chunk_document, tokenize_document, window_bounds
+from transformers import AutoTokenizer
 
 from .serverproc import REPO, TINY_MODEL
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import grpc
 import pytest
-
 from synthqa.client import Document, SynthQAClient, SynthQAError
 from synthqa.v1 import synthqa_pb2 as pb
 from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
@@ -103,7 +102,8 @@ def test_document_over_the_size_limit_is_resource_exhausted(client: SynthQAClien
     with pytest.raises(SynthQAError) as caught:
         list(client.generate([Document("big", big)], part_chars=50_000))
     assert caught.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert caught.value.quota_violations and "200000" in caught.value.quota_violations[0].description
+    quota = caught.value.quota_violations
+    assert quota and "200000" in quota[0].description
     with pytest.raises(SynthQAError) as caught:
         client.chunk(big)
     assert caught.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED

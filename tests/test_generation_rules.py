@@ -8,14 +8,13 @@ import jsonschema
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from transformers import AutoTokenizer
-
 from synthqa.server.errors import InvalidArgument
 from synthqa.server.options import GenerationOptions, OptionOverrides, apply_overrides
 from synthqa.server.pair_parser import MalformedOutput, PairStreamParser
 from synthqa.server.planner import Planner
 from synthqa.server.prompts import PromptBuilder
 from synthqa.server.schema import min_generation_tokens, pair_bounds, qa_schema
+from transformers import AutoTokenizer
 
 from .serverproc import TINY_MODEL
 
@@ -180,7 +179,8 @@ def test_string_grammar_admits_only_valid_utf8_without_escapes() -> None:
 
     bounds = pair_bounds(1, 200)
     assert bounds is not None
-    pattern = qa_schema(1, bounds)["properties"]["pairs"]["items"]["properties"]["answer"]["pattern"]
+    pair = qa_schema(1, bounds)["properties"]["pairs"]["items"]
+    pattern = pair["properties"]["answer"]["pattern"]
     grammar = xgrammar.Grammar.from_regex(pattern)
     for good in ("Fresnel.", "灯台 at night", "faro 🏝"):
         assert _is_grammar_accept_string(grammar, good.encode())

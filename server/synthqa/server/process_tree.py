@@ -9,8 +9,9 @@ import psutil
 log = logging.getLogger(__name__)
 
 
-def terminate_children(pid: int, timeout: float = 5.0) -> int:
-    """Terminate every descendant of `pid`, then kill the ones that did not exit in time.
+def terminate_children(pid: int, timeout: float = 2.0) -> int:
+    """Terminate every descendant of `pid`, then kill the ones that did not exit in time (the
+    multiprocessing resource tracker ignores SIGTERM).
     Returns how many had to be stopped."""
     try:
         children = psutil.Process(pid).children(recursive=True)

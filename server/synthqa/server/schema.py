@@ -73,7 +73,8 @@ def min_generation_tokens(num_pairs: int) -> int:
 def _bounded_string(max_chars: int) -> dict[str, Any]:
     # xgrammar rejects pattern together with maxLength, so the bound lives in the pattern.
     rest = max_chars - 1
-    runs = [_MAX_REPEAT] * (rest // _MAX_REPEAT) + ([rest % _MAX_REPEAT] if rest % _MAX_REPEAT else [])
+    full_runs, last_run = divmod(rest, _MAX_REPEAT)
+    runs = [_MAX_REPEAT] * full_runs + ([last_run] if last_run else [])
     tail = "".join(f"{_NEXT_CHAR}{{0,{run}}}" for run in runs)
     return {"type": "string", "pattern": f"^{_FIRST_CHAR}{tail}$"}
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from synthqa.v1 import synthqa_pb2 as pb
 from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
 
@@ -43,8 +42,8 @@ class AsyncSynthQAClient:
     async def close(self) -> None:
         await self._channel.close()
 
-    async def wait_ready(self, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
+    async def wait_ready(self, within: float = 120.0) -> None:
+        deadline = time.monotonic() + within
         request = health_pb2.HealthCheckRequest(service="synthqa.v1.SynthQAService")
         while True:
             try:
@@ -54,7 +53,7 @@ class AsyncSynthQAClient:
             except grpc.RpcError:
                 pass
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.target} did not become SERVING within {timeout} s")
+                raise TimeoutError(f"{self.target} did not become SERVING within {within} s")
             await asyncio.sleep(0.2)
 
     async def server_info(self) -> pb.GetServerInfoResponse:

@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--out", type=Path, required=True, help="JSONL file to write")
     generate.add_argument("--show", type=int, default=0, metavar="N",
                           help="print the first N pairs to the terminal")
-    generate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    generate.add_argument("--no-progress", action="store_true",
+                          help="no progress bar (the default when stderr is not a terminal)")
     chunk = commands.add_parser("chunk", help="show how the server chunks a file")
     chunk.add_argument("file", type=Path)
     chunk.add_argument("--json", action="store_true", help="print the full response as JSON")
@@ -113,7 +114,7 @@ class _Progress:
 
 
 def _generate(client: SynthQAClient, args: argparse.Namespace, options: dict[str, Any]) -> int:
-    progress = _Progress(len(args.files), enabled=not args.no_progress)
+    progress = _Progress(len(args.files), enabled=not args.no_progress and sys.stderr.isatty())
     shown = 0
     failures: list[str] = []
     args.out.parent.mkdir(parents=True, exist_ok=True)

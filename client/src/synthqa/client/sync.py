@@ -8,7 +8,6 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from synthqa.v1 import synthqa_pb2 as pb
 from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
 
@@ -46,9 +45,9 @@ class SynthQAClient:
     def close(self) -> None:
         self._channel.close()
 
-    def wait_ready(self, timeout: float = 120.0) -> None:
+    def wait_ready(self, within: float = 120.0) -> None:
         """Block until the server reports SERVING (the engine is up and warm)."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         request = health_pb2.HealthCheckRequest(service="synthqa.v1.SynthQAService")
         while True:
             try:
@@ -58,7 +57,7 @@ class SynthQAClient:
             except grpc.RpcError:
                 pass
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.target} did not become SERVING within {timeout} s")
+                raise TimeoutError(f"{self.target} did not become SERVING within {within} s")
             time.sleep(0.2)
 
     def server_info(self) -> pb.GetServerInfoResponse:
