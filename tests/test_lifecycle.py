@@ -89,3 +89,48 @@ def test_sigterm_drains_in_flight_calls_then_exits_cleanly(own_server) -> None:
     while any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children):
         assert time.monotonic() < deadline, "child processes outlived the server"
         time.sleep(0.1)
+
+
+@pytest.fixture
+def doomed_server(own_server):
+    # Runs after the shared and the SIGTERM server, never beside them.
+    process = ServerProcess(port=free_port(), log_path=REPO / "out" / "test-dead-engine.log")
+    process.start()
+    process.wait_serving()
+    yield process
+    if process.process and process.process.poll() is None:
+        process.stop()
+
+
+def test_engine_death_fails_chunks_reports_not_serving_and_exits(doomed_server) -> None:
+    process = doomed_server
+    assert process.process is not None
+    children = process.descendants()
+    seen: queue.Queue = queue.Queue()
+    stop_watch = threading.Event()
+    threading.Thread(target=watch_health, args=(process.target, seen, stop_watch),
+                     daemon=True).start()
+    assert seen.get(timeout=10) == SERVING
+
+    events = []
+    with SynthQAClient(process.target, timeout=120) as client:
+        stream = client.generate([Document("doomed", SAMPLE * 4)], num_pairs=5,
+                                 max_chunk_tokens=200)
+        try:
+            for event in stream:
+                events.append(event)
+                if event.HasField("qa_pair") and not any(
+                        e.HasField("qa_pair") for e in events[:-1]):
+                    engine_core = [c for c in children if "EngineCore" in " ".join(
+                        [c.name(), *c.cmdline()])]
+                    assert engine_core, [c.cmdline() for c in children]
+                    engine_core[0].kill()
+        except SynthQAError as error:
+            assert error.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
+    failures = [e.chunk_failed for e in events if e.HasField("chunk_failed")]
+    assert failures, "chunks caught in the engine's death are reported, not dropped"
+    assert all(f.error.code == grpc.StatusCode.UNAVAILABLE.value[0] for f in failures)
+    assert seen.get(timeout=30) == NOT_SERVING
+    stop_watch.set()
+    assert process.process.wait(timeout=60) == 1, "a dead engine makes the server exit non-zero"
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]

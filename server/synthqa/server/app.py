@@ -26,6 +26,8 @@ from .servicer import SynthQAServicer
 log = logging.getLogger("synthqa.server")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SynthQAService"].full_name
+ENGINE_CHECK_SECONDS = 0.5
+DEAD_ENGINE_GRACE_SECONDS = 5.0
 _WARM_UP_TEXT = "Lighthouses guide ships at night with bright, distinctive lights."
 
 
@@ -35,6 +37,7 @@ class SynthQAServer:
         self._settings = settings
         self._stop = asyncio.Event()
         self._force = False
+        self._engine_died = False
         self.health = HealthServicer()
 
     def request_stop(self) -> None:
@@ -62,9 +65,22 @@ class SynthQAServer:
             service.ready = True
             await self._set_health(health_pb2.HealthCheckResponse.SERVING)
             log.info("serving %s (max_model_len %d)", engine.model_name, engine.max_model_len)
+            watchdog = asyncio.create_task(self._watch_engine(engine))
             await self._stop.wait()
+            watchdog.cancel()
         finally:
             await self._shut_down(server, service, engine)
+        if self._engine_died:
+            raise RuntimeError("the engine died; exiting so that a supervisor can restart us")
+
+    async def _watch_engine(self, engine: Engine) -> None:
+        """A dead engine cannot recover: report NOT_SERVING and exit non-zero."""
+        while not engine.is_dead:  # noqa: ASYNC110 - vLLM offers no event to wait on
+            await asyncio.sleep(ENGINE_CHECK_SECONDS)
+        log.error("the engine died; shutting down")
+        self._engine_died = True
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        self._stop.set()
 
     def _build_grpc_server(self, service: QAService) -> grpc.aio.Server:
         limit = self._settings.limits.max_message_bytes
@@ -92,9 +108,13 @@ class SynthQAServer:
         log.info("shutting down: refusing new calls, draining in-flight ones")
         service.draining = True
         await self.health.enter_graceful_shutdown()
+        grace = self._settings.shutdown_grace
+        if self._engine_died:
+            # Calls in flight fail fast now; give them a moment to send their chunk_failed events.
+            grace = min(grace, DEAD_ENGINE_GRACE_SECONDS)
         if not self._force:
             try:
-                await asyncio.wait_for(service.wait_idle(), self._settings.shutdown_grace)
+                await asyncio.wait_for(service.wait_idle(), grace)
             except TimeoutError:
                 log.warning("grace period over: cancelling calls still in flight")
         # Cancels what is left; each cancelled call aborts its engine requests.

@@ -46,7 +46,15 @@ class Chunk:
 
 
 def tokenize_document(tokenizer: OffsetTokenizer, text: str) -> TokenizedDocument:
-    encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    # split_special_tokens: a document that contains "<|eot|>" or a chat header as text must
+    # not inject those control tokens into the prompt.
+    encoding = tokenizer(
+        text,
+        add_special_tokens=False,
+        return_offsets_mapping=True,
+        split_special_tokens=True,
+        verbose=False,  # documents are meant to be longer than the model's context
+    )
     return TokenizedDocument(
         text=text,
         token_ids=list(encoding["input_ids"]),
