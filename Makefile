@@ -23,7 +23,8 @@ $(TINY_MODEL)/config.json: scripts/make_tiny_model.py samples/lighthouses.txt | 
 
 ## run: start a server on MODEL, generate pairs for the sample document into OUT, stop the server
 run: setup
-	MODEL="$(MODEL)" PORT="$(PORT)" OUT="$(OUT)" PY="$(PY)" scripts/run_demo.sh
+	MODEL="$(MODEL)" PORT="$(PORT)" OUT="$(OUT)" PY="$(PY)" SERVER_ARGS="$(SERVER_ARGS)" \
+		scripts/run_demo.sh
 
 ## serve: the server alone, in the foreground (Ctrl-C stops it)
 serve: setup

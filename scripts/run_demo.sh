@@ -14,6 +14,9 @@ server_args=(--model "$MODEL" --host 127.0.0.1 --port "$PORT")
 if [ "$MODEL" = .cache/tiny-model ]; then
   server_args+=(--max-model-len 2048)
 fi
+# Extra server flags, e.g. SERVER_ARGS="--max-model-len 4096" for a larger model on a small KV cache.
+read -r -a extra_args <<<"${SERVER_ARGS:-}"
+server_args+=("${extra_args[@]}")
 
 echo "run: starting the server on $MODEL at 127.0.0.1:$PORT (log: $LOG)"
 "$PY" -m synthqa.server "${server_args[@]}" >"$LOG" 2>&1 &

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import psutil
 import pytest
+
 from synthqa.client import SynthQAClient
 
 from .serverproc import REPO, TINY_MODEL, ServerProcess, free_port

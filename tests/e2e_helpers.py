@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import jsonschema
+
 from synthqa.server.schema import pair_bounds, qa_schema
 from synthqa.v1 import synthqa_pb2 as pb
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from synthqa.server.chunker import chunk_document, tokenize_document, window_bounds
 from transformers import AutoTokenizer
+
+from synthqa.server.chunker import chunk_document, tokenize_document, window_bounds
 
 from .serverproc import REPO, TINY_MODEL
 

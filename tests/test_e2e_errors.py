@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
+
 from synthqa.client import Document, SynthQAClient, SynthQAError
 from synthqa.v1 import synthqa_pb2 as pb
 from synthqa.v1 import synthqa_pb2_grpc as pb_grpc

@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from synthqa.client import AsyncSynthQAClient, Document, SynthQAClient
 
 from .e2e_helpers import SAMPLE, assert_document_complete, by_document
@@ -153,3 +155,22 @@ def test_cli_reports_bad_options_with_field(server: ServerProcess, tmp_path) -> 
                      "--top-p", "1.5")
     assert result.returncode == 1
     assert "INVALID_ARGUMENT" in result.stderr and "options.top_p" in result.stderr
+
+
+def test_an_error_in_the_callers_documents_reaches_the_caller(client: SynthQAClient) -> None:
+    def documents():
+        yield Document("fine", SAMPLE[:500])
+        raise ValueError("the source broke")
+
+    with pytest.raises(ValueError, match="the source broke"):
+        list(client.generate(documents(), num_pairs=1))
+    assert client.server_info().load.active_calls == 0
+
+
+def test_cli_names_a_file_that_is_not_utf8(server: ServerProcess, tmp_path) -> None:
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("Phare de Cordouan, \u00e9t\u00e9".encode("latin-1"))
+    result = run_cli(server, "generate", str(REPO / "samples" / "lighthouses.txt"), str(bad),
+                     "--out", str(tmp_path / "o.jsonl"))
+    assert result.returncode == 1
+    assert "latin1.txt is not UTF-8 text" in result.stderr

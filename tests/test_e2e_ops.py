@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from synthqa.client import Document, SynthQAClient, SynthQAError
 
 from .e2e_helpers import SAMPLE

@@ -8,13 +8,14 @@ import jsonschema
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from transformers import AutoTokenizer
+
 from synthqa.server.errors import InvalidArgument
 from synthqa.server.options import GenerationOptions, OptionOverrides, apply_overrides
 from synthqa.server.pair_parser import MalformedOutput, PairStreamParser
 from synthqa.server.planner import Planner
 from synthqa.server.prompts import PromptBuilder
 from synthqa.server.schema import min_generation_tokens, pair_bounds, qa_schema
-from transformers import AutoTokenizer
 
 from .serverproc import TINY_MODEL
 

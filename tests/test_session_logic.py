@@ -11,6 +11,7 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
+
 from synthqa.server.chunker import Chunk
 from synthqa.server.engine import EngineDelta, SamplingRequest
 from synthqa.server.events import (

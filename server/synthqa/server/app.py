@@ -12,9 +12,10 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
+from vllm.engine.arg_utils import AsyncEngineArgs
+
 from synthqa.v1 import synthqa_pb2 as pb
 from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
-from vllm.engine.arg_utils import AsyncEngineArgs
 
 from .chunker import chunk_document, tokenize_document
 from .config import ServerSettings

@@ -4,6 +4,7 @@ the servicer."""
 from __future__ import annotations
 
 from google.rpc import status_pb2
+
 from synthqa.v1 import synthqa_pb2 as pb
 
 from .chunker import Chunk

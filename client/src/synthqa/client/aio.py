@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from synthqa.v1 import synthqa_pb2 as pb
 from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
 
@@ -87,22 +88,31 @@ class AsyncSynthQAClient:
     ) -> AsyncIterator[pb.GenerateResponse]:
         """Stream documents (a plain or async iterable) in and events out over one call."""
 
+        failures: list[Exception] = []
+
         async def requests() -> AsyncIterator[pb.GenerateRequest]:
             yield pb.GenerateRequest(options=generation_options(**options))
-            if isinstance(documents, AsyncIterable):
-                async for document in documents:
-                    for part in document_parts(document, part_chars):
-                        yield part
-            else:
-                for document in documents:
-                    for part in document_parts(document, part_chars):
-                        yield part
+            try:
+                if isinstance(documents, AsyncIterable):
+                    async for document in documents:
+                        for part in document_parts(document, part_chars):
+                            yield part
+                else:
+                    for document in documents:
+                        for part in document_parts(document, part_chars):
+                            yield part
+            except Exception as error:
+                # gRPC would only cancel the call: keep the cause to raise it to the caller.
+                failures.append(error)
+                raise
 
         call = self._stub.Generate(requests(), timeout=self.timeout)
         try:
             async for event in call:
                 yield event
         except grpc.RpcError as error:
+            if failures:
+                raise failures[0] from None
             raise SynthQAError.from_rpc_error(error) from None
         finally:
             call.cancel()

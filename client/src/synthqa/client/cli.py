@@ -29,6 +29,10 @@ OPTION_FLAGS = [
 ]
 
 
+class CliError(Exception):
+    """A problem with the command's input, reported without a traceback."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="synthqa", description=__doc__)
     parser.add_argument("--target", default="localhost:50051", help="server host:port")
@@ -74,13 +78,13 @@ def main(argv: list[str] | None = None) -> int:
         for violation in error.field_violations + error.quota_violations:
             print(f"  {violation.field}: {violation.description}", file=sys.stderr)
         return 1
-    except (OSError, TimeoutError) as error:
+    except (OSError, TimeoutError, CliError) as error:
         print(f"synthqa: {error}", file=sys.stderr)
         return 1
 
 
 def _chunk(client: SynthQAClient, args: argparse.Namespace, options: dict[str, Any]) -> int:
-    response = client.chunk(args.file.read_text(encoding="utf-8"), **options)
+    response = client.chunk(_read_text(args.file), **options)
     if args.json:
         print(_to_json(response))
         return 0
@@ -93,10 +97,17 @@ def _chunk(client: SynthQAClient, args: argparse.Namespace, options: dict[str, A
     return 0
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise CliError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start})") from None
+
+
 def _documents(files: list[Path]) -> Iterator[Document]:
     for index, path in enumerate(files):
         # Two files may share a name; the index keeps document ids unique in the call.
-        yield Document(f"{index}:{path}", path.read_text(encoding="utf-8"))
+        yield Document(f"{index}:{path}", _read_text(path))
 
 
 class _Progress:
@@ -114,6 +125,10 @@ class _Progress:
 
 
 def _generate(client: SynthQAClient, args: argparse.Namespace, options: dict[str, Any]) -> int:
+    # Files are streamed lazily from gRPC's sending thread, where an error would only cancel
+    # the call: check them all first, so a bad one is named before any work starts.
+    for path in args.files:
+        _read_text(path)
     progress = _Progress(len(args.files), enabled=not args.no_progress and sys.stderr.isatty())
     shown = 0
     failures: list[str] = []

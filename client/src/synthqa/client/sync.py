@@ -8,6 +8,7 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from synthqa.v1 import synthqa_pb2 as pb
 from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
 
@@ -90,10 +91,23 @@ class SynthQAClient:
         """Stream documents in and events out over one call. Documents are read lazily, so an
         iterator of any length works; events for different documents come interleaved."""
         requests = generate_requests(documents, generation_options(**options), part_chars)
-        call = self._stub.Generate(requests, timeout=self.timeout)
+        # gRPC reads `requests` on its own thread, where an exception only cancels the call:
+        # keep it, to raise it here instead of an opaque CANCELLED.
+        failures: list[Exception] = []
+
+        def guarded() -> Iterator[pb.GenerateRequest]:
+            try:
+                yield from requests
+            except Exception as error:
+                failures.append(error)
+                raise
+
+        call = self._stub.Generate(guarded(), timeout=self.timeout)
         try:
             yield from call
         except grpc.RpcError as error:
+            if failures:
+                raise failures[0] from None
             raise SynthQAError.from_rpc_error(error) from None
         finally:
             call.cancel()  # no-op when finished; stops the server's work when abandoned
