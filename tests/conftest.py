@@ -24,7 +24,8 @@ def server(tiny_model_path: str) -> Iterator[ServerProcess]:
         port=free_port(),
         log_path=REPO / "out" / "test-server.log",
         # Small limits so the limit tests need no huge inputs.
-        extra_args=["--max-document-chars", "200000", "--max-in-flight-chunks-per-call", "8"],
+        extra_args=["--max-document-chars", "200000", "--max-in-flight-chunks-per-call", "8",
+                    "--max-chunks-per-document", "1000"],
     )
     process.start()
     try:

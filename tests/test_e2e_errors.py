@@ -115,3 +115,47 @@ def test_empty_stream_ends_cleanly(server: ServerProcess) -> None:
         stub = pb_grpc.SynthQAServiceStub(channel)
         assert list(stub.Generate(iter([]), timeout=30)) == []
         assert list(stub.Generate(iter([options()]), timeout=30)) == []
+
+
+def test_invalid_utf8_on_the_wire_is_invalid_argument(server: ServerProcess) -> None:
+    # What a careless client in another language can send: a string field that is not UTF-8.
+    options_message = pb.GenerateRequest(options=pb.GenerationOptions()).SerializeToString()
+    document = b"\x0a\x01a" + b"\x12\x02\xff\xfe"  # DocumentPart{document_id: "a", text: FF FE}
+    bad_message = b"\x12" + bytes([len(document)]) + document
+    with grpc.insecure_channel(server.target) as channel:
+        call = channel.stream_stream("/synthqa.v1.SynthQAService/Generate")
+        with pytest.raises(grpc.RpcError) as caught:
+            list(call(iter([options_message, bad_message]), timeout=60))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert fields_of(SynthQAError.from_rpc_error(caught.value)) == ["request"]
+
+
+def test_long_document_id_is_rejected_on_both_paths(client: SynthQAClient) -> None:
+    with pytest.raises(SynthQAError) as caught:
+        list(client.generate_document(TEXT, document_id="x" * 10_000))
+    assert fields_of(caught.value) == ["document_id"]
+    with pytest.raises(SynthQAError) as caught:
+        list(client.generate([Document("y" * 257, TEXT)]))
+    assert fields_of(caught.value) == ["document.document_id"]
+
+
+def test_seed_minus_one_is_rejected(client: SynthQAClient) -> None:
+    with pytest.raises(SynthQAError) as caught:
+        list(client.generate_document(TEXT, seed=-1))
+    assert fields_of(caught.value) == ["options.seed"]
+
+
+def test_many_open_documents_hit_the_call_limit(server: ServerProcess) -> None:
+    # Each part is under the 200,000-character limit; together the open documents are not.
+    requests = [options()] + [part(f"open-{i}", "x" * 60_000, True) for i in range(4)]
+    error = raw_generate(server, requests)
+    assert error.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert error.quota_violations[0].field == "unfinished documents"
+
+
+def test_too_many_chunks_per_document_is_resource_exhausted(client: SynthQAClient) -> None:
+    text = "Lighthouse keepers trimmed the wicks every night. " * 2000
+    with pytest.raises(SynthQAError) as caught:
+        client.chunk(text, max_chunk_tokens=2, chunk_overlap_tokens=1)
+    assert caught.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "max_chunk_tokens" in caught.value.quota_violations[0].description

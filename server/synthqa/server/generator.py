@@ -83,7 +83,7 @@ class ChunkGenerator:
                 "the engine could not run the request (for example, its output grammar failed "
                 "to compile); the server log has the engine's error",
             )
-        elif finish is FinishReason.LENGTH:
+        elif finish is FinishReason.LENGTH and not _is_complete(parser, pairs, options.num_pairs):
             yield failed(
                 FailureCode.RESOURCE_EXHAUSTED,
                 f"the output was truncated at max_generation_tokens="
@@ -104,3 +104,15 @@ class ChunkGenerator:
                 )
                 return
             yield ChunkCompleted(document_id, chunk.index, prompt_tokens, generated, finish, pairs)
+
+
+def _is_complete(parser: PairStreamParser, pairs: int, num_pairs: int) -> bool:
+    """Whether a record that hit the token limit was whole anyway (only its end-of-sequence
+    token did not fit)."""
+    if pairs != num_pairs:
+        return False
+    try:
+        parser.finish()
+    except MalformedOutput:
+        return False
+    return True

@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields, replace
 from .errors import ViolationCollector
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+UNSEEDED = -1
 
 
 @dataclass(frozen=True)
@@ -71,5 +72,8 @@ def apply_overrides(
             f"{options.max_chunk_tokens}")
     if options.seed is not None and not INT64_MIN <= options.seed <= INT64_MAX:
         bad("seed", "must fit in a signed 64-bit integer")
+    elif options.seed == UNSEEDED:
+        # vLLM reads -1 as "no seed": accepting it would break the reproducibility promise.
+        bad("seed", "-1 is reserved; leave seed unset for unseeded sampling")
     problems.raise_if_any()
     return options

@@ -64,10 +64,10 @@ def pair_bounds(num_pairs: int, max_generation_tokens: int) -> PairBounds | None
 
 def min_generation_tokens(num_pairs: int) -> int:
     """The smallest max_generation_tokens that leaves room for `num_pairs` useful pairs."""
-    tokens = skeleton_bytes(num_pairs)
-    while pair_bounds(num_pairs, tokens) is None:
-        tokens += 1
-    return tokens
+    per_pair = MIN_QUESTION_CHARS + MIN_ANSWER_CHARS
+    while int(per_pair * QUESTION_SHARE) < MIN_QUESTION_CHARS:
+        per_pair += 1
+    return skeleton_bytes(num_pairs) + _EOS_TOKENS + per_pair * num_pairs
 
 
 def _bounded_string(max_chars: int) -> dict[str, Any]:

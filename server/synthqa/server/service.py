@@ -12,7 +12,7 @@ from . import __version__
 from .assembler import validate_text
 from .chunker import Chunk, TokenizedDocument, chunk_document, tokenize_document
 from .engine import Engine
-from .errors import ResourceExhausted, Unavailable
+from .errors import InvalidArgument, ResourceExhausted, Unavailable
 from .generator import ChunkGenerator
 from .options import GenerationOptions, OptionOverrides, apply_overrides
 from .planner import GenerationPlan, Planner
@@ -27,6 +27,7 @@ class ServiceLimits:
     max_num_pairs: int = 50
     max_in_flight_chunks_per_call: int = 32
     max_in_flight_chunks: int = 256
+    max_chunks_per_document: int = 20_000
 
 
 @dataclass(frozen=True)
@@ -95,30 +96,55 @@ class QAService:
 
     async def chunk(self, text: str, plan: GenerationPlan, field_path: str) -> ChunkedDocument:
         validate_text(text, field_path)
-        # Tokenizing a large document takes a while: keep the event loop serving others.
-        document = await asyncio.to_thread(tokenize_document, self.engine.tokenizer, text)
+        # Tokenizing and windowing a large document takes a while: keep the loop serving others.
+        chunked = await asyncio.to_thread(self._chunk_now, text, plan)
+        if not chunked.chunks:
+            raise InvalidArgument.single(
+                field_path, "the document has no tokens for this model's tokenizer"
+            )
+        if len(chunked.chunks) > self.limits.max_chunks_per_document:
+            raise ResourceExhausted(
+                "chunks per document",
+                f"the document makes {len(chunked.chunks)} chunks under these options, more "
+                f"than the limit of {self.limits.max_chunks_per_document}; use larger chunks "
+                "(max_chunk_tokens) or split the document",
+            )
+        return chunked
+
+    def _chunk_now(self, text: str, plan: GenerationPlan) -> ChunkedDocument:
+        document = tokenize_document(self.engine.tokenizer, text)
         chunks = chunk_document(
             document, plan.chunk_token_budget, plan.options.chunk_overlap_tokens
         )
         return ChunkedDocument(document, chunks)
 
     @contextlib.asynccontextmanager
-    async def session(self, plan: GenerationPlan) -> AsyncIterator[GenerateSession]:
-        """A generation call; on exit, for any reason, its engine requests are aborted."""
-        session = GenerateSession(
-            self.generator, plan, self.load, window=self.limits.max_in_flight_chunks_per_call
-        )
+    async def call(self) -> AsyncIterator[None]:
+        """Counts a call from its first moment to its last, so a drain waits for all of it."""
         self.load.active_calls += 1
         self._idle.clear()
         try:
-            yield session
+            yield
         finally:
-            await session.cancel()
-            # Belt and braces: anything the cancellation did not reach is aborted by id.
-            await self.engine.abort(session.request_ids)
             self.load.active_calls -= 1
             if self.load.active_calls == 0:
                 self._idle.set()
+
+    @contextlib.asynccontextmanager
+    async def session(self, plan: GenerationPlan) -> AsyncIterator[GenerateSession]:
+        """A generation; on exit, for any reason, its engine requests are aborted."""
+        session = GenerateSession(
+            self.generator, plan, self.load, window=self.limits.max_in_flight_chunks_per_call
+        )
+        try:
+            yield session
+        finally:
+            try:
+                await session.cancel()
+            finally:
+                # Whatever the cancellation did not reach is aborted by id, even if this
+                # clean-up is itself cancelled.
+                await asyncio.shield(self.engine.abort(session.open_request_ids))
 
     async def wait_idle(self) -> None:
         await self._idle.wait()

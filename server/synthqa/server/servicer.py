@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from synthqa.v1 import synthqa_pb2 as pb
 from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
 
 from . import convert
-from .assembler import DocumentAssembler
+from .assembler import DocumentAssembler, validate_document_id
 from .errors import InvalidArgument, ServiceError
 from .planner import GenerationPlan
 from .service import QAService
@@ -40,10 +41,11 @@ class SynthQAServicer(pb_grpc.SynthQAServiceServicer):
     ) -> pb.ChunkDocumentResponse:
         async with _status_on_error(context):
             self._service.check_available()
-            plan = self._service.plan(convert.overrides_from_proto(request.options))
-            self._service.check_document_size(request.text, "text")
-            chunked = await self._service.chunk(request.text, plan, "text")
-            return convert.chunked_document_to_proto(chunked, plan.chunk_token_budget)
+            async with self._service.call():
+                plan = self._service.plan(convert.overrides_from_proto(request.options))
+                self._service.check_document_size(request.text, "text")
+                chunked = await self._service.chunk(request.text, plan, "text")
+                return convert.chunked_document_to_proto(chunked, plan.chunk_token_budget)
         raise AssertionError("unreachable")  # _status_on_error aborts or re-raises
 
     async def GenerateDocument(
@@ -51,41 +53,44 @@ class SynthQAServicer(pb_grpc.SynthQAServiceServicer):
     ) -> AsyncIterator[pb.GenerateDocumentResponse]:
         async with _status_on_error(context):
             self._service.check_available()
-            plan = self._service.plan(convert.overrides_from_proto(request.options))
-            document_id = request.document_id or DEFAULT_DOCUMENT_ID
-            self._service.check_document_size(request.text, "text")
-            chunked = await self._service.chunk(request.text, plan, "text")
-            async with self._service.session(plan) as session:
+            async with self._service.call():
+                plan = self._service.plan(convert.overrides_from_proto(request.options))
+                document_id = request.document_id or DEFAULT_DOCUMENT_ID
+                validate_document_id(document_id, "document_id")
+                self._service.check_document_size(request.text, "text")
+                chunked = await self._service.chunk(request.text, plan, "text")
+                async with self._service.session(plan) as session:
 
-                async def feed() -> None:
-                    await session.add_document(
-                        document_id, chunked.document.token_count, chunked.chunks
-                    )
-                    session.close_input()
+                    async def feed() -> None:
+                        await session.add_document(
+                            document_id, chunked.document.token_count, chunked.chunks
+                        )
+                        session.close_input()
 
-                async with _background(feed(), session):
-                    async for event in session.events():
-                        yield convert.as_document_response(convert.event_to_proto(event))
+                    async with _background(feed(), session):
+                        async for event in session.events():
+                            yield convert.as_document_response(convert.event_to_proto(event))
 
     async def Generate(
         self, request_iterator: AsyncIterator[pb.GenerateRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.GenerateResponse]:
         async with _status_on_error(context):
             self._service.check_available()
-            first = await anext(aiter(request_iterator), None)
-            if first is None:
-                return  # the client sent nothing: nothing to do
-            if not first.HasField("options"):
-                raise InvalidArgument.single(
-                    "options", "the first message of a Generate stream must carry options "
-                    "(send an empty GenerationOptions for the defaults)"
-                )
-            plan = self._service.plan(convert.overrides_from_proto(first.options))
-            async with self._service.session(plan) as session:
-                reader = self._read_documents(request_iterator, session, plan)
-                async with _background(reader, session):
-                    async for event in session.events():
-                        yield convert.event_to_proto(event)
+            async with self._service.call():
+                first = await anext(aiter(request_iterator), None)
+                if first is None:
+                    return  # the client sent nothing: nothing to do
+                if not first.HasField("options"):
+                    raise InvalidArgument.single(
+                        "options", "the first message of a Generate stream must carry options "
+                        "(send an empty GenerationOptions for the defaults)"
+                    )
+                plan = self._service.plan(convert.overrides_from_proto(first.options))
+                async with self._service.session(plan) as session:
+                    reader = self._read_documents(request_iterator, session, plan)
+                    async with _background(reader, session):
+                        async for event in session.events():
+                            yield convert.event_to_proto(event)
 
     async def _read_documents(
         self,
@@ -141,6 +146,10 @@ async def _status_on_error(context: grpc.aio.ServicerContext) -> AsyncIterator[N
         await context.abort_with_status(to_grpc_status(error))
     except grpc.aio.AbortError:
         raise
+    except DecodeError as error:
+        # Typically a string field that is not valid UTF-8, from a client in another language.
+        problem = InvalidArgument.single("request", f"a message could not be parsed: {error}")
+        await context.abort_with_status(to_grpc_status(problem))
     except Exception:
         log.exception("unexpected error in a call")
         await context.abort_with_status(internal_status("internal server error"))

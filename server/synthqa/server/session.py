@@ -4,6 +4,7 @@ window and the server-wide cap, and merges every chunk's events into one stream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -41,6 +42,12 @@ class _End:
     """Sentinel: the stream is over."""
 
 
+class _ReleaseWindowSlot:
+    """Marker after a chunk's last event: once the reader gets here, the chunk's window slot
+    is free. Slots are freed by reading, not by finishing, so a call's unread events are
+    bounded by its window while the engine never waits on a slow reader."""
+
+
 @dataclass
 class _Failure:
     error: BaseException
@@ -55,6 +62,9 @@ class SessionLoad:
         self.in_flight_chunks = 0
 
 
+_QueueItem = GenerationEvent | _ReleaseWindowSlot | _End | _Failure
+
+
 class GenerateSession:
     def __init__(
         self,
@@ -63,24 +73,24 @@ class GenerateSession:
         load: SessionLoad,
         *,
         window: int,
-        max_buffered_events: int = 1024,
     ) -> None:
         self._generator = generator
         self._plan = plan
         self._load = load
         self._window = asyncio.Semaphore(window)
-        self._buffer_room = asyncio.Semaphore(max_buffered_events)
-        self._events: asyncio.Queue[GenerationEvent | _End | _Failure] = asyncio.Queue()
+        self._events: asyncio.Queue[_QueueItem] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
         self._documents = 0
         self._input_closed = False
         self._ended = False
         self.id = uuid.uuid4().hex[:12]
-        self.request_ids: set[str] = set()
+        # Engine requests started and not seen to finish: aborted when the call ends.
+        self.open_request_ids: set[str] = set()
 
     async def add_document(self, document_id: str, token_count: int, chunks: list[Chunk]) -> None:
         """Queue a document's chunks. Waits while the call's window is full, so a client that
-        sends faster than the engine works is slowed down rather than buffered without bound."""
+        sends faster than the engine works, or reads slower, is slowed down rather than
+        buffered without bound."""
         progress = _DocumentProgress(document_id, len(chunks), token_count)
         number = self._documents
         self._documents += 1
@@ -97,37 +107,37 @@ class GenerateSession:
         self._maybe_end()
 
     def fail(self, error: BaseException) -> None:
-        """End the stream with an error once the events already buffered are out."""
+        """End the stream with an error once the events already queued are out."""
         self._events.put_nowait(_Failure(error))
 
     async def events(self) -> AsyncIterator[GenerationEvent]:
         while True:
             item = await self._events.get()
-            if isinstance(item, _End):
+            if isinstance(item, _ReleaseWindowSlot):
+                self._window.release()
+            elif isinstance(item, _End):
                 return
-            if isinstance(item, _Failure):
+            elif isinstance(item, _Failure):
                 raise item.error
-            self._buffer_room.release()
-            yield item
+            else:
+                yield item
 
     async def cancel(self) -> None:
-        """Stop every chunk; cancelling a generation aborts its engine request."""
+        """Stop every chunk; closing a generation aborts its engine request."""
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _emit(self, event: GenerationEvent) -> None:
-        await self._buffer_room.acquire()
-        self._events.put_nowait(event)
-
     async def _run_chunk(self, progress: _DocumentProgress, chunk: Chunk, request_id: str) -> None:
+        emit = self._events.put_nowait
+        outcome: ChunkCompleted | ChunkFailed | None = None
         try:
             async with self._load.engine_slots:
                 self._load.in_flight_chunks += 1
-                self.request_ids.add(request_id)
+                self.open_request_ids.add(request_id)
                 try:
-                    await self._emit(
+                    emit(
                         ChunkStarted(
                             progress.document_id,
                             chunk.index,
@@ -140,19 +150,27 @@ class GenerateSession:
                     stream = self._generator.generate(
                         progress.document_id, chunk, self._plan, request_id
                     )
-                    async for event in stream:
-                        if isinstance(event, ChunkCompleted):
-                            progress.completed += 1
-                            progress.pairs += event.pair_count
-                        elif isinstance(event, ChunkFailed):
-                            progress.failed += 1
-                            progress.pairs += event.pair_count
-                        await self._emit(event)
+                    # aclosing: a cancelled task closes the stream now, which aborts the engine
+                    # request, instead of whenever the garbage collector gets to it.
+                    async with contextlib.aclosing(stream):
+                        async for event in stream:
+                            emit(event)
+                            if isinstance(event, ChunkCompleted | ChunkFailed):
+                                outcome = event
+                    self.open_request_ids.discard(request_id)
                 finally:
                     self._load.in_flight_chunks -= 1
-                    self.request_ids.discard(request_id)
+            if outcome is None:
+                raise RuntimeError("the chunk generator ended without an outcome")
+            # Decide "last chunk of the document" with no await in between, so exactly one
+            # chunk sends DocumentCompleted.
+            if isinstance(outcome, ChunkCompleted):
+                progress.completed += 1
+            else:
+                progress.failed += 1
+            progress.pairs += outcome.pair_count
             if progress.done:
-                await self._emit(
+                emit(
                     DocumentCompleted(
                         progress.document_id,
                         progress.chunk_count,
@@ -168,7 +186,7 @@ class GenerateSession:
             log.exception("chunk task %s crashed", request_id)
             self.fail(error)
         finally:
-            self._window.release()
+            emit(_ReleaseWindowSlot())
             # The done callback that drops this task from _tasks runs later; count it out now.
             self._tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
             self._maybe_end()

@@ -114,6 +114,13 @@ class AsyncSynthQAClient:
             if failures:
                 raise failures[0] from None
             raise SynthQAError.from_rpc_error(error) from None
+        except asyncio.CancelledError:
+            # grpc.aio cancels the call locally when the request iterator fails; unless our
+            # own task is being cancelled, that failure is what the caller must see.
+            task = asyncio.current_task()
+            if failures and task is not None and task.cancelling() == 0:
+                raise failures[0] from None
+            raise
         finally:
             call.cancel()
 

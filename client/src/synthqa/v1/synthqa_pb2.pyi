@@ -64,18 +64,20 @@ class DocumentPart(_message.Message):
     def __init__(self, document_id: _Optional[str] = ..., text: _Optional[str] = ..., more_follows: _Optional[bool] = ...) -> None: ...
 
 class Limits(_message.Message):
-    __slots__ = ("max_message_bytes", "max_document_chars", "max_num_pairs", "max_in_flight_chunks_per_call", "max_in_flight_chunks")
+    __slots__ = ("max_message_bytes", "max_document_chars", "max_num_pairs", "max_in_flight_chunks_per_call", "max_in_flight_chunks", "max_chunks_per_document")
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_DOCUMENT_CHARS_FIELD_NUMBER: _ClassVar[int]
     MAX_NUM_PAIRS_FIELD_NUMBER: _ClassVar[int]
     MAX_IN_FLIGHT_CHUNKS_PER_CALL_FIELD_NUMBER: _ClassVar[int]
     MAX_IN_FLIGHT_CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    MAX_CHUNKS_PER_DOCUMENT_FIELD_NUMBER: _ClassVar[int]
     max_message_bytes: int
     max_document_chars: int
     max_num_pairs: int
     max_in_flight_chunks_per_call: int
     max_in_flight_chunks: int
-    def __init__(self, max_message_bytes: _Optional[int] = ..., max_document_chars: _Optional[int] = ..., max_num_pairs: _Optional[int] = ..., max_in_flight_chunks_per_call: _Optional[int] = ..., max_in_flight_chunks: _Optional[int] = ...) -> None: ...
+    max_chunks_per_document: int
+    def __init__(self, max_message_bytes: _Optional[int] = ..., max_document_chars: _Optional[int] = ..., max_num_pairs: _Optional[int] = ..., max_in_flight_chunks_per_call: _Optional[int] = ..., max_in_flight_chunks: _Optional[int] = ..., max_chunks_per_document: _Optional[int] = ...) -> None: ...
 
 class ServerLoad(_message.Message):
     __slots__ = ("active_calls", "in_flight_chunks", "engine_requests")
