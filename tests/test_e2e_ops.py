@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -90,9 +91,23 @@ def test_cancelling_a_call_frees_the_engine_within_a_second(client: SynthQAClien
 
 
 def test_deadline_frees_the_engine(server: ServerProcess) -> None:
+    engine_was_busy = threading.Event()
+
+    def watch_load() -> None:
+        with SynthQAClient(server.target, timeout=10) as observer:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not engine_was_busy.is_set():
+                if observer.server_info().load.engine_requests > 0:
+                    engine_was_busy.set()
+                time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch_load)
+    watcher.start()
     with SynthQAClient(server.target, timeout=1.5) as short:
         with pytest.raises(SynthQAError) as caught:
             list(short.generate(many_documents(), max_chunk_tokens=200))
+    watcher.join()
+    assert engine_was_busy.is_set(), "the call never reached the engine"
     assert caught.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
     with SynthQAClient(server.target, timeout=30) as client:
         wait_until_idle(client, within=1.0)
