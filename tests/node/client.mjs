@@ -8,9 +8,6 @@
 // with a message on stderr.
 //
 // SYNTHQA_NODE_DEADLINE_S sets the deadline of each call in seconds (default 180).
-// SYNTHQA_NODE_EXTRA_OPTIONS, a JSON object, adds GenerationOptions fields to the Generate
-// call's options (for example {"max_generation_tokens": 256}); num_pairs and
-// max_chunk_tokens stay fixed.
 
 import path from "node:path";
 import process from "node:process";
@@ -26,7 +23,6 @@ const PROTO_FILE = path.join(PROTOS_DIR, "synthqa", "v1", "synthqa.proto");
 const NUM_PAIRS = 2;
 const MAX_CHUNK_TOKENS = 128;
 const DEADLINE_S = Number(process.env.SYNTHQA_NODE_DEADLINE_S ?? "180");
-const EXTRA_OPTIONS = JSON.parse(process.env.SYNTHQA_NODE_EXTRA_OPTIONS || "{}");
 
 const CHUNK_TEXT =
   "Tide pools form where the sea retreats twice a day and leaves water behind in hollows " +
@@ -97,7 +93,7 @@ function generate(client) {
     call.on("error", (error) => reject(new Error(`Generate failed: ${describe(error)}`)));
     call.on("end", () => resolve(events));
 
-    const options = { ...EXTRA_OPTIONS, num_pairs: NUM_PAIRS, max_chunk_tokens: MAX_CHUNK_TOKENS };
+    const options = { num_pairs: NUM_PAIRS, max_chunk_tokens: MAX_CHUNK_TOKENS };
     call.write({ options });
     call.write({ document: { document_id: "node-a", text: DOC_A } });
     DOC_B_PARTS.forEach((text, i) => {
@@ -197,7 +193,6 @@ async function main() {
       },
       num_pairs: NUM_PAIRS,
       max_chunk_tokens: MAX_CHUNK_TOKENS,
-      extra_options: EXTRA_OPTIONS,
       documents,
       event_kinds: eventKinds,
       event_counts: eventCounts,
