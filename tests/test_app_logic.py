@@ -11,6 +11,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from synthqa.server.app import SynthQAServer, _warm_up
+from synthqa.server.chunker import chunk_document, tokenize_document
 from synthqa.server.config import parse
 from synthqa.server.events import ChunkCompleted, ChunkFailed, FailureCode, FinishReason
 from synthqa.server.options import GenerationOptions
@@ -28,8 +29,11 @@ def service_whose_generation_ends_with(outcome):
         async def generate(self, document_id, chunk, plan, request_id):
             yield outcome
 
-    return SimpleNamespace(default_plan=plan, engine=SimpleNamespace(tokenizer=tokenizer),
-                           generator=Generator())
+    async def chunk(text, plan, field_path):
+        document = tokenize_document(tokenizer, text)
+        return SimpleNamespace(chunks=chunk_document(document, plan.chunk_token_budget, 0))
+
+    return SimpleNamespace(default_plan=plan, chunk=chunk, generator=Generator())
 
 
 def failure(code: FailureCode) -> ChunkFailed:

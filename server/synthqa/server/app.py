@@ -17,7 +17,6 @@ from vllm.engine.arg_utils import AsyncEngineArgs
 from synthqa.v1 import synthqa_pb2 as pb
 from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
 
-from .chunker import chunk_document, tokenize_document
 from .config import ServerSettings
 from .engine import Engine
 from .events import ChunkFailed, FailureCode
@@ -140,8 +139,7 @@ async def _warm_up(service: QAService) -> None:
     """One real generation: compiles the default grammar and proves the engine works before the
     server reports SERVING."""
     plan = service.default_plan
-    document = tokenize_document(service.engine.tokenizer, _WARM_UP_TEXT)
-    chunk = chunk_document(document, plan.chunk_token_budget, 0)[0]
+    chunk = (await service.chunk(_WARM_UP_TEXT, plan, "warm-up")).chunks[0]
     async for event in service.generator.generate("warm-up", chunk, plan, "synthqa-warm-up"):
         # A random model may run out of tokens (RESOURCE_EXHAUSTED); anything else means the
         # engine or its grammar backend is broken.

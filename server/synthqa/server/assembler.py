@@ -52,7 +52,6 @@ class DocumentAssembler:
         whole = self._open.pop(document_id).getvalue()
         self._buffered_chars -= self._open_chars.pop(document_id)
         self._finished.add(document_id)
-        validate_text(whole, f"{self._prefix}.text", document_id)
         return whole
 
     def close(self) -> None:
@@ -73,12 +72,4 @@ def validate_document_id(document_id: str, field_path: str) -> None:
         raise InvalidArgument.single(
             field_path,
             f"must be at most {MAX_DOCUMENT_ID_CHARS} characters, got {len(document_id)}",
-        )
-
-
-def validate_text(text: str, field_path: str, document_id: str | None = None) -> None:
-    if not text.strip():
-        subject = f"document {document_id!r}" if document_id else "the document"
-        raise InvalidArgument.single(
-            field_path, f"{subject} is empty or only whitespace; there is nothing to ask about"
         )

@@ -3,6 +3,8 @@ the servicer."""
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from google.rpc import status_pb2
 
 from synthqa.v1 import synthqa_pb2 as pb
@@ -19,6 +21,8 @@ from .events import (
 )
 from .options import GenerationOptions, OptionOverrides
 from .service import ChunkedDocument, ServerInfo
+
+Response = TypeVar("Response", pb.GenerateResponse, pb.GenerateDocumentResponse)
 
 _FINISH_REASONS = {
     FinishReason.UNSPECIFIED: pb.FINISH_REASON_UNSPECIFIED,
@@ -95,10 +99,14 @@ def server_info_to_proto(info: ServerInfo) -> pb.GetServerInfoResponse:
     )
 
 
-def event_to_proto(event: GenerationEvent) -> pb.GenerateResponse:
+def event_to_proto(
+    event: GenerationEvent, response_type: type[Response] = pb.GenerateResponse  # type: ignore[assignment]
+) -> Response:
+    """The event as `response_type`: GenerateResponse, or GenerateDocumentResponse, which has
+    the same fields."""
     match event:
         case ChunkStarted():
-            return pb.GenerateResponse(
+            return response_type(
                 chunk_started=pb.ChunkStarted(
                     document_id=event.document_id,
                     chunk_index=event.chunk_index,
@@ -109,7 +117,7 @@ def event_to_proto(event: GenerationEvent) -> pb.GenerateResponse:
                 )
             )
         case PairGenerated():
-            return pb.GenerateResponse(
+            return response_type(
                 qa_pair=pb.QaPair(
                     document_id=event.document_id,
                     chunk_index=event.chunk_index,
@@ -119,7 +127,7 @@ def event_to_proto(event: GenerationEvent) -> pb.GenerateResponse:
                 )
             )
         case ChunkCompleted():
-            return pb.GenerateResponse(
+            return response_type(
                 chunk_completed=pb.ChunkCompleted(
                     document_id=event.document_id,
                     chunk_index=event.chunk_index,
@@ -130,7 +138,7 @@ def event_to_proto(event: GenerationEvent) -> pb.GenerateResponse:
                 )
             )
         case ChunkFailed():
-            return pb.GenerateResponse(
+            return response_type(
                 chunk_failed=pb.ChunkFailed(
                     document_id=event.document_id,
                     chunk_index=event.chunk_index,
@@ -141,7 +149,7 @@ def event_to_proto(event: GenerationEvent) -> pb.GenerateResponse:
                 )
             )
         case DocumentCompleted():
-            return pb.GenerateResponse(
+            return response_type(
                 document_completed=pb.DocumentCompleted(
                     document_id=event.document_id,
                     chunk_count=event.chunk_count,
@@ -152,8 +160,3 @@ def event_to_proto(event: GenerationEvent) -> pb.GenerateResponse:
                 )
             )
     raise TypeError(f"unknown event {type(event).__name__}")
-
-
-def as_document_response(response: pb.GenerateResponse) -> pb.GenerateDocumentResponse:
-    """GenerateDocumentResponse mirrors GenerateResponse field for field."""
-    return pb.GenerateDocumentResponse.FromString(response.SerializeToString())

@@ -77,13 +77,16 @@ class ChunkGenerator:
             yield failed(code, f"the engine failed: {type(error).__name__}: {error}")
             return
 
+        problem = parser.closing_problem()
+        whole = problem is None and pairs == options.num_pairs
         if not finished or finish is FinishReason.ERROR:
             yield failed(
                 FailureCode.INTERNAL,
                 "the engine could not run the request (for example, its output grammar failed "
                 "to compile); the server log has the engine's error",
             )
-        elif finish is FinishReason.LENGTH and not _is_complete(parser, pairs, options.num_pairs):
+        elif finish is FinishReason.LENGTH and not whole:
+            # A whole record that hit the limit only lost its end-of-sequence token.
             yield failed(
                 FailureCode.RESOURCE_EXHAUSTED,
                 f"the output was truncated at max_generation_tokens="
@@ -91,28 +94,12 @@ class ChunkGenerator:
             )
         elif finish is FinishReason.ABORT:
             yield failed(FailureCode.ABORTED, f"the engine aborted the request after {pairs} pairs")
+        elif problem is not None:
+            yield failed(FailureCode.INTERNAL, f"the model's output is malformed: {problem}")
+        elif not whole:
+            yield failed(
+                FailureCode.INTERNAL,
+                f"the model returned {pairs} pairs where {options.num_pairs} were asked for",
+            )
         else:
-            try:
-                parser.finish()
-            except MalformedOutput as error:
-                yield failed(FailureCode.INTERNAL, f"the model's output is malformed: {error}")
-                return
-            if pairs != options.num_pairs:
-                yield failed(
-                    FailureCode.INTERNAL,
-                    f"the model returned {pairs} pairs where {options.num_pairs} were asked for",
-                )
-                return
             yield ChunkCompleted(document_id, chunk.index, prompt_tokens, generated, finish, pairs)
-
-
-def _is_complete(parser: PairStreamParser, pairs: int, num_pairs: int) -> bool:
-    """Whether a record that hit the token limit was whole anyway (only its end-of-sequence
-    token did not fit)."""
-    if pairs != num_pairs:
-        return False
-    try:
-        parser.finish()
-    except MalformedOutput:
-        return False
-    return True

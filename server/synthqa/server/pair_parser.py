@@ -36,10 +36,6 @@ class PairStreamParser:
         self._in_array = False
         self._array_closed = False
 
-    @property
-    def text(self) -> str:
-        return self._text
-
     def feed(self, delta: str) -> list[ParsedPair]:
         """Add streamed text; return the pairs it completed."""
         self._text += delta
@@ -48,16 +44,19 @@ class PairStreamParser:
             pairs.append(pair)
         return pairs
 
-    def finish(self) -> None:
-        """Check that the record closed properly; raise MalformedOutput if it did not."""
+    def closing_problem(self) -> str | None:
+        """Why the record, as streamed so far, is not a closed `{"pairs":[...]}`; None if it is."""
         if not self._array_closed:
-            raise MalformedOutput("the output ended before its list of pairs closed")
-        try:
-            record, end = _DECODER.raw_decode(self._text.lstrip(_WHITESPACE))
-        except json.JSONDecodeError as error:
-            raise MalformedOutput(f"the output is not valid JSON: {error.msg}") from None
-        if not isinstance(record, dict) or set(record) != {"pairs"}:
-            raise MalformedOutput('the output is not a {"pairs": [...]} object')
+            return "the output ended before its list of pairs closed"
+        # The opening was checked to be {"pairs":[, so only the object's brace may follow.
+        if self._text[self._pos:].strip(_WHITESPACE) != "}":
+            return "the output has more than the list of pairs"
+        return None
+
+    def finish(self) -> None:
+        """Raise MalformedOutput unless the record closed properly."""
+        if (problem := self.closing_problem()) is not None:
+            raise MalformedOutput(problem)
 
     def _skip(self, chars: str) -> None:
         while self._pos < len(self._text) and self._text[self._pos] in chars:

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from . import __version__
-from .assembler import validate_text
 from .chunker import Chunk, TokenizedDocument, chunk_document, tokenize_document
 from .engine import Engine
 from .errors import InvalidArgument, ResourceExhausted, Unavailable
@@ -95,7 +94,7 @@ class QAService:
             )
 
     async def chunk(self, text: str, plan: GenerationPlan, field_path: str) -> ChunkedDocument:
-        validate_text(text, field_path)
+        _validate_text(text, field_path)
         # Tokenizing and windowing a large document takes a while: keep the loop serving others.
         chunked = await asyncio.to_thread(self._chunk_now, text, plan)
         if not chunked.chunks:
@@ -161,4 +160,11 @@ class QAService:
             active_calls=self.load.active_calls,
             in_flight_chunks=self.load.in_flight_chunks,
             engine_requests=self.engine.unfinished_requests,
+        )
+
+
+def _validate_text(text: str, field_path: str) -> None:
+    if not text.strip():
+        raise InvalidArgument.single(
+            field_path, "the document is empty or only whitespace; there is nothing to ask about"
         )

@@ -69,7 +69,7 @@ class SynthQAServicer(pb_grpc.SynthQAServiceServicer):
 
                     async with _background(feed(), session):
                         async for event in session.events():
-                            yield convert.as_document_response(convert.event_to_proto(event))
+                            yield convert.event_to_proto(event, pb.GenerateDocumentResponse)
 
     async def Generate(
         self, request_iterator: AsyncIterator[pb.GenerateRequest], context: grpc.aio.ServicerContext

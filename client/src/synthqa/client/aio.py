@@ -8,7 +8,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2_grpc
 
 from synthqa.v1 import synthqa_pb2 as pb
 from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
@@ -18,9 +18,14 @@ from .events import as_generate_response
 from .requests import (
     CHANNEL_OPTIONS,
     DEFAULT_PART_CHARS,
+    READY_CHECK,
+    READY_CHECK_TIMEOUT_SECONDS,
+    READY_POLL_SECONDS,
     Document,
     document_parts,
     generation_options,
+    is_serving,
+    not_ready,
 )
 
 
@@ -45,17 +50,16 @@ class AsyncSynthQAClient:
 
     async def wait_ready(self, within: float = 120.0) -> None:
         deadline = time.monotonic() + within
-        request = health_pb2.HealthCheckRequest(service="synthqa.v1.SynthQAService")
         while True:
             try:
-                reply = await self._health.Check(request, timeout=2.0)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                reply = await self._health.Check(READY_CHECK, timeout=READY_CHECK_TIMEOUT_SECONDS)
+                if is_serving(reply):
                     return
             except grpc.RpcError:
                 pass
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.target} did not become SERVING within {within} s")
-            await asyncio.sleep(0.2)
+                raise not_ready(self.target, within)
+            await asyncio.sleep(READY_POLL_SECONDS)
 
     async def server_info(self) -> pb.GetServerInfoResponse:
         return await self._call(self._stub.GetServerInfo, pb.GetServerInfoRequest())
