@@ -7,8 +7,8 @@ import sys
 
 import uvloop
 
-from .app import SynthQAServer, install_signal_handlers
 from .config import parse
+from .lifecycle import ServerLifecycle
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,11 +17,11 @@ def main(argv: list[str] | None = None) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    server = SynthQAServer(engine_args, settings)
+    lifecycle = ServerLifecycle(engine_args, settings)
 
     async def run() -> None:
-        install_signal_handlers(server)
-        await server.run()
+        lifecycle.install_signal_handlers()
+        await lifecycle.run()
 
     try:
         uvloop.run(run())

@@ -1,19 +1,50 @@
-"""Command-line flags: every vLLM engine flag, plus synthqa's own."""
+"""Command-line flags: every vLLM engine flag, plus synthqa's own. The `--default-*` flags come
+from the option declarations and the limit flags from `ServiceLimits`, so neither list is
+written out here."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from dataclasses import dataclass
 
 from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.utils.argparse_utils import FlexibleArgumentParser
 
-from .options import GenerationOptions
-from .service import ServiceLimits
+from synthqa.contract.options import INT32_MAX, OPTIONS, GenerationOptions
 
-INT32_MAX = 2**31 - 1
-_DEFAULTS = GenerationOptions()
-_LIMITS = ServiceLimits()
+from .pipeline.limits import ServiceLimits
+
+LIMIT_HELP = {
+    "max_message_bytes": "gRPC send and receive cap per message (larger documents go in parts)",
+    "max_document_chars": "largest document after its parts are joined",
+    "max_num_pairs": "largest num_pairs a call may ask for",
+    "max_in_flight_chunks_per_call": "chunks of one call in the engine at once",
+    "max_in_flight_chunks": "chunks of all calls in the engine at once",
+    "max_chunks_per_document": "most chunks one document may make",
+}
+
+
+@dataclass(frozen=True)
+class Keepalive:
+    """HTTP/2 keepalive: the server pings idle connections so a vanished client's calls are
+    cancelled (and their engine requests aborted) instead of running to the end."""
+
+    time_seconds: float = 60.0
+    timeout_seconds: float = 20.0
+    # How often a client may ping; faster pings are tolerated, not punished with GOAWAY
+    # (max_ping_strikes 0), since a long stream can go quiet while the engine works.
+    min_client_ping_interval_seconds: float = 10.0
+
+    def grpc_options(self) -> list[tuple[str, int]]:
+        return [
+            ("grpc.keepalive_time_ms", int(self.time_seconds * 1000)),
+            ("grpc.keepalive_timeout_ms", int(self.timeout_seconds * 1000)),
+            ("grpc.http2.min_ping_interval_without_data_ms",
+             int(self.min_client_ping_interval_seconds * 1000)),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.max_ping_strikes", 0),
+        ]
 
 
 @dataclass(frozen=True)
@@ -24,6 +55,7 @@ class ServerSettings:
     defaults: GenerationOptions
     limits: ServiceLimits
     log_level: str
+    keepalive: Keepalive = Keepalive()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,28 +71,25 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seconds in-flight calls get to finish on SIGTERM (default %(default)s)")
     own.add_argument("--server-log-level", default="INFO",
                      help="log level of synthqa's own logs (default %(default)s)")
+    keepalive = Keepalive()
+    own.add_argument("--keepalive-time", type=float, default=keepalive.time_seconds,
+                     help="seconds between the server's pings on a quiet connection "
+                     "(default %(default)s)")
+    own.add_argument("--keepalive-timeout", type=float, default=keepalive.timeout_seconds,
+                     help="seconds to wait for a ping's answer before closing the connection "
+                     "(default %(default)s)")
+    own.add_argument("--keepalive-min-client-ping-interval", type=float,
+                     default=keepalive.min_client_ping_interval_seconds,
+                     help="shortest interval between client pings the server expects "
+                     "(default %(default)s)")
     limits = parser.add_argument_group("synthqa limits")
-    limits.add_argument("--max-message-bytes", type=int, default=_LIMITS.max_message_bytes)
-    limits.add_argument("--max-document-chars", type=int, default=_LIMITS.max_document_chars)
-    limits.add_argument("--max-num-pairs", type=int, default=_LIMITS.max_num_pairs)
-    limits.add_argument("--max-in-flight-chunks-per-call", type=int,
-                        default=_LIMITS.max_in_flight_chunks_per_call,
-                        help="chunks of one call in the engine at once")
-    limits.add_argument("--max-in-flight-chunks", type=int, default=_LIMITS.max_in_flight_chunks,
-                        help="chunks of all calls in the engine at once")
-    limits.add_argument("--max-chunks-per-document", type=int,
-                        default=_LIMITS.max_chunks_per_document)
+    for field in dataclasses.fields(ServiceLimits):
+        limits.add_argument("--" + field.name.replace("_", "-"), type=int, default=field.default,
+                            help=f"{LIMIT_HELP[field.name]} (default %(default)s)")
     defaults = parser.add_argument_group("synthqa default generation options")
-    defaults.add_argument("--default-num-pairs", type=int, default=_DEFAULTS.num_pairs)
-    defaults.add_argument("--default-max-generation-tokens", type=int,
-                          default=_DEFAULTS.max_generation_tokens)
-    defaults.add_argument("--default-temperature", type=float, default=_DEFAULTS.temperature)
-    defaults.add_argument("--default-top-p", type=float, default=_DEFAULTS.top_p)
-    defaults.add_argument("--default-chunk-overlap-tokens", type=int,
-                          default=_DEFAULTS.chunk_overlap_tokens)
-    defaults.add_argument("--default-max-chunk-tokens", type=int,
-                          default=_DEFAULTS.max_chunk_tokens)
-    defaults.add_argument("--default-seed", type=int, default=_DEFAULTS.seed)
+    for spec in OPTIONS:
+        defaults.add_argument(f"--default{spec.flag[1:]}", type=spec.kind, default=spec.default,
+                              help=f"default {spec.help} (default %(default)s)")
     AsyncEngineArgs.add_cli_args(parser)
     return parser
 
@@ -68,33 +97,23 @@ def build_parser() -> argparse.ArgumentParser:
 def parse(argv: list[str] | None = None) -> tuple[AsyncEngineArgs, ServerSettings]:
     parser = build_parser()
     args = parser.parse_args(argv)
-    for name in ("max_message_bytes", "max_document_chars", "max_num_pairs",
-                 "max_in_flight_chunks_per_call", "max_in_flight_chunks",
-                 "max_chunks_per_document"):
+    for field in dataclasses.fields(ServiceLimits):
         # The limits travel in int32 fields of GetServerInfo.
-        if not 1 <= getattr(args, name) <= INT32_MAX:
-            parser.error(f"--{name.replace('_', '-')} must be between 1 and {INT32_MAX}")
+        if not 1 <= getattr(args, field.name) <= INT32_MAX:
+            parser.error(f"--{field.name.replace('_', '-')} must be between 1 and {INT32_MAX}")
+    for name in ("keepalive_time", "keepalive_timeout", "keepalive_min_client_ping_interval"):
+        if not getattr(args, name) > 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
     settings = ServerSettings(
         host=args.host,
         port=args.port,
         shutdown_grace=args.shutdown_grace,
         log_level=args.server_log_level,
         defaults=GenerationOptions(
-            num_pairs=args.default_num_pairs,
-            max_generation_tokens=args.default_max_generation_tokens,
-            temperature=args.default_temperature,
-            top_p=args.default_top_p,
-            chunk_overlap_tokens=args.default_chunk_overlap_tokens,
-            max_chunk_tokens=args.default_max_chunk_tokens,
-            seed=args.default_seed,
-        ),
+            **{spec.name: getattr(args, f"default_{spec.name}") for spec in OPTIONS}),
         limits=ServiceLimits(
-            max_message_bytes=args.max_message_bytes,
-            max_document_chars=args.max_document_chars,
-            max_num_pairs=args.max_num_pairs,
-            max_in_flight_chunks_per_call=args.max_in_flight_chunks_per_call,
-            max_in_flight_chunks=args.max_in_flight_chunks,
-            max_chunks_per_document=args.max_chunks_per_document,
-        ),
+            **{f.name: getattr(args, f.name) for f in dataclasses.fields(ServiceLimits)}),
+        keepalive=Keepalive(args.keepalive_time, args.keepalive_timeout,
+                            args.keepalive_min_client_ping_interval),
     )
     return AsyncEngineArgs.from_cli_args(args), settings

@@ -1,0 +1,57 @@
+"""What the pipeline sees of an engine: plain requests, deltas and errors, no vLLM imports."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class SamplingRequest:
+    max_tokens: int
+    temperature: float
+    top_p: float
+    seed: int | None
+    json_schema: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EngineDelta:
+    """New text and tokens of one request since the previous delta."""
+
+    text: str
+    new_token_count: int
+    prompt_token_count: int
+    finished: bool
+    finish_reason: str | None
+
+
+class EngineError(Exception):
+    """The engine could not finish a request."""
+
+
+class EngineDead(EngineError):
+    """The engine is gone; every request in it is lost. A retry may succeed after a restart."""
+
+
+class EngineRequestFailed(EngineError):
+    """The engine failed this one request and goes on serving others."""
+
+
+class GenerationEngine(Protocol):
+    """The engine as the pipeline uses it."""
+
+    model_name: str
+    max_model_len: int
+    # A Hugging Face fast tokenizer: the chunker and the prompt frame use it.
+    tokenizer: Any
+
+    @property
+    def unfinished_requests(self) -> int: ...
+
+    def generate(
+        self, prompt_ids: list[int], request: SamplingRequest, request_id: str
+    ) -> AsyncIterator[EngineDelta]: ...
+
+    async def abort(self, request_ids: Iterable[str]) -> None: ...

@@ -1,0 +1,105 @@
+"""The one module that imports vLLM: AsyncLLM's creation, generation, abort, health and
+shutdown, with vLLM's errors turned into the plain ones of `engine.types`."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from vllm import SamplingParams
+from vllm.engine.arg_utils import AsyncEngineArgs
+from vllm.inputs import TokensPrompt
+from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
+from vllm.v1.engine.async_llm import AsyncLLM
+from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
+
+from .types import EngineDead, EngineDelta, EngineRequestFailed, SamplingRequest
+
+log = logging.getLogger(__name__)
+
+# A random or weak model may emit JSON whitespace forever; xgrammar ignores the per-request
+# flag, so whitespace is turned off for the whole engine.
+STRUCTURED_OUTPUTS_CONFIG = {"backend": "xgrammar", "disable_any_whitespace": True}
+
+
+class VllmEngine:
+    """AsyncLLM in this process, as a `GenerationEngine`."""
+
+    def __init__(self, llm: AsyncLLM, model_name: str) -> None:
+        self._llm = llm
+        self.model_name = model_name
+        self.max_model_len: int = llm.model_config.max_model_len
+        self.tokenizer = llm.get_tokenizer()
+
+    @classmethod
+    def start(cls, engine_args: AsyncEngineArgs) -> VllmEngine:
+        engine_args.structured_outputs_config = _merge_structured_outputs(
+            engine_args.structured_outputs_config
+        )
+        llm = AsyncLLM.from_engine_args(engine_args)
+        name = engine_args.served_model_name or engine_args.model
+        if isinstance(name, list):
+            name = name[0]
+        return cls(llm, str(name))
+
+    async def generate(
+        self, prompt_ids: list[int], request: SamplingRequest, request_id: str
+    ) -> AsyncIterator[EngineDelta]:
+        params = SamplingParams(
+            max_tokens=request.max_tokens,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            seed=request.seed,
+            structured_outputs=StructuredOutputsParams(json=request.json_schema),
+            output_kind=RequestOutputKind.DELTA,
+        )
+        prompt = TokensPrompt(prompt_token_ids=prompt_ids)
+        outputs = self._llm.generate(prompt, params, request_id)
+        try:
+            # Closing vLLM's stream early is what aborts the request in the engine.
+            async with contextlib.aclosing(outputs):
+                async for output in outputs:
+                    completion = output.outputs[0]
+                    yield EngineDelta(
+                        text=completion.text,
+                        new_token_count=len(completion.token_ids),
+                        prompt_token_count=len(output.prompt_token_ids or prompt_ids),
+                        finished=output.finished,
+                        finish_reason=completion.finish_reason,
+                    )
+        except EngineDeadError as error:
+            raise EngineDead("the engine core stopped") from error
+        except EngineGenerateError as error:
+            raise EngineRequestFailed(str(error)) from error
+
+    async def abort(self, request_ids: Iterable[str]) -> None:
+        ids = list(request_ids)
+        if ids:
+            await self._llm.abort(ids)
+
+    @property
+    def unfinished_requests(self) -> int:
+        return self._llm.get_num_unfinished_requests()
+
+    async def check_health(self) -> None:
+        """Raises EngineDead if the engine core is gone (vLLM's own health check)."""
+        try:
+            await self._llm.check_health()
+        except EngineDeadError as error:
+            raise EngineDead("the engine core stopped") from error
+
+    def shutdown(self) -> None:
+        self._llm.shutdown()
+
+
+def _merge_structured_outputs(config: Any) -> Any:
+    """Keep what the operator set, but force xgrammar without free whitespace."""
+    if config is None:
+        return dict(STRUCTURED_OUTPUTS_CONFIG)
+    if isinstance(config, dict):
+        return {**config, **STRUCTURED_OUTPUTS_CONFIG}
+    for key, value in STRUCTURED_OUTPUTS_CONFIG.items():
+        setattr(config, key, value)
+    return config

@@ -1,0 +1,158 @@
+"""Protobuf ⇄ domain objects. Only the gRPC face (this package) imports the generated
+messages."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from google.rpc import status_pb2
+
+from synthqa.contract.options import OPTIONS, GenerationOptions
+from synthqa.v1 import synthqa_pb2 as pb
+
+from ..pipeline.errors import InvalidArgument
+from ..pipeline.events import (
+    ChunkCompleted,
+    ChunkFailed,
+    ChunkStarted,
+    DocumentCompleted,
+    FinishReason,
+    GenerationEvent,
+    PairGenerated,
+)
+from ..pipeline.options import Overrides
+from ..pipeline.service import ChunkedDocument, ServerInfo
+from ..pipeline.stream import DocumentPart, OptionsMessage
+from ..text.chunker import Chunk
+
+Response = TypeVar("Response", pb.GenerateResponse, pb.GenerateDocumentResponse)
+
+_FINISH_REASONS = {
+    FinishReason.UNSPECIFIED: pb.FINISH_REASON_UNSPECIFIED,
+    FinishReason.STOP: pb.FINISH_REASON_STOP,
+    FinishReason.LENGTH: pb.FINISH_REASON_LENGTH,
+    FinishReason.ABORT: pb.FINISH_REASON_ABORT,
+    FinishReason.ERROR: pb.FINISH_REASON_ERROR,
+}
+
+
+def overrides_from_proto(message: pb.GenerationOptions) -> Overrides:
+    return {spec.name: getattr(message, spec.name) for spec in OPTIONS
+            if message.HasField(spec.name)}
+
+
+def options_to_proto(options: GenerationOptions) -> pb.GenerationOptions:
+    message = pb.GenerationOptions()
+    for spec in OPTIONS:
+        value = getattr(options, spec.name)
+        if value is not None:
+            setattr(message, spec.name, value)
+    return message
+
+
+def stream_message_from_proto(request: pb.GenerateRequest) -> OptionsMessage | DocumentPart:
+    kind = request.WhichOneof("request")
+    if kind == "options":
+        return OptionsMessage(overrides_from_proto(request.options))
+    if kind == "document":
+        part = request.document
+        return DocumentPart(part.document_id, part.text, part.more_follows)
+    raise InvalidArgument.single("document", "a message must carry options or a document")
+
+
+def chunk_to_proto(chunk: Chunk) -> pb.Chunk:
+    return pb.Chunk(
+        index=chunk.index,
+        text=chunk.text,
+        token_count=chunk.token_count,
+        char_start=chunk.char_start,
+        char_end=chunk.char_end,
+    )
+
+
+def chunked_document_to_proto(chunked: ChunkedDocument) -> pb.ChunkDocumentResponse:
+    return pb.ChunkDocumentResponse(
+        chunks=[chunk_to_proto(c) for c in chunked.chunks],
+        token_count=chunked.document.token_count,
+        chunk_token_budget=chunked.chunk_token_budget,
+    )
+
+
+def server_info_to_proto(info: ServerInfo) -> pb.GetServerInfoResponse:
+    return pb.GetServerInfoResponse(
+        model=info.model,
+        max_model_len=info.max_model_len,
+        max_chunk_tokens=info.max_chunk_tokens,
+        defaults=options_to_proto(info.defaults),
+        version=info.version,
+        limits=pb.Limits(**info.limits.as_dict()),
+        load=pb.ServerLoad(
+            active_calls=info.active_calls,
+            in_flight_chunks=info.in_flight_chunks,
+            engine_requests=info.engine_requests,
+        ),
+        prompt_template_tokens=info.prompt_template_tokens,
+    )
+
+
+def event_to_proto(
+    event: GenerationEvent, response_type: type[Response] = pb.GenerateResponse  # type: ignore[assignment]
+) -> Response:
+    """The event as `response_type`: GenerateResponse, or GenerateDocumentResponse, which has
+    the same fields."""
+    match event:
+        case ChunkStarted():
+            return response_type(
+                chunk_started=pb.ChunkStarted(
+                    document_id=event.document_id,
+                    chunk_index=event.chunk_index,
+                    chunk_count=event.chunk_count,
+                    token_count=event.token_count,
+                    char_start=event.char_start,
+                    char_end=event.char_end,
+                )
+            )
+        case PairGenerated():
+            return response_type(
+                qa_pair=pb.QaPair(
+                    document_id=event.document_id,
+                    chunk_index=event.chunk_index,
+                    pair_index=event.pair_index,
+                    question=event.question,
+                    answer=event.answer,
+                )
+            )
+        case ChunkCompleted():
+            return response_type(
+                chunk_completed=pb.ChunkCompleted(
+                    document_id=event.document_id,
+                    chunk_index=event.chunk_index,
+                    prompt_token_count=event.prompt_token_count,
+                    generated_token_count=event.generated_token_count,
+                    finish_reason=_FINISH_REASONS[event.finish_reason],
+                    pair_count=event.pair_count,
+                )
+            )
+        case ChunkFailed():
+            return response_type(
+                chunk_failed=pb.ChunkFailed(
+                    document_id=event.document_id,
+                    chunk_index=event.chunk_index,
+                    error=status_pb2.Status(code=int(event.code), message=event.message),
+                    pair_count=event.pair_count,
+                    generated_token_count=event.generated_token_count,
+                    finish_reason=_FINISH_REASONS[event.finish_reason],
+                )
+            )
+        case DocumentCompleted():
+            return response_type(
+                document_completed=pb.DocumentCompleted(
+                    document_id=event.document_id,
+                    chunk_count=event.chunk_count,
+                    completed_chunk_count=event.completed_chunk_count,
+                    failed_chunk_count=event.failed_chunk_count,
+                    pair_count=event.pair_count,
+                    token_count=event.token_count,
+                )
+            )
+    raise TypeError(f"unknown event {type(event).__name__}")

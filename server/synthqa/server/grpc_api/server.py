@@ -1,0 +1,56 @@
+"""The grpc.aio server: the synthqa handlers, grpc.health.v1, reflection, message caps and
+keepalive, and the health status the lifecycle sets."""
+
+from __future__ import annotations
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from synthqa.v1 import synthqa_pb2 as pb
+from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
+
+from ..pipeline.service import GenerationService
+from .servicer import SynthQAHandlers
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SynthQAService"].full_name
+HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+
+
+class Health:
+    """grpc.health.v1 for the whole server ("") and for the synthqa service."""
+
+    def __init__(self) -> None:
+        self.servicer = health.aio.HealthServicer()
+
+    async def serving(self) -> None:
+        await self._set(health_pb2.HealthCheckResponse.SERVING)
+
+    async def not_serving(self) -> None:
+        await self._set(health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    async def shutting_down(self) -> None:
+        """NOT_SERVING for good: later status changes are ignored."""
+        await self.servicer.enter_graceful_shutdown()
+
+    async def _set(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
+        for name in ("", SERVICE_NAME):
+            await self.servicer.set(name, status)
+
+
+def build_grpc_server(
+    service: GenerationService, health_status: Health, options: list[tuple[str, int]]
+) -> grpc.aio.Server:
+    server = grpc.aio.server(options=[*options, ("grpc.so_reuseport", 0)])
+    pb_grpc.add_SynthQAServiceServicer_to_server(SynthQAHandlers(service), server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_status.servicer, server)
+    reflection.enable_server_reflection(
+        [SERVICE_NAME, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME], server)
+    return server
+
+
+def message_size_options(max_message_bytes: int) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+    ]

@@ -1,0 +1,57 @@
+"""Maps the service's errors to gRPC statuses with google.rpc details."""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from ..pipeline.errors import InvalidArgument, ResourceExhausted, ServiceError, Unavailable
+
+
+def _pack(message: object) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)  # type: ignore[arg-type]
+    return packed
+
+
+def to_grpc_status(error: ServiceError) -> grpc.Status:
+    details = []
+    if isinstance(error, InvalidArgument):
+        code = code_pb2.INVALID_ARGUMENT
+        details.append(
+            _pack(
+                error_details_pb2.BadRequest(
+                    field_violations=[
+                        error_details_pb2.BadRequest.FieldViolation(
+                            field=v.field, description=v.description
+                        )
+                        for v in error.violations
+                    ]
+                )
+            )
+        )
+    elif isinstance(error, ResourceExhausted):
+        code = code_pb2.RESOURCE_EXHAUSTED
+        details.append(
+            _pack(
+                error_details_pb2.QuotaFailure(
+                    violations=[
+                        error_details_pb2.QuotaFailure.Violation(
+                            subject=error.subject, description=error.description
+                        )
+                    ]
+                )
+            )
+        )
+    else:
+        assert isinstance(error, Unavailable), type(error)
+        code = code_pb2.UNAVAILABLE
+    return rpc_status.to_status(
+        status_pb2.Status(code=code, message=error.message, details=details)
+    )
+
+
+def internal_status(message: str) -> grpc.Status:
+    return rpc_status.to_status(status_pb2.Status(code=code_pb2.INTERNAL, message=message))

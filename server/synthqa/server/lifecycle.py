@@ -1,0 +1,116 @@
+"""The server's life: engine first, then the gRPC server (NOT_SERVING), warm-up, SERVING; a
+watch on the engine; on a signal, drain, stop, shut the engine down, leave no child behind."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+
+import grpc
+from vllm.engine.arg_utils import AsyncEngineArgs
+
+from .config import ServerSettings
+from .engine.types import EngineDead
+from .engine.vllm_engine import VllmEngine
+from .grpc_api.server import Health, build_grpc_server, message_size_options
+from .pipeline.service import GenerationService
+from .process_tree import terminate_children
+
+log = logging.getLogger("synthqa.server")
+
+ENGINE_CHECK_SECONDS = 0.5
+DEAD_ENGINE_GRACE_SECONDS = 5.0
+
+
+class ServerLifecycle:
+    def __init__(self, engine_args: AsyncEngineArgs, settings: ServerSettings) -> None:
+        self._engine_args = engine_args
+        self._settings = settings
+        self._stop = asyncio.Event()
+        self._force = asyncio.Event()
+        self._engine_died = False
+        self.health = Health()
+
+    def request_stop(self) -> None:
+        if self._stop.is_set():
+            log.warning("second stop signal: not waiting for in-flight calls")
+            self._force.set()
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+
+    async def run(self) -> None:
+        settings = self._settings
+        log.info("starting the engine for %s", self._engine_args.model)
+        # The engine exists before the gRPC server: its core process is spawned first.
+        engine = VllmEngine.start(self._engine_args)
+        service = GenerationService(engine, settings.defaults, settings.limits)
+        server = build_grpc_server(
+            service, self.health,
+            message_size_options(settings.limits.max_message_bytes)
+            + settings.keepalive.grpc_options())
+        address = f"{settings.host}:{settings.port}"
+        try:
+            server.add_insecure_port(address)
+        except RuntimeError as error:
+            engine.shutdown()
+            terminate_children(os.getpid())
+            raise RuntimeError(f"cannot listen on {address}: {error}") from None
+        await self.health.not_serving()
+        await server.start()
+        log.info("listening on %s; warming up", address)
+        watchdog = asyncio.create_task(self._watch_engine(engine, service))
+        try:
+            await service.warm_up()
+            service.open()
+            if not self._engine_died:
+                await self.health.serving()
+                log.info("serving %s (max_model_len %d)", engine.model_name,
+                         engine.max_model_len)
+            await self._stop.wait()
+        finally:
+            watchdog.cancel()
+            await self._shut_down(server, service, engine)
+        if self._engine_died:
+            raise RuntimeError("the engine died; exiting so that a supervisor can restart us")
+
+    async def _watch_engine(self, engine: VllmEngine, service: GenerationService) -> None:
+        """A dead engine cannot recover: report NOT_SERVING and exit non-zero."""
+        while True:
+            try:
+                await engine.check_health()
+            except EngineDead:
+                break
+            await asyncio.sleep(ENGINE_CHECK_SECONDS)
+        log.error("the engine died; shutting down")
+        self._engine_died = True
+        service.engine_died()
+        await self.health.not_serving()
+        self._stop.set()
+
+    async def _shut_down(
+        self, server: grpc.aio.Server, service: GenerationService, engine: VllmEngine
+    ) -> None:
+        log.info("shutting down: refusing new calls, draining in-flight ones")
+        await self.health.shutting_down()
+        grace = self._settings.shutdown_grace
+        if self._engine_died:
+            # Calls in flight fail fast now; give them a moment to send their chunk_failed events.
+            grace = min(grace, DEAD_ENGINE_GRACE_SECONDS)
+        # The drain happens in the service, not in grpc's stop(grace): stop(grace) closes the
+        # port at once, so health checks and GetServerInfo would fail during the drain and new
+        # calls would get a bare transport error instead of UNAVAILABLE with a reason.
+        if not await service.drain(grace, self._force):
+            log.warning("grace period over: cancelling calls still in flight")
+        # Cancels what is left; each cancelled call aborts its engine requests.
+        await server.stop(0)
+        engine.shutdown()
+        stopped = terminate_children(os.getpid())
+        if stopped:
+            log.info("stopped %d leftover child process(es)", stopped)
+        log.info("stopped")

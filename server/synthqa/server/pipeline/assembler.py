@@ -1,0 +1,88 @@
+"""Reassembles documents that arrive in parts on one stream, enforcing identity and size rules."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+from .errors import InvalidArgument, ResourceExhausted
+
+MAX_DOCUMENT_ID_CHARS = 256
+
+
+@dataclass(frozen=True)
+class FieldPaths:
+    """Where a stream's fields live in the RPC's request, for error details."""
+
+    options: str = "options"
+    # The message that holds document_id, text and more_follows; "" for the top level.
+    document: str = "document"
+
+    def in_document(self, name: str) -> str:
+        return f"{self.document}.{name}" if self.document else name
+
+
+class DocumentAssembler:
+    """`max_document_chars` bounds each document, and also the text of all unfinished documents
+    of the call together, so a client cannot park unbounded text in many open documents."""
+
+    def __init__(self, max_document_chars: int, paths: FieldPaths) -> None:
+        self._max_chars = max_document_chars
+        self._paths = paths
+        # StringIO, not a list of parts: a million one-character parts stay compact.
+        self._open: dict[str, io.StringIO] = {}
+        self._open_chars: dict[str, int] = {}
+        self._buffered_chars = 0
+        self._finished: set[str] = set()
+
+    def add_part(self, document_id: str, text: str, more_follows: bool) -> str | None:
+        """Take one part; return the whole text once its last part has arrived."""
+        validate_document_id(document_id, self._paths.in_document("document_id"))
+        if document_id in self._finished:
+            raise InvalidArgument.single(
+                self._paths.in_document("document_id"),
+                f"document {document_id!r} was already completed on this stream; "
+                "document ids must be unique and a finished document takes no more parts",
+            )
+        chars = self._open_chars.get(document_id, 0) + len(text)
+        if chars > self._max_chars:
+            raise ResourceExhausted(
+                f"document {document_id!r}",
+                f"{chars} characters is more than the limit of {self._max_chars}",
+            )
+        if more_follows and self._buffered_chars + len(text) > self._max_chars:
+            raise ResourceExhausted(
+                "unfinished documents",
+                f"this call holds more than {self._max_chars} characters in documents that "
+                "still expect parts; finish a document before starting many others",
+            )
+        buffer = self._open.setdefault(document_id, io.StringIO())
+        buffer.write(text)
+        self._open_chars[document_id] = chars
+        self._buffered_chars += len(text)
+        if more_follows:
+            return None
+        whole = self._open.pop(document_id).getvalue()
+        self._buffered_chars -= self._open_chars.pop(document_id)
+        self._finished.add(document_id)
+        return whole
+
+    def close(self) -> None:
+        """The client half-closed: every document must be complete."""
+        if self._open:
+            unfinished = ", ".join(repr(d) for d in sorted(self._open))
+            raise InvalidArgument.single(
+                self._paths.in_document("more_follows"),
+                f"the stream ended while document(s) {unfinished} still expected parts "
+                "(their last part had more_follows set)",
+            )
+
+
+def validate_document_id(document_id: str, field_path: str) -> None:
+    if not document_id:
+        raise InvalidArgument.single(field_path, "must not be empty")
+    if len(document_id) > MAX_DOCUMENT_ID_CHARS:
+        raise InvalidArgument.single(
+            field_path,
+            f"must be at most {MAX_DOCUMENT_ID_CHARS} characters, got {len(document_id)}",
+        )

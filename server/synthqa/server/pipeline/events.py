@@ -1,0 +1,82 @@
+"""What a generation call reports, as plain data. The servicer turns these into protobuf."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class FailureCode(enum.IntEnum):
+    """The google.rpc.Code values a failed chunk can carry."""
+
+    RESOURCE_EXHAUSTED = 8
+    ABORTED = 10
+    INTERNAL = 13
+    UNAVAILABLE = 14
+
+
+class FinishReason(enum.Enum):
+    UNSPECIFIED = "unspecified"
+    STOP = "stop"
+    LENGTH = "length"
+    ABORT = "abort"
+    ERROR = "error"
+
+    @classmethod
+    def from_engine(cls, reason: str | None) -> FinishReason:
+        return {"stop": cls.STOP, "length": cls.LENGTH, "abort": cls.ABORT, "error": cls.ERROR}.get(
+            reason or "", cls.UNSPECIFIED
+        )
+
+
+@dataclass(frozen=True)
+class ChunkStarted:
+    document_id: str
+    chunk_index: int
+    chunk_count: int
+    token_count: int
+    char_start: int
+    char_end: int
+
+
+@dataclass(frozen=True)
+class PairGenerated:
+    document_id: str
+    chunk_index: int
+    pair_index: int
+    question: str
+    answer: str
+
+
+@dataclass(frozen=True)
+class ChunkCompleted:
+    document_id: str
+    chunk_index: int
+    prompt_token_count: int
+    generated_token_count: int
+    finish_reason: FinishReason
+    pair_count: int
+
+
+@dataclass(frozen=True)
+class ChunkFailed:
+    document_id: str
+    chunk_index: int
+    code: FailureCode
+    message: str
+    pair_count: int
+    generated_token_count: int
+    finish_reason: FinishReason
+
+
+@dataclass(frozen=True)
+class DocumentCompleted:
+    document_id: str
+    chunk_count: int
+    completed_chunk_count: int
+    failed_chunk_count: int
+    pair_count: int
+    token_count: int
+
+
+GenerationEvent = ChunkStarted | PairGenerated | ChunkCompleted | ChunkFailed | DocumentCompleted

@@ -1,0 +1,18 @@
+"""The server's limits on what one call, one document and all calls together may take."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class ServiceLimits:
+    max_message_bytes: int = 64 * 1024 * 1024
+    max_document_chars: int = 16_000_000
+    max_num_pairs: int = 50
+    max_in_flight_chunks_per_call: int = 32
+    max_in_flight_chunks: int = 256
+    max_chunks_per_document: int = 20_000
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)

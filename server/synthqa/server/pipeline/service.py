@@ -1,0 +1,259 @@
+"""The domain facade: every RPC calls one method here. It owns the options and their plans,
+chunking, the Generate stream protocol, sessions and the service's own lifecycle (warm-up,
+opening for calls, draining)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from synthqa.contract.options import GenerationOptions
+
+from .. import __version__
+from ..engine.types import GenerationEngine
+from ..text.chunker import Chunk, TokenizedDocument, chunk_document, tokenize_document
+from ..text.prompts import PromptBuilder
+from .assembler import FieldPaths
+from .errors import InvalidArgument, ResourceExhausted, Unavailable
+from .events import ChunkFailed, FailureCode, GenerationEvent
+from .generator import ChunkGenerator
+from .limits import ServiceLimits
+from .options import Overrides, resolve_options
+from .planner import GenerationPlan, Planner
+from .session import CallSession, ServerLoad
+from .stream import StreamMessage, read_options, whole_documents
+
+WARM_UP_TEXT = "Lighthouses guide ships at night with bright, distinctive lights."
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    model: str
+    max_model_len: int
+    max_chunk_tokens: int
+    prompt_template_tokens: int
+    defaults: GenerationOptions
+    version: str
+    limits: ServiceLimits
+    active_calls: int
+    in_flight_chunks: int
+    engine_requests: int
+
+
+@dataclass(frozen=True)
+class ChunkedDocument:
+    document: TokenizedDocument
+    chunks: list[Chunk]
+    # The largest chunk, in tokens, under the call's options.
+    chunk_token_budget: int
+
+
+class GenerationService:
+    def __init__(
+        self,
+        engine: GenerationEngine,
+        defaults: GenerationOptions,
+        limits: ServiceLimits,
+    ) -> None:
+        self._engine = engine
+        self.limits = limits
+        self._limit_values = limits.as_dict()
+        # Fail at start-up, not on the first call, if the defaults are out of range or cannot
+        # work with this model.
+        self.defaults = resolve_options(defaults, {}, limits=self._limit_values,
+                                        field_prefix="defaults")
+        self._planner = Planner(PromptBuilder(engine.tokenizer), engine.max_model_len)
+        self._generator = ChunkGenerator(engine)
+        self.load = ServerLoad(limits.max_in_flight_chunks)
+        self._ready = False
+        self._draining = False
+        self._engine_dead = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.default_plan = self._planner.plan(self.defaults, field_prefix="defaults")
+
+    # Lifecycle ---------------------------------------------------------------------------
+
+    async def warm_up(self) -> None:
+        """One real generation: compiles the default grammar and proves the engine works.
+        Raises RuntimeError if it does not."""
+        plan = self.default_plan
+        chunk = (await self._chunk(WARM_UP_TEXT, plan, "warm-up")).chunks[0]
+        async for event in self._generator.generate("warm-up", chunk, plan, "synthqa-warm-up"):
+            # A random model may run out of tokens (RESOURCE_EXHAUSTED); anything else means
+            # the engine or its grammar backend is broken.
+            if isinstance(event, ChunkFailed) and event.code is not FailureCode.RESOURCE_EXHAUSTED:
+                raise RuntimeError(f"warm-up generation failed: {event.message}")
+
+    def open(self) -> None:
+        """Take calls from now on."""
+        self._ready = True
+
+    def engine_died(self) -> None:
+        self._engine_dead = True
+
+    async def drain(self, grace: float, force: asyncio.Event) -> bool:
+        """Refuse new calls and wait up to `grace` seconds, or until `force` is set, for the
+        calls in flight. True if they all finished."""
+        self._draining = True
+        idle = asyncio.create_task(self._idle.wait())
+        forced = asyncio.create_task(force.wait())
+        done, _ = await asyncio.wait({idle, forced}, timeout=grace,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        idle.cancel()
+        forced.cancel()
+        return idle in done
+
+    def check_available(self) -> None:
+        if self._draining:
+            raise Unavailable("the server is shutting down")
+        if self._engine_dead:
+            raise Unavailable("the engine has stopped")
+        if not self._ready:
+            raise Unavailable("the engine is warming up")
+
+    # Calls --------------------------------------------------------------------------------
+
+    def info(self) -> ServerInfo:
+        return ServerInfo(
+            model=self._engine.model_name,
+            max_model_len=self._engine.max_model_len,
+            max_chunk_tokens=self.default_plan.chunk_token_budget,
+            prompt_template_tokens=self.default_plan.frame.token_count,
+            defaults=self.defaults,
+            version=__version__,
+            limits=self.limits,
+            active_calls=self.load.active_calls,
+            in_flight_chunks=self.load.in_flight_chunks,
+            engine_requests=self._engine.unfinished_requests,
+        )
+
+    async def chunk_document(self, overrides: Overrides, text: str) -> ChunkedDocument:
+        """The ChunkDocument RPC: the chunks Generate would make of `text`."""
+        self.check_available()
+        async with self._call():
+            plan = self._plan(overrides, "options")
+            self._check_document_size(text, "text")
+            return await self._chunk(text, plan, "text")
+
+    async def generate(
+        self, messages: AsyncIterator[StreamMessage], paths: FieldPaths
+    ) -> AsyncIterator[GenerationEvent]:
+        """Both generation RPCs: options, then documents, in; events for all of them out, as
+        work completes. Ends once the input has ended and every document is done."""
+        self.check_available()
+        async with self._call():
+            overrides = await read_options(messages, paths)
+            if overrides is None:
+                return  # the client sent nothing: nothing to do
+            plan = self._plan(overrides, paths.options)
+            async with self._session(plan) as session:
+                feeder = self._feed(messages, paths, plan, session)
+                async with _beside(feeder, session):
+                    async for event in session.events():
+                        yield event
+
+    async def _feed(
+        self,
+        messages: AsyncIterator[StreamMessage],
+        paths: FieldPaths,
+        plan: GenerationPlan,
+        session: CallSession,
+    ) -> None:
+        text_path = paths.in_document("text")
+        async for document_id, text in whole_documents(
+                messages, paths, self.limits.max_document_chars):
+            chunked = await self._chunk(text, plan, text_path)
+            await session.add_document(document_id, chunked.document.token_count, chunked.chunks)
+        session.close_input()
+
+    # Internals ----------------------------------------------------------------------------
+
+    def _plan(self, overrides: Overrides, field_prefix: str) -> GenerationPlan:
+        options = resolve_options(self.defaults, overrides, limits=self._limit_values,
+                                  field_prefix=field_prefix)
+        return self._planner.plan(options, field_prefix=field_prefix)
+
+    def _check_document_size(self, text: str, subject: str) -> None:
+        if len(text) > self.limits.max_document_chars:
+            raise ResourceExhausted(
+                subject,
+                f"{len(text)} characters is more than the limit of "
+                f"{self.limits.max_document_chars}",
+            )
+
+    async def _chunk(self, text: str, plan: GenerationPlan, field_path: str) -> ChunkedDocument:
+        if not text.strip():
+            raise InvalidArgument.single(
+                field_path,
+                "the document is empty or only whitespace; there is nothing to ask about")
+        # Tokenizing and windowing a large document takes a while: keep the loop serving others.
+        chunked = await asyncio.to_thread(self._chunk_now, text, plan)
+        if not chunked.chunks:
+            raise InvalidArgument.single(
+                field_path, "the document has no tokens for this model's tokenizer")
+        if len(chunked.chunks) > self.limits.max_chunks_per_document:
+            raise ResourceExhausted(
+                "chunks per document",
+                f"the document makes {len(chunked.chunks)} chunks under these options, more "
+                f"than the limit of {self.limits.max_chunks_per_document}; use larger chunks "
+                "(max_chunk_tokens) or split the document",
+            )
+        return chunked
+
+    def _chunk_now(self, text: str, plan: GenerationPlan) -> ChunkedDocument:
+        document = tokenize_document(self._engine.tokenizer, text)
+        chunks = chunk_document(
+            document, plan.chunk_token_budget, plan.options.chunk_overlap_tokens)
+        return ChunkedDocument(document, chunks, plan.chunk_token_budget)
+
+    @contextlib.asynccontextmanager
+    async def _call(self) -> AsyncIterator[None]:
+        """Counts a call from its first moment to its last, so a drain waits for all of it."""
+        self.load.active_calls += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self.load.active_calls -= 1
+            if self.load.active_calls == 0:
+                self._idle.set()
+
+    @contextlib.asynccontextmanager
+    async def _session(self, plan: GenerationPlan) -> AsyncIterator[CallSession]:
+        """A generation; on exit, for any reason, its engine requests are aborted."""
+        session = CallSession(
+            self._generator, plan, self.load, window=self.limits.max_in_flight_chunks_per_call)
+        try:
+            yield session
+        finally:
+            try:
+                await session.cancel()
+            finally:
+                # Whatever the cancellation did not reach is aborted by id, even if this
+                # clean-up is itself cancelled.
+                await asyncio.shield(self._engine.abort(session.open_request_ids))
+
+
+@contextlib.asynccontextmanager
+async def _beside(work: Coroutine[Any, Any, None], session: CallSession) -> AsyncIterator[None]:
+    """Run `work` (feeding documents in) beside the event stream; its error ends the stream."""
+
+    async def guarded() -> None:
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            session.fail(error)
+
+    task = asyncio.create_task(guarded())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        work.close()  # a no-op once it ran; stops a "never awaited" warning if it did not

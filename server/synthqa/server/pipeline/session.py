@@ -1,0 +1,197 @@
+"""One generation call: admits documents, runs their chunks concurrently within a per-call
+window and the server-wide cap, and merges every chunk's events into one stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from ..text.chunker import Chunk
+from .events import (
+    ChunkCompleted,
+    ChunkFailed,
+    ChunkStarted,
+    DocumentCompleted,
+    GenerationEvent,
+)
+from .generator import ChunkGenerator
+from .planner import GenerationPlan
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _DocumentProgress:
+    document_id: str
+    chunk_count: int
+    token_count: int
+    completed: int = 0
+    failed: int = 0
+    pairs: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.completed + self.failed == self.chunk_count
+
+
+class _End:
+    """Sentinel: the stream is over."""
+
+
+class _ReleaseWindowSlot:
+    """Marker after a chunk's last event: once the reader gets here, the chunk's window slot
+    is free. Slots are freed by reading, not by finishing, so a call's unread events are
+    bounded by its window while the engine never waits on a slow reader."""
+
+
+@dataclass
+class _Failure:
+    error: BaseException
+
+
+class ServerLoad:
+    """Server-wide counters shared by every call's session, read by GetServerInfo."""
+
+    def __init__(self, max_in_flight_chunks: int) -> None:
+        self.engine_slots = asyncio.Semaphore(max_in_flight_chunks)
+        self.active_calls = 0
+        self.in_flight_chunks = 0
+
+
+_QueueItem = GenerationEvent | _ReleaseWindowSlot | _End | _Failure
+
+
+class CallSession:
+    def __init__(
+        self,
+        generator: ChunkGenerator,
+        plan: GenerationPlan,
+        load: ServerLoad,
+        *,
+        window: int,
+    ) -> None:
+        self._generator = generator
+        self._plan = plan
+        self._load = load
+        self._window = asyncio.Semaphore(window)
+        self._events: asyncio.Queue[_QueueItem] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._documents = 0
+        self._input_closed = False
+        self._ended = False
+        self.id = uuid.uuid4().hex[:12]
+        # Engine requests started and not seen to finish: aborted when the call ends.
+        self.open_request_ids: set[str] = set()
+
+    async def add_document(self, document_id: str, token_count: int, chunks: list[Chunk]) -> None:
+        """Queue a document's chunks. Waits while the call's window is full, so a client that
+        sends faster than the engine works, or reads slower, is slowed down rather than
+        buffered without bound."""
+        progress = _DocumentProgress(document_id, len(chunks), token_count)
+        number = self._documents
+        self._documents += 1
+        for chunk in chunks:
+            await self._window.acquire()
+            request_id = f"synthqa-{self.id}-{number}-{chunk.index}"
+            task = asyncio.create_task(self._run_chunk(progress, chunk, request_id))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def close_input(self) -> None:
+        """The client will send no more documents."""
+        self._input_closed = True
+        self._maybe_end()
+
+    def fail(self, error: BaseException) -> None:
+        """End the stream with an error once the events already queued are out."""
+        self._events.put_nowait(_Failure(error))
+
+    async def events(self) -> AsyncIterator[GenerationEvent]:
+        while True:
+            item = await self._events.get()
+            if isinstance(item, _ReleaseWindowSlot):
+                self._window.release()
+            elif isinstance(item, _End):
+                return
+            elif isinstance(item, _Failure):
+                raise item.error
+            else:
+                yield item
+
+    async def cancel(self) -> None:
+        """Stop every chunk; closing a generation aborts its engine request."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _run_chunk(self, progress: _DocumentProgress, chunk: Chunk, request_id: str) -> None:
+        emit = self._events.put_nowait
+        outcome: ChunkCompleted | ChunkFailed | None = None
+        try:
+            async with self._load.engine_slots:
+                self._load.in_flight_chunks += 1
+                self.open_request_ids.add(request_id)
+                try:
+                    emit(
+                        ChunkStarted(
+                            progress.document_id,
+                            chunk.index,
+                            progress.chunk_count,
+                            chunk.token_count,
+                            chunk.char_start,
+                            chunk.char_end,
+                        )
+                    )
+                    stream = self._generator.generate(
+                        progress.document_id, chunk, self._plan, request_id
+                    )
+                    # aclosing: a cancelled task closes the stream now, which aborts the engine
+                    # request, instead of whenever the garbage collector gets to it.
+                    async with contextlib.aclosing(stream):
+                        async for event in stream:
+                            emit(event)
+                            if isinstance(event, ChunkCompleted | ChunkFailed):
+                                outcome = event
+                    self.open_request_ids.discard(request_id)
+                finally:
+                    self._load.in_flight_chunks -= 1
+            if outcome is None:
+                raise RuntimeError("the chunk generator ended without an outcome")
+            # Decide "last chunk of the document" with no await in between, so exactly one
+            # chunk sends DocumentCompleted.
+            if isinstance(outcome, ChunkCompleted):
+                progress.completed += 1
+            else:
+                progress.failed += 1
+            progress.pairs += outcome.pair_count
+            if progress.done:
+                emit(
+                    DocumentCompleted(
+                        progress.document_id,
+                        progress.chunk_count,
+                        progress.completed,
+                        progress.failed,
+                        progress.pairs,
+                        progress.token_count,
+                    )
+                )
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # a bug here must end the call loudly, not hang it
+            log.exception("chunk task %s crashed", request_id)
+            self.fail(error)
+        finally:
+            emit(_ReleaseWindowSlot())
+            # The done callback that drops this task from _tasks runs later; count it out now.
+            self._tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
+            self._maybe_end()
+
+    def _maybe_end(self) -> None:
+        if self._input_closed and not self._tasks and not self._ended:
+            self._ended = True
+            self._events.put_nowait(_End())

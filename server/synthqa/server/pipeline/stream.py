@@ -1,0 +1,64 @@
+"""The Generate stream protocol, in domain terms: options first, then documents, each whole or
+in parts. Both generation RPCs speak it; GenerateDocument is a stream of one document."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from .assembler import DocumentAssembler, FieldPaths
+from .errors import InvalidArgument
+from .options import Overrides
+
+
+@dataclass(frozen=True)
+class OptionsMessage:
+    """The call's options; must come first, and only once."""
+
+    overrides: Overrides = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DocumentPart:
+    """A document, or one part of it when `more_follows` is set."""
+
+    document_id: str
+    text: str
+    more_follows: bool = False
+
+
+StreamMessage = OptionsMessage | DocumentPart
+
+
+GENERATE_PATHS = FieldPaths()
+GENERATE_DOCUMENT_PATHS = FieldPaths(document="")
+
+
+async def read_options(
+    messages: AsyncIterator[StreamMessage], paths: FieldPaths
+) -> Overrides | None:
+    """The first message's options; None for a stream that ended before sending anything."""
+    first = await anext(messages, None)
+    if first is None:
+        return None
+    if not isinstance(first, OptionsMessage):
+        raise InvalidArgument.single(
+            paths.options, "the first message of a Generate stream must carry options "
+            "(send an empty GenerationOptions for the defaults)")
+    return first.overrides
+
+
+async def whole_documents(
+    messages: AsyncIterator[StreamMessage], paths: FieldPaths, max_document_chars: int
+) -> AsyncIterator[tuple[str, str]]:
+    """(document_id, text) for each document as its last part arrives; checks the protocol
+    and that every document was finished when the stream ends."""
+    assembler = DocumentAssembler(max_document_chars, paths)
+    async for message in messages:
+        if isinstance(message, OptionsMessage):
+            raise InvalidArgument.single(
+                paths.options, "options may only come in the first message of the stream")
+        text = assembler.add_part(message.document_id, message.text, message.more_follows)
+        if text is not None:
+            yield message.document_id, text
+    assembler.close()

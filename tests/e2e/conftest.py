@@ -1,0 +1,48 @@
+"""One real server with the real vLLM engine on the tiny model, shared by the whole session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psutil
+import pytest
+
+from synthqa.client import SynthQAClient
+
+from ..paths import REPO, TINY_MODEL
+from .serverproc import ServerProcess, free_port
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path() -> str:
+    assert (TINY_MODEL / "config.json").exists(), "run `make setup` to build the tiny model"
+    return str(TINY_MODEL)
+
+
+@pytest.fixture(scope="session")
+def server(tiny_model_path: str) -> Iterator[ServerProcess]:
+    process = ServerProcess(
+        port=free_port(),
+        log_path=REPO / "out" / "test-server.log",
+        # Small limits so the limit tests need no huge inputs.
+        extra_args=["--max-document-chars", "200000", "--max-in-flight-chunks-per-call", "8",
+                    "--max-chunks-per-document", "1000"],
+    )
+    process.start()
+    try:
+        process.wait_serving()
+        yield process
+    finally:
+        children = process.descendants()
+        code = process.stop()
+        leftovers = [
+            c.pid for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE
+        ]
+        assert code == 0, f"server exited with {code}; see {process.log_path}"
+        assert not leftovers, f"server left processes behind: {leftovers}"
+
+
+@pytest.fixture
+def client(server: ServerProcess) -> Iterator[SynthQAClient]:
+    with SynthQAClient(server.target, timeout=300) as c:
+        yield c

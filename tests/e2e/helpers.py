@@ -1,0 +1,71 @@
+"""Helpers shared by the end-to-end tests."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import jsonschema
+
+from synthqa.server.text.schema import pair_bounds, qa_schema
+from synthqa.v1 import synthqa_pb2 as pb
+
+from ..paths import REPO
+
+SAMPLE = (REPO / "samples" / "lighthouses.txt").read_text(encoding="utf-8")
+
+
+@dataclass
+class DocumentEvents:
+    started: list[pb.ChunkStarted] = field(default_factory=list)
+    pairs: list[pb.QaPair] = field(default_factory=list)
+    completed: list[pb.ChunkCompleted] = field(default_factory=list)
+    failed: list[pb.ChunkFailed] = field(default_factory=list)
+    done: list[pb.DocumentCompleted] = field(default_factory=list)
+
+
+def by_document(events: Iterable[pb.GenerateResponse]) -> dict[str, DocumentEvents]:
+    grouped: dict[str, DocumentEvents] = defaultdict(DocumentEvents)
+    targets = {
+        "chunk_started": "started",
+        "qa_pair": "pairs",
+        "chunk_completed": "completed",
+        "chunk_failed": "failed",
+        "document_completed": "done",
+    }
+    for event in events:
+        kind = event.WhichOneof("event")
+        message = getattr(event, kind)
+        getattr(grouped[message.document_id], targets[kind]).append(message)
+    return dict(grouped)
+
+
+def pair_schema(num_pairs: int, max_generation_tokens: int = 512) -> dict:
+    bounds = pair_bounds(num_pairs, max_generation_tokens)
+    assert bounds is not None
+    return qa_schema(num_pairs, bounds)["properties"]["pairs"]["items"]
+
+
+def assert_document_complete(events: DocumentEvents, num_pairs: int) -> None:
+    """Every chunk started, completed with exactly num_pairs valid pairs, document done once."""
+    assert not events.failed, [f.error.message for f in events.failed]
+    assert len(events.done) == 1
+    chunk_count = events.done[0].chunk_count
+    assert sorted(s.chunk_index for s in events.started) == list(range(chunk_count))
+    assert sorted(c.chunk_index for c in events.completed) == list(range(chunk_count))
+    assert len(events.pairs) == num_pairs * chunk_count
+    assert events.done[0].pair_count == len(events.pairs)
+    assert events.done[0].completed_chunk_count == chunk_count
+    schema = pair_schema(num_pairs)
+    for chunk_index in range(chunk_count):
+        indexes = sorted(p.pair_index for p in events.pairs if p.chunk_index == chunk_index)
+        assert indexes == list(range(num_pairs))
+    for pair in events.pairs:
+        instance = {"question": pair.question, "answer": pair.answer}
+        errors = list(jsonschema.Draft202012Validator(schema).iter_errors(instance))
+        assert not errors, f"pair breaks the schema: {ascii(instance)}: {errors[0].message[:80]}"
+    for completed in events.completed:
+        assert completed.finish_reason == pb.FINISH_REASON_STOP
+        assert completed.pair_count == num_pairs
+        assert 0 < completed.generated_token_count <= 512

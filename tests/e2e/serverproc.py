@@ -1,0 +1,104 @@
+"""Starts and stops real synthqa server processes for the tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import psutil
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from ..paths import TINY_MODEL
+
+SERVICE = "synthqa.v1.SynthQAService"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def health_status(target: str, timeout: float = 1.0) -> int | None:
+    """The server's health for the synthqa service, or None when it does not answer."""
+    with grpc.insecure_channel(target) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=SERVICE), timeout=timeout
+            )
+            return reply.status
+        except grpc.RpcError:
+            return None
+
+
+@dataclass
+class ServerProcess:
+    port: int
+    log_path: Path
+    extra_args: list[str] = field(default_factory=list)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE=os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"))
+        command = [
+            sys.executable, "-m", "synthqa.server",
+            "--model", str(TINY_MODEL),
+            "--max-model-len", "2048",
+            # Eager mode skips torch.compile warm-up: about 40 s to SERVING instead of 75 s here.
+            # `make run` covers the compiled default.
+            "--enforce-eager",
+            "--host", "127.0.0.1",
+            "--port", str(self.port),
+            *self.extra_args,
+        ]
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("wb")
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+    def wait_serving(self, timeout: float = 600.0) -> list[int | None]:
+        """Poll health until SERVING; return every status seen on the way."""
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        seen: list[int | None] = []
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"server exited with {self.process.returncode}; see {self.log_path}")
+            status = health_status(self.target, timeout=0.5)
+            if not seen or seen[-1] != status:
+                seen.append(status)
+            if status == health_pb2.HealthCheckResponse.SERVING:
+                return seen
+            time.sleep(0.05)
+        raise TimeoutError(f"server not SERVING after {timeout} s; see {self.log_path}")
+
+    def descendants(self) -> list[psutil.Process]:
+        assert self.process is not None
+        try:
+            return psutil.Process(self.process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
+    def stop(self, timeout: float = 120.0) -> int:
+        """SIGTERM and wait; return the exit code."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            for child in self.descendants():
+                child.kill()
+            self.process.kill()
+            raise

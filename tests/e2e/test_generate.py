@@ -1,0 +1,191 @@
+"""Documents in, pairs out, through the real server, engine and clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+
+import pytest
+
+from synthqa.client import AsyncSynthQAClient, Document, SynthQAClient
+
+from ..paths import REPO
+from .helpers import SAMPLE, assert_document_complete, by_document
+from .serverproc import ServerProcess
+
+
+def test_server_info_describes_model_budget_and_defaults(client: SynthQAClient) -> None:
+    info = client.server_info()
+    assert info.model.endswith("tiny-model")
+    assert info.max_model_len == 2048
+    assert info.prompt_template_tokens > 0
+    assert info.max_chunk_tokens == 2048 - 512 - info.prompt_template_tokens
+    d = info.defaults
+    assert (d.num_pairs, d.max_generation_tokens, d.chunk_overlap_tokens, d.max_chunk_tokens) == (
+        5, 512, 64, 0)
+    assert abs(d.temperature - 0.7) < 1e-9 and abs(d.top_p - 0.95) < 1e-9
+    assert not d.HasField("seed")
+    assert info.limits.max_document_chars == 200000
+    assert info.limits.max_in_flight_chunks_per_call == 8
+    assert info.limits.max_chunks_per_document == 1000
+    assert info.version
+
+
+def test_interleaved_documents_on_one_stream(client: SynthQAClient) -> None:
+    options = dict(num_pairs=2, max_chunk_tokens=200, chunk_overlap_tokens=16)
+    documents = [
+        Document("sample", SAMPLE),
+        Document("short", "The Tower of Hercules in Spain is still in use as a lighthouse."),
+        # Sent in parts of 700 characters: the server must join them before chunking.
+        Document("in-parts", SAMPLE[2000:5000]),
+    ]
+    events = list(client.generate(documents, part_chars=700, **options))
+    grouped = by_document(events)
+    assert set(grouped) == {"sample", "short", "in-parts"}
+    for document in documents:
+        assert_document_complete(grouped[document.document_id], num_pairs=2)
+        # What Generate used is what ChunkDocument reports.
+        chunked = client.chunk(document.text, **options)
+        started = sorted(grouped[document.document_id].started, key=lambda s: s.chunk_index)
+        assert [(s.token_count, s.char_start, s.char_end) for s in started] == [
+            (c.token_count, c.char_start, c.char_end) for c in chunked.chunks]
+        assert all(s.chunk_count == len(chunked.chunks) for s in started)
+        assert grouped[document.document_id].done[0].token_count == chunked.token_count
+    assert len(grouped["sample"].started) >= 5
+    # Interleaved: another document's events arrive before "sample" is done.
+    kinds = [(e.WhichOneof("event"), getattr(e, e.WhichOneof("event")).document_id)
+             for e in events]
+    sample_done = kinds.index(("document_completed", "sample"))
+    assert {doc for _, doc in kinds[:sample_done]} >= {"short", "in-parts"}
+
+
+def test_chunk_text_matches_the_document_span(client: SynthQAClient) -> None:
+    response = client.chunk(SAMPLE, max_chunk_tokens=300, chunk_overlap_tokens=32)
+    assert len(response.chunks) > 1
+    for chunk in response.chunks:
+        assert chunk.text == SAMPLE[chunk.char_start:chunk.char_end]
+        assert chunk.token_count <= 300
+    assert response.chunks[0].char_start == 0 and response.chunks[-1].char_end == len(SAMPLE)
+    assert response.chunk_token_budget == 300
+
+
+def test_document_within_budget_is_one_chunk(client: SynthQAClient) -> None:
+    response = client.chunk(SAMPLE)
+    assert len(response.chunks) == 1 and response.chunks[0].text == SAMPLE
+
+
+def test_generate_document_streams_one_document(client: SynthQAClient) -> None:
+    events = list(client.generate_document(SAMPLE[:1500], num_pairs=3, max_chunk_tokens=150))
+    grouped = by_document(events)
+    assert list(grouped) == ["document"]
+    assert_document_complete(grouped["document"], num_pairs=3)
+    assert events[-1].WhichOneof("event") == "document_completed"
+
+
+def test_same_seed_gives_same_pairs(client: SynthQAClient) -> None:
+    def pairs(seed: int) -> list[tuple[str, str]]:
+        events = client.generate_document(SAMPLE[:800], num_pairs=2, seed=seed)
+        return [(e.qa_pair.question, e.qa_pair.answer) for e in events if e.HasField("qa_pair")]
+
+    first = pairs(7)
+    assert len(first) == 2
+    assert pairs(7) == first
+    assert pairs(8) != first
+
+
+def test_async_client_streams_an_async_iterable(server: ServerProcess) -> None:
+    async def scenario() -> dict:
+        async def documents():
+            for index in range(3):
+                yield Document(f"async-{index}", SAMPLE[index * 900:(index + 1) * 900])
+
+        async with AsyncSynthQAClient(server.target, timeout=300) as client:
+            info = await client.server_info()
+            assert info.max_model_len == 2048
+            return by_document([e async for e in client.generate(documents(), num_pairs=1)])
+
+    grouped = asyncio.run(scenario())
+    assert set(grouped) == {"async-0", "async-1", "async-2"}
+    for events in grouped.values():
+        assert_document_complete(events, num_pairs=1)
+
+
+def run_cli(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "synthqa.client.cli", "--target", server.target, *args],
+        capture_output=True, text=True, timeout=300, cwd=REPO,
+    )
+
+
+def test_cli_generate_writes_valid_jsonl(server: ServerProcess, tmp_path) -> None:
+    first, second = tmp_path / "first.txt", tmp_path / "second.txt"
+    first.write_text(SAMPLE[:1200], encoding="utf-8")
+    second.write_text(SAMPLE[3000:4000], encoding="utf-8")
+    out = tmp_path / "nested" / "pairs.jsonl"
+    result = run_cli(server, "generate", str(first), str(second), "--out", str(out),
+                     "--num-pairs", "2", "--max-chunk-tokens", "128", "--show", "1")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    chunk_counts = {}
+    for path in (first, second):
+        chunked = run_cli(server, "chunk", str(path), "--max-chunk-tokens", "128", "--json")
+        chunk_counts[path] = len(json.loads(chunked.stdout)["chunks"])
+    assert len(records) == 2 * sum(chunk_counts.values())
+    for record in records:
+        assert {"document_id", "chunk_index", "question", "answer"} <= set(record)
+        assert record["question"] and record["answer"]
+    assert {r["document_id"] for r in records} == {f"0:{first}", f"1:{second}"}
+    assert "Q: " in result.stdout, "--show prints pairs"
+    assert f"wrote {len(records)} pairs" in result.stderr
+
+
+def test_cli_info_and_chunk(server: ServerProcess) -> None:
+    info = run_cli(server, "info")
+    assert info.returncode == 0, info.stderr
+    assert json.loads(info.stdout)["max_model_len"] == 2048
+    chunked = run_cli(server, "chunk", str(REPO / "samples" / "lighthouses.txt"),
+                      "--max-chunk-tokens", "256")
+    assert chunked.returncode == 0 and "chunk(s)" in chunked.stdout
+
+
+def test_cli_reports_bad_options_with_field(server: ServerProcess, tmp_path) -> None:
+    source = tmp_path / "doc.txt"
+    source.write_text("Some text about lighthouses.", encoding="utf-8")
+    result = run_cli(server, "generate", str(source), "--out", str(tmp_path / "o.jsonl"),
+                     "--top-p", "1.5")
+    assert result.returncode == 1
+    assert "INVALID_ARGUMENT" in result.stderr and "options.top_p" in result.stderr
+
+
+def test_an_error_in_the_callers_documents_reaches_the_caller(client: SynthQAClient) -> None:
+    def documents():
+        yield Document("fine", SAMPLE[:500])
+        raise ValueError("the source broke")
+
+    with pytest.raises(ValueError, match="the source broke"):
+        list(client.generate(documents(), num_pairs=1))
+
+
+def test_cli_names_a_file_that_is_not_utf8(server: ServerProcess, tmp_path) -> None:
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("Phare de Cordouan, \u00e9t\u00e9".encode("latin-1"))
+    result = run_cli(server, "generate", str(REPO / "samples" / "lighthouses.txt"), str(bad),
+                     "--out", str(tmp_path / "o.jsonl"))
+    assert result.returncode == 1
+    assert "latin1.txt is not UTF-8 text" in result.stderr
+
+
+def test_async_client_raises_the_callers_document_error(server: ServerProcess) -> None:
+    async def scenario() -> None:
+        async def documents():
+            yield Document("fine", SAMPLE[:500])
+            raise ValueError("the async source broke")
+
+        async with AsyncSynthQAClient(server.target, timeout=120) as client:
+            with pytest.raises(ValueError, match="the async source broke"):
+                async for _ in client.generate(documents(), num_pairs=1):
+                    pass
+
+    asyncio.run(scenario())

@@ -1,0 +1,144 @@
+"""The domain facade on a scripted engine: the stream protocol both generation RPCs speak,
+warm-up, availability and the drain."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from synthqa.contract.options import GenerationOptions
+from synthqa.server.pipeline.errors import InvalidArgument, ResourceExhausted, Unavailable
+from synthqa.server.pipeline.events import ChunkCompleted, DocumentCompleted, PairGenerated
+from synthqa.server.pipeline.limits import ServiceLimits
+from synthqa.server.pipeline.service import GenerationService
+from synthqa.server.pipeline.stream import (
+    GENERATE_DOCUMENT_PATHS,
+    GENERATE_PATHS,
+    DocumentPart,
+    OptionsMessage,
+    StreamMessage,
+)
+
+from ..helpers import until, violations
+from .scripted import ScriptedEngine, record
+
+TEXT = "Augustin Fresnel presented a new kind of lens in 1822. " * 3
+
+
+def make_service(tokenizer: Any, text: str = record(2), **engine: Any) -> GenerationService:
+    service = GenerationService(ScriptedEngine(text, tokenizer=tokenizer, **engine),
+                                GenerationOptions(num_pairs=2),
+                                ServiceLimits(max_document_chars=1000))
+    service.open()
+    return service
+
+
+async def stream(*messages: StreamMessage) -> AsyncIterator[StreamMessage]:
+    for message in messages:
+        yield message
+
+
+async def run(service: GenerationService, *messages: StreamMessage,
+              paths: Any = GENERATE_PATHS) -> list[object]:
+    return [event async for event in service.generate(stream(*messages), paths)]
+
+
+async def test_documents_in_parts_come_back_as_whole_documents(tokenizer: Any) -> None:
+    service = make_service(tokenizer)
+    events = await run(service, OptionsMessage(),
+                       DocumentPart("a", TEXT[:20], more_follows=True), DocumentPart("b", TEXT),
+                       DocumentPart("a", TEXT[20:]))
+    done = {e.document_id: e for e in events if isinstance(e, DocumentCompleted)}
+    assert set(done) == {"a", "b"} and all(d.pair_count == 2 for d in done.values())
+    assert sum(isinstance(e, PairGenerated) for e in events) == 4
+
+
+async def test_the_first_message_must_be_options(tokenizer: Any) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        await run(make_service(tokenizer), DocumentPart("a", TEXT))
+    assert list(violations(caught.value)) == ["options"]
+    with pytest.raises(InvalidArgument) as caught:
+        await run(make_service(tokenizer), OptionsMessage(), OptionsMessage())
+    assert list(violations(caught.value)) == ["options"]
+
+
+async def test_field_paths_follow_the_rpc(tokenizer: Any) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        await run(make_service(tokenizer), OptionsMessage(), DocumentPart("a", "  "))
+    assert list(violations(caught.value)) == ["document.text"]
+    with pytest.raises(InvalidArgument) as caught:
+        await run(make_service(tokenizer), OptionsMessage(), DocumentPart("a", "  "),
+                  paths=GENERATE_DOCUMENT_PATHS)
+    assert list(violations(caught.value)) == ["text"]
+    with pytest.raises(InvalidArgument) as caught:
+        await run(make_service(tokenizer), OptionsMessage({"num_pairs": 0}),
+                  DocumentPart("a", TEXT), paths=GENERATE_DOCUMENT_PATHS)
+    assert list(violations(caught.value)) == ["options.num_pairs"]
+
+
+async def test_an_unfinished_document_at_the_end_is_an_error(tokenizer: Any) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        await run(make_service(tokenizer), OptionsMessage(),
+                  DocumentPart("a", TEXT, more_follows=True))
+    assert list(violations(caught.value)) == ["document.more_follows"]
+
+
+async def test_a_document_over_the_limit_is_resource_exhausted(tokenizer: Any) -> None:
+    with pytest.raises(ResourceExhausted):
+        await run(make_service(tokenizer), OptionsMessage(), DocumentPart("a", "x" * 1001))
+
+
+async def test_an_empty_stream_ends_without_events(tokenizer: Any) -> None:
+    assert await run(make_service(tokenizer)) == []
+    assert await run(make_service(tokenizer), OptionsMessage()) == []
+
+
+async def test_calls_are_refused_until_open_and_while_draining(tokenizer: Any) -> None:
+    service = GenerationService(ScriptedEngine(record(2), tokenizer=tokenizer),
+                                GenerationOptions(num_pairs=2), ServiceLimits())
+    with pytest.raises(Unavailable, match="warming up"):
+        await run(service, OptionsMessage())
+    service.open()
+    assert await service.drain(1.0, asyncio.Event()) is True
+    with pytest.raises(Unavailable, match="shutting down"):
+        await service.chunk_document({}, TEXT)
+
+
+async def test_warm_up_runs_one_real_generation(tokenizer: Any) -> None:
+    engine = ScriptedEngine(record(2), tokenizer=tokenizer)
+    service = GenerationService(engine, GenerationOptions(num_pairs=2), ServiceLimits())
+    await service.warm_up()
+    assert engine.requests == ["synthqa-warm-up"]
+
+
+async def test_warm_up_fails_when_the_engine_cannot_generate(tokenizer: Any) -> None:
+    for engine in (ScriptedEngine("", finish_reason="error", tokenizer=tokenizer),
+                   ScriptedEngine('{"pairs":[42]}', tokenizer=tokenizer)):
+        service = GenerationService(engine, GenerationOptions(num_pairs=2), ServiceLimits())
+        with pytest.raises(RuntimeError, match="warm-up generation failed"):
+            await service.warm_up()
+
+
+async def test_warm_up_accepts_a_random_model_running_out_of_tokens(tokenizer: Any) -> None:
+    text = record(2)
+    engine = ScriptedEngine(text[: text.index("Question 1")], "length", tokenizer=tokenizer)
+    service = GenerationService(engine, GenerationOptions(num_pairs=2), ServiceLimits())
+    await service.warm_up()  # a truncated record proves the engine and grammar work
+    assert engine.requests == ["synthqa-warm-up"]
+
+
+async def test_drain_waits_for_calls_and_a_force_ends_the_wait(tokenizer: Any) -> None:
+    service = make_service(tokenizer, delay=0.2)
+    call = asyncio.create_task(run(service, OptionsMessage(), DocumentPart("a", TEXT)))
+    await until(lambda: service.load.in_flight_chunks == 1)
+    assert await service.drain(0.05, asyncio.Event()) is False, "the call is still running"
+    force = asyncio.Event()
+    force.set()
+    assert await service.drain(60.0, force) is False
+    events = await call
+    assert isinstance(events[-1], DocumentCompleted), "a drain lets the call finish"
+    assert any(isinstance(e, ChunkCompleted) for e in events)
+    assert await service.drain(60.0, asyncio.Event()) is True

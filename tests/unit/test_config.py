@@ -1,0 +1,43 @@
+"""Server flags: vLLM's own plus synthqa's, with defaults and limits derived from their
+declarations."""
+
+from __future__ import annotations
+
+import pytest
+
+from synthqa.contract.options import GenerationOptions
+from synthqa.server.config import Keepalive, parse
+from synthqa.server.pipeline.limits import ServiceLimits
+
+
+def test_every_option_has_a_default_flag() -> None:
+    _, settings = parse(["--model", "m", "--default-num-pairs", "2", "--default-seed", "9",
+                         "--default-top-p", "0.5"])
+    assert settings.defaults == GenerationOptions(num_pairs=2, seed=9, top_p=0.5)
+    _, plain = parse(["--model", "m"])
+    assert plain.defaults == GenerationOptions()
+    assert plain.limits == ServiceLimits()
+
+
+def test_limits_and_vllm_flags_parse_side_by_side() -> None:
+    engine_args, settings = parse(["--model", "m", "--max-num-pairs", "7",
+                                   "--max-model-len", "1024", "--port", "6000"])
+    assert settings.limits.max_num_pairs == 7 and settings.port == 6000
+    assert engine_args.max_model_len == 1024 and engine_args.model == "m"
+
+
+def test_out_of_range_limits_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse(["--model", "m", "--max-in-flight-chunks", "0"])
+    assert "--max-in-flight-chunks must be between 1" in capsys.readouterr().err
+
+
+def test_keepalive_flags_become_grpc_options() -> None:
+    _, settings = parse(["--model", "m", "--keepalive-time", "30", "--keepalive-timeout", "5"])
+    assert settings.keepalive == Keepalive(30.0, 5.0, 10.0)
+    options = dict(settings.keepalive.grpc_options())
+    assert options["grpc.keepalive_time_ms"] == 30_000
+    assert options["grpc.keepalive_timeout_ms"] == 5_000
+    assert options["grpc.http2.min_ping_interval_without_data_ms"] == 10_000
+    with pytest.raises(SystemExit):
+        parse(["--model", "m", "--keepalive-time", "0"])

@@ -1,0 +1,89 @@
+"""The output schema: a valid record always fits its token budget, strings stay strict, and the
+engine's grammar backend compiles and enforces it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonschema
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from synthqa.server.text.schema import min_generation_tokens, pair_bounds, qa_schema
+
+
+@given(num_pairs=st.integers(1, 50), max_tokens=st.integers(1, 8192))
+def test_longest_valid_record_fits_the_token_budget(num_pairs: int, max_tokens: int) -> None:
+    bounds = pair_bounds(num_pairs, max_tokens)
+    if bounds is None:
+        assert max_tokens < min_generation_tokens(num_pairs)
+        return
+    # The longest record the schema admits, in ASCII: one byte, so at most one token, a char.
+    pair = {"question": "Q" * bounds.question_chars, "answer": "A" * bounds.answer_chars}
+    record = json.dumps({"pairs": [pair] * num_pairs}, separators=(",", ":"))
+    jsonschema.validate(json.loads(record), qa_schema(num_pairs, bounds))
+    assert len(record.encode()) + 1 <= max_tokens  # + the end-of-sequence token
+
+
+def test_schema_rejects_blank_escaped_and_overlong_strings() -> None:
+    bounds = pair_bounds(2, 512)
+    assert bounds is not None
+    schema = qa_schema(2, bounds)
+    good = {"question": "Why?", "answer": "Because."}
+    jsonschema.validate({"pairs": [good, good]}, schema)
+    for bad_pair in (
+        {"question": " leading space", "answer": "x"},
+        {"question": "", "answer": "x"},
+        {"question": "line\nbreak", "answer": "x"},
+        {"question": "a \"quote\"", "answer": "x"},
+        {"question": "Q" * (bounds.question_chars + 1), "answer": "x"},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({"pairs": [good, bad_pair]}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"pairs": [good]}, schema)  # exactly num_pairs
+
+
+@pytest.mark.parametrize("num_pairs,max_tokens", [(1, 60), (1, 4096), (2, 512), (5, 512),
+                                                  (50, 4096), (3, 1500)])
+def test_schema_compiles_in_the_engine_grammar_backend(
+    tokenizer: Any, num_pairs: int, max_tokens: int
+) -> None:
+    # xgrammar, with the real tokenizer, as the engine compiles it: long strings once broke it.
+    import xgrammar
+    from xgrammar.testing import _is_grammar_accept_string
+
+    compiler = xgrammar.GrammarCompiler(
+        xgrammar.TokenizerInfo.from_huggingface(tokenizer, vocab_size=len(tokenizer)))
+    bounds = pair_bounds(num_pairs, max_tokens)
+    assert bounds is not None
+    schema = json.dumps(qa_schema(num_pairs, bounds))
+    compiler.compile_json_schema(schema, any_whitespace=False, separators=(",", ":"))
+    # What it compiles takes exactly num_pairs pairs of the longest strings, with no whitespace.
+    grammar = xgrammar.Grammar.from_json_schema(schema, any_whitespace=False,
+                                                separators=(",", ":"))
+    pair = {"question": "Q" * bounds.question_chars, "answer": "A" * bounds.answer_chars}
+    exact = json.dumps({"pairs": [pair] * num_pairs}, separators=(",", ":"))
+    assert _is_grammar_accept_string(grammar, exact.encode())
+    one_more = json.dumps({"pairs": [pair] * (num_pairs + 1)}, separators=(",", ":"))
+    assert not _is_grammar_accept_string(grammar, one_more.encode())
+    assert not _is_grammar_accept_string(grammar, exact.replace(":", ": ", 1).encode())
+
+
+def test_string_grammar_admits_only_valid_utf8_without_escapes() -> None:
+    import xgrammar
+    from xgrammar.testing import _is_grammar_accept_string
+
+    bounds = pair_bounds(1, 200)
+    assert bounds is not None
+    pair = qa_schema(1, bounds)["properties"]["pairs"]["items"]
+    pattern = pair["properties"]["answer"]["pattern"]
+    grammar = xgrammar.Grammar.from_regex(pattern)
+    for good in ("Fresnel.", "灯台 at night", "faro 🏝"):
+        assert _is_grammar_accept_string(grammar, good.encode())
+    # A surrogate's bytes would decode to replacement characters; quotes and escapes need
+    # strict-JSON care; a leading space makes a blank-looking pair.
+    for bad in (b"ab\xed\xa0\x80", b'say "hi"', b"back\\slash", b" lead", b"new\nline"):
+        assert not _is_grammar_accept_string(grammar, bad)
