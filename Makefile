@@ -30,20 +30,22 @@ run: setup
 serve: setup
 	$(PY) -m synthqa.server --model "$(MODEL)" --port $(PORT) $(if $(filter $(TINY_MODEL),$(MODEL)),--max-model-len 2048,) $(SERVER_ARGS)
 
-LINTED := server client/src/synthqa/client tests scripts
+LINTED := server client/src/synthqa/client client/src/synthqa/contract tests scripts
 
 ## test: lint, then the whole suite against a real server on the tiny model
-test: setup
-	$(PY) -m ruff check $(LINTED)
+test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+## lint: ruff on everything, mypy on the server and (strictly) the client
 lint: setup
 	$(PY) -m ruff check $(LINTED)
+	$(PY) -m mypy
 
 ## protos: regenerate the committed Python stubs from protos/
 protos: $(STAMP)
-	$(PY) -m grpc_tools.protoc -I protos --python_out=client/src --pyi_out=client/src \
-		--grpc_python_out=client/src protos/synthqa/v1/synthqa.proto
+	PATH="$(VENV)/bin:$$PATH" $(PY) -m grpc_tools.protoc -I protos --python_out=client/src \
+		--mypy_out=client/src --grpc_python_out=client/src --mypy_grpc_out=client/src \
+		protos/synthqa/v1/synthqa.proto
 
 clean:
 	rm -rf $(VENV) .cache out .pytest_cache .hypothesis

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import venv
 from pathlib import Path
 
@@ -19,11 +20,16 @@ def test_committed_stubs_match_the_protos(tmp_path: Path) -> None:
     from grpc_tools import protoc
 
     well_known = Path(grpc_tools.__file__).parent / "_proto"
-    args = ["protoc", "-I", str(REPO / "protos"), "-I", str(well_known), f"--python_out={tmp_path}",
-            f"--pyi_out={tmp_path}", f"--grpc_python_out={tmp_path}",
+    plugins = Path(sys.executable).parent
+    args = ["protoc", "-I", str(REPO / "protos"), "-I", str(well_known),
+            f"--plugin=protoc-gen-mypy={plugins / 'protoc-gen-mypy'}",
+            f"--plugin=protoc-gen-mypy_grpc={plugins / 'protoc-gen-mypy_grpc'}",
+            f"--python_out={tmp_path}", f"--mypy_out={tmp_path}",
+            f"--grpc_python_out={tmp_path}", f"--mypy_grpc_out={tmp_path}",
             str(REPO / "protos" / "synthqa" / "v1" / "synthqa.proto")]
     assert protoc.main(args) == 0
-    for name in ("synthqa_pb2.py", "synthqa_pb2.pyi", "synthqa_pb2_grpc.py"):
+    for name in ("synthqa_pb2.py", "synthqa_pb2.pyi", "synthqa_pb2_grpc.py",
+                 "synthqa_pb2_grpc.pyi"):
         fresh = (tmp_path / "synthqa" / "v1" / name).read_text()
         assert fresh == (STUBS / name).read_text(), f"{name} is stale: run `make protos`"
 

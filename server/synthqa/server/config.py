@@ -59,7 +59,7 @@ class ServerSettings:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = FlexibleArgumentParser(
+    parser: argparse.ArgumentParser = FlexibleArgumentParser(
         prog="synthqa-server",
         description="Serve question-answer generation over gRPC on an embedded vLLM engine. "
         "Takes every vLLM engine flag (--model, --max-model-len, --dtype, ...) and these.",

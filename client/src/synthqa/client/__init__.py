@@ -11,9 +11,10 @@ Events are `synthqa.v1.synthqa_pb2.GenerateResponse` messages (typed by the bund
 """
 
 from .aio import AsyncSynthQAClient
+from .documents import Document
 from .errors import FieldViolation, SynthQAError
 from .events import pair_record
-from .requests import Document, generation_options
+from .options import generation_options
 from .sync import SynthQAClient
 
 __all__ = [

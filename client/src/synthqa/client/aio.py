@@ -5,28 +5,30 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
-from typing import Any
+from typing import TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2_grpc
 
+from synthqa.contract.options import OptionValue
 from synthqa.v1 import synthqa_pb2 as pb
 from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
 
-from .errors import SynthQAError
-from .events import as_generate_response
-from .requests import (
+from .channel import (
     CHANNEL_OPTIONS,
-    DEFAULT_PART_CHARS,
     READY_CHECK,
     READY_CHECK_TIMEOUT_SECONDS,
     READY_POLL_SECONDS,
-    Document,
-    document_parts,
-    generation_options,
     is_serving,
     not_ready,
 )
+from .documents import DEFAULT_PART_CHARS, Document, document_parts
+from .errors import SynthQAError
+from .events import as_generate_response
+from .options import generation_options
+
+Request = TypeVar("Request")
+Response = TypeVar("Response")
 
 
 class AsyncSynthQAClient:
@@ -36,7 +38,7 @@ class AsyncSynthQAClient:
         self.target = target
         self.timeout = timeout
         self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
-        self._stub = pb_grpc.SynthQAServiceStub(self._channel)
+        self._stub = pb_grpc.SynthQAServiceAsyncStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
     async def __aenter__(self) -> AsyncSynthQAClient:
@@ -64,12 +66,12 @@ class AsyncSynthQAClient:
     async def server_info(self) -> pb.GetServerInfoResponse:
         return await self._call(self._stub.GetServerInfo, pb.GetServerInfoRequest())
 
-    async def chunk(self, text: str, **options: Any) -> pb.ChunkDocumentResponse:
+    async def chunk(self, text: str, **options: OptionValue | None) -> pb.ChunkDocumentResponse:
         request = pb.ChunkDocumentRequest(text=text, options=generation_options(**options))
         return await self._call(self._stub.ChunkDocument, request)
 
     async def generate_document(
-        self, text: str, *, document_id: str = "", **options: Any
+        self, text: str, *, document_id: str = "", **options: OptionValue | None
     ) -> AsyncIterator[pb.GenerateResponse]:
         request = pb.GenerateDocumentRequest(
             document_id=document_id, text=text, options=generation_options(**options)
@@ -88,7 +90,7 @@ class AsyncSynthQAClient:
         documents: Iterable[Document] | AsyncIterable[Document],
         *,
         part_chars: int = DEFAULT_PART_CHARS,
-        **options: Any,
+        **options: OptionValue | None,
     ) -> AsyncIterator[pb.GenerateResponse]:
         """Stream documents (a plain or async iterable) in and events out over one call."""
 
@@ -128,7 +130,9 @@ class AsyncSynthQAClient:
         finally:
             call.cancel()
 
-    async def _call(self, method: Any, request: Any) -> Any:
+    async def _call(
+        self, method: grpc.aio.UnaryUnaryMultiCallable[Request, Response], request: Request
+    ) -> Response:
         try:
             return await method(request, timeout=self.timeout)
         except grpc.RpcError as error:

@@ -18,7 +18,7 @@ READY_POLL_SECONDS = 0.2
 
 
 def is_serving(reply: health_pb2.HealthCheckResponse) -> bool:
-    return reply.status == health_pb2.HealthCheckResponse.SERVING
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
 def not_ready(target: str, within: float) -> TimeoutError:

@@ -13,20 +13,12 @@ from typing import Any, TextIO
 from google.protobuf import json_format
 from tqdm import tqdm
 
+from synthqa.contract.options import OPTIONS
+
+from .documents import Document
 from .errors import SynthQAError
 from .events import pair_record
-from .requests import Document
 from .sync import SynthQAClient
-
-OPTION_FLAGS = [
-    ("num_pairs", int, "pairs per chunk"),
-    ("max_generation_tokens", int, "generated tokens per chunk"),
-    ("temperature", float, "sampling temperature"),
-    ("top_p", float, "nucleus sampling mass"),
-    ("chunk_overlap_tokens", int, "tokens shared by consecutive chunks"),
-    ("max_chunk_tokens", int, "largest chunk in tokens (0 = largest that fits)"),
-    ("seed", int, "sampling seed for reproducible pairs"),
-]
 
 
 class CliError(Exception):
@@ -50,8 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     chunk.add_argument("file", type=Path)
     chunk.add_argument("--json", action="store_true", help="print the full response as JSON")
     for sub in (generate, chunk):
-        for name, kind, text in OPTION_FLAGS:
-            sub.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None, help=text)
+        options = sub.add_argument_group("generation options (unset: the server's default)")
+        for spec in OPTIONS:
+            options.add_argument(spec.flag, type=spec.kind, default=None, help=spec.help)
     commands.add_parser("info", help="describe the server")
     wait = commands.add_parser("wait", help="wait until the server reports SERVING")
     wait.add_argument("--for", dest="wait_for", type=float, default=600.0, metavar="SECONDS")
@@ -68,8 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "info":
                 print(_to_json(client.server_info()))
                 return 0
-            options = {name: getattr(args, name) for name, _, _ in OPTION_FLAGS}
-            options = {k: v for k, v in options.items() if v is not None}
+            options = {spec.name: getattr(args, spec.name) for spec in OPTIONS}
             if args.command == "chunk":
                 return _chunk(client, args, options)
             return _generate(client, args, options)

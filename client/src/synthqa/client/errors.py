@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from google.rpc import error_details_pb2
@@ -39,7 +40,8 @@ class SynthQAError(Exception):
         fields: list[FieldViolation] = []
         quotas: list[FieldViolation] = []
         status = rpc_status.from_call(error) if isinstance(error, grpc.Call) else None
-        for detail in status.details if status else []:
+        details: list[Any] = list(status.details) if status else []
+        for detail in details:
             bad_request = error_details_pb2.BadRequest()
             quota = error_details_pb2.QuotaFailure()
             if detail.Unpack(bad_request):

@@ -3,6 +3,8 @@ options (`synthqa.contract.options`)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from synthqa.contract.options import OptionValue, iter_set
 from synthqa.v1 import synthqa_pb2 as pb
 
@@ -10,4 +12,5 @@ from synthqa.v1 import synthqa_pb2 as pb
 def generation_options(**values: OptionValue | None) -> pb.GenerationOptions:
     """Options with only the given fields set; None, like an absent keyword, takes the
     server's default. An unknown name raises TypeError."""
-    return pb.GenerationOptions(**dict(iter_set(values)))
+    chosen: dict[str, Any] = dict(iter_set(values))
+    return pb.GenerationOptions(**chosen)

@@ -4,28 +4,30 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2_grpc
 
+from synthqa.contract.options import OptionValue
 from synthqa.v1 import synthqa_pb2 as pb
 from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
 
-from .errors import SynthQAError
-from .events import as_generate_response
-from .requests import (
+from .channel import (
     CHANNEL_OPTIONS,
-    DEFAULT_PART_CHARS,
     READY_CHECK,
     READY_CHECK_TIMEOUT_SECONDS,
     READY_POLL_SECONDS,
-    Document,
-    generate_requests,
-    generation_options,
     is_serving,
     not_ready,
 )
+from .documents import DEFAULT_PART_CHARS, Document, generate_requests
+from .errors import SynthQAError
+from .events import as_generate_response
+from .options import generation_options
+
+Request = TypeVar("Request")
+Response = TypeVar("Response")
 
 
 class SynthQAClient:
@@ -68,12 +70,12 @@ class SynthQAClient:
     def server_info(self) -> pb.GetServerInfoResponse:
         return self._call(self._stub.GetServerInfo, pb.GetServerInfoRequest())
 
-    def chunk(self, text: str, **options: Any) -> pb.ChunkDocumentResponse:
+    def chunk(self, text: str, **options: OptionValue | None) -> pb.ChunkDocumentResponse:
         request = pb.ChunkDocumentRequest(text=text, options=generation_options(**options))
         return self._call(self._stub.ChunkDocument, request)
 
     def generate_document(
-        self, text: str, *, document_id: str = "", **options: Any
+        self, text: str, *, document_id: str = "", **options: OptionValue | None
     ) -> Iterator[pb.GenerateResponse]:
         """Events for one document, as the server produces them."""
         request = pb.GenerateDocumentRequest(
@@ -90,7 +92,7 @@ class SynthQAClient:
         documents: Iterable[Document],
         *,
         part_chars: int = DEFAULT_PART_CHARS,
-        **options: Any,
+        **options: OptionValue | None,
     ) -> Iterator[pb.GenerateResponse]:
         """Stream documents in and events out over one call. Documents are read lazily, so an
         iterator of any length works; events for different documents come interleaved."""
@@ -116,7 +118,9 @@ class SynthQAClient:
         finally:
             call.cancel()  # no-op when finished; stops the server's work when abandoned
 
-    def _call(self, method: Any, request: Any) -> Any:
+    def _call(
+        self, method: grpc.UnaryUnaryMultiCallable[Request, Response], request: Request
+    ) -> Response:
         try:
             return method(request, timeout=self.timeout)
         except grpc.RpcError as error:

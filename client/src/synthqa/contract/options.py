@@ -113,7 +113,8 @@ def _specs() -> tuple[OptionSpec, ...]:
     specs = []
     for field in dataclasses.fields(GenerationOptions):
         kind = float if float in typing.get_args(hints[field.name]) + (hints[field.name],) else int
-        specs.append(OptionSpec(field.name, kind, field.default, field.metadata["help"],
+        default = typing.cast(OptionValue | None, field.default)
+        specs.append(OptionSpec(field.name, kind, default, field.metadata["help"],
                                 field.metadata["bounds"]))
     return tuple(specs)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -52,6 +52,6 @@ class GenerationEngine(Protocol):
 
     def generate(
         self, prompt_ids: list[int], request: SamplingRequest, request_id: str
-    ) -> AsyncIterator[EngineDelta]: ...
+    ) -> AsyncGenerator[EngineDelta, None]: ...
 
     async def abort(self, request_ids: Iterable[str]) -> None: ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from typing import Any
 
 from vllm import SamplingParams
@@ -46,7 +46,7 @@ class VllmEngine:
 
     async def generate(
         self, prompt_ids: list[int], request: SamplingRequest, request_id: str
-    ) -> AsyncIterator[EngineDelta]:
+    ) -> AsyncGenerator[EngineDelta, None]:
         params = SamplingParams(
             max_tokens=request.max_tokens,
             temperature=request.temperature,
@@ -81,7 +81,7 @@ class VllmEngine:
 
     @property
     def unfinished_requests(self) -> int:
-        return self._llm.get_num_unfinished_requests()
+        return int(self._llm.get_num_unfinished_requests())
 
     async def check_health(self) -> None:
         """Raises EngineDead if the engine core is gone (vLLM's own health check)."""

@@ -37,8 +37,9 @@ _FINISH_REASONS = {
 
 
 def overrides_from_proto(message: pb.GenerationOptions) -> Overrides:
+    # The names come from the declarations, which a test matches to the proto's fields.
     return {spec.name: getattr(message, spec.name) for spec in OPTIONS
-            if message.HasField(spec.name)}
+            if message.HasField(spec.name)}  # type: ignore[arg-type]
 
 
 def options_to_proto(options: GenerationOptions) -> pb.GenerationOptions:

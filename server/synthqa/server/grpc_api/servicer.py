@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -35,12 +36,14 @@ class SynthQAHandlers(pb_grpc.SynthQAServiceServicer):
         self._service = service
 
     async def GetServerInfo(
-        self, request: pb.GetServerInfoRequest, context: grpc.aio.ServicerContext
+        self, request: pb.GetServerInfoRequest,
+        context: grpc.aio.ServicerContext[pb.GetServerInfoRequest, pb.GetServerInfoResponse],
     ) -> pb.GetServerInfoResponse:
         return convert.server_info_to_proto(self._service.info())
 
     async def ChunkDocument(
-        self, request: pb.ChunkDocumentRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ChunkDocumentRequest,
+        context: grpc.aio.ServicerContext[pb.ChunkDocumentRequest, pb.ChunkDocumentResponse],
     ) -> pb.ChunkDocumentResponse:
         async with _status_on_error(context):
             overrides = convert.overrides_from_proto(request.options)
@@ -49,7 +52,8 @@ class SynthQAHandlers(pb_grpc.SynthQAServiceServicer):
         raise AssertionError("unreachable")  # _status_on_error aborts or re-raises
 
     async def GenerateDocument(
-        self, request: pb.GenerateDocumentRequest, context: grpc.aio.ServicerContext
+        self, request: pb.GenerateDocumentRequest,
+        context: grpc.aio.ServicerContext[pb.GenerateDocumentRequest, pb.GenerateDocumentResponse],
     ) -> AsyncIterator[pb.GenerateDocumentResponse]:
         async with _status_on_error(context):
 
@@ -61,7 +65,8 @@ class SynthQAHandlers(pb_grpc.SynthQAServiceServicer):
                 yield convert.event_to_proto(event, pb.GenerateDocumentResponse)
 
     async def Generate(
-        self, request_iterator: AsyncIterator[pb.GenerateRequest], context: grpc.aio.ServicerContext
+        self, request_iterator: AsyncIterator[pb.GenerateRequest],
+        context: grpc.aio.ServicerContext[pb.GenerateRequest, pb.GenerateResponse],
     ) -> AsyncIterator[pb.GenerateResponse]:
         async with _status_on_error(context):
 
@@ -74,7 +79,7 @@ class SynthQAHandlers(pb_grpc.SynthQAServiceServicer):
 
 
 @contextlib.asynccontextmanager
-async def _status_on_error(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+async def _status_on_error(context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
     try:
         yield
     except ServiceError as error:

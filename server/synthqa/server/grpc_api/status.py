@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import typing
+
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
@@ -48,10 +50,10 @@ def to_grpc_status(error: ServiceError) -> grpc.Status:
     else:
         assert isinstance(error, Unavailable), type(error)
         code = code_pb2.UNAVAILABLE
-    return rpc_status.to_status(
-        status_pb2.Status(code=code, message=error.message, details=details)
-    )
+    return typing.cast(grpc.Status, rpc_status.to_status(
+        status_pb2.Status(code=code, message=error.message, details=details)))
 
 
 def internal_status(message: str) -> grpc.Status:
-    return rpc_status.to_status(status_pb2.Status(code=code_pb2.INTERNAL, message=message))
+    return typing.cast(grpc.Status, rpc_status.to_status(
+        status_pb2.Status(code=code_pb2.INTERNAL, message=message)))

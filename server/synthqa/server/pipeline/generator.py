@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from ..engine.types import EngineDead, GenerationEngine, SamplingRequest
 from ..text.chunker import Chunk
@@ -29,7 +29,7 @@ class ChunkGenerator:
 
     async def generate(
         self, document_id: str, chunk: Chunk, plan: GenerationPlan, request_id: str
-    ) -> AsyncIterator[ChunkEvent]:
+    ) -> AsyncGenerator[ChunkEvent, None]:
         """Yield each pair as it is parsed, then exactly one ChunkCompleted or ChunkFailed."""
         options = plan.options
         prompt_ids = plan.frame.wrap(chunk.token_ids)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 from synthqa.contract.options import OPTIONS, GenerationOptions, OptionValue, iter_set
 
@@ -25,7 +26,8 @@ def resolve_options(
     field_prefix: str = "options",
 ) -> GenerationOptions:
     """Merge overrides into defaults, rejecting every out-of-range field at once."""
-    options = replace(defaults, **dict(iter_set(overrides)))
+    chosen: dict[str, Any] = dict(iter_set(overrides))
+    options = replace(defaults, **chosen)
     problems = ViolationCollector()
     for spec in OPTIONS:
         value = getattr(options, spec.name)

@@ -188,7 +188,7 @@ class CallSession:
         finally:
             emit(_ReleaseWindowSlot())
             # The done callback that drops this task from _tasks runs later; count it out now.
-            self._tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
+            self._tasks.discard(asyncio.current_task())
             self._maybe_end()
 
     def _maybe_end(self) -> None:
