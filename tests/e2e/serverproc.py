@@ -64,7 +64,10 @@ class ServerProcess:
         ]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("wb")
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        # A session of its own, as a terminal or systemd gives a service: signals sent to its
+        # process group reach nothing of the test run.
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                        start_new_session=True)
 
     def wait_serving(self, timeout: float = 600.0) -> list[int | None]:
         """Poll health until SERVING; return every status seen on the way."""

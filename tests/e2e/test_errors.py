@@ -130,6 +130,30 @@ def test_invalid_utf8_on_the_wire_is_invalid_argument(server: ServerProcess) -> 
     assert fields_of(SynthQAError.from_rpc_error(caught.value)) == ["request"]
 
 
+# A string field that is not UTF-8 (bytes FF FE), on each unary RPC.
+UNPARSABLE_UNARY = {
+    "GenerateDocument": b"\x0a\x01a" + b"\x12\x02\xff\xfe",  # document_id "a", text FF FE
+    "ChunkDocument": b"\x0a\x02\xff\xfe",  # text FF FE
+}
+
+
+@pytest.mark.parametrize("method", list(UNPARSABLE_UNARY))
+def test_invalid_utf8_on_unary_rpcs_is_invalid_argument_without_a_traceback(
+    server: ServerProcess, method: str
+) -> None:
+    log_before = server.log_path.read_text(errors="replace").count("Traceback")
+    with grpc.insecure_channel(server.target) as channel:
+        path = f"/synthqa.v1.SynthQAService/{method}"
+        with pytest.raises(grpc.RpcError) as caught:
+            if method == "ChunkDocument":
+                channel.unary_unary(path)(UNPARSABLE_UNARY[method], timeout=60)
+            else:
+                list(channel.unary_stream(path)(UNPARSABLE_UNARY[method], timeout=60))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value
+    assert fields_of(SynthQAError.from_rpc_error(caught.value)) == ["request"]
+    assert server.log_path.read_text(errors="replace").count("Traceback") == log_before
+
+
 def test_long_document_id_is_rejected_on_both_paths(client: SynthQAClient) -> None:
     with pytest.raises(SynthQAError) as caught:
         list(client.generate_document(TEXT, document_id="x" * 10_000))

@@ -13,7 +13,7 @@ from synthqa.client import AsyncSynthQAClient, Document, SynthQAClient
 
 from ..paths import REPO
 from .helpers import SAMPLE, assert_document_complete, by_document
-from .serverproc import ServerProcess
+from .serverproc import ServerProcess, free_port
 
 
 def test_server_info_describes_model_budget_and_defaults(client: SynthQAClient) -> None:
@@ -168,13 +168,34 @@ def test_an_error_in_the_callers_documents_reaches_the_caller(client: SynthQACli
         list(client.generate(documents(), num_pairs=1))
 
 
-def test_cli_names_a_file_that_is_not_utf8(server: ServerProcess, tmp_path) -> None:
-    bad = tmp_path / "latin1.txt"
+def test_cli_skips_a_file_that_is_not_utf8_by_name_and_exits_3(
+    server: ServerProcess, tmp_path
+) -> None:
+    good, bad = tmp_path / "good.txt", tmp_path / "latin1.txt"
+    good.write_text(SAMPLE[:600], encoding="utf-8")
     bad.write_bytes("Phare de Cordouan, \u00e9t\u00e9".encode("latin-1"))
-    result = run_cli(server, "generate", str(REPO / "samples" / "lighthouses.txt"), str(bad),
-                     "--out", str(tmp_path / "o.jsonl"))
-    assert result.returncode == 1
+    out = tmp_path / "o.jsonl"
+    result = run_cli(server, "generate", str(good), str(bad), "--out", str(out),
+                     "--num-pairs", "1")
+    assert result.returncode == 3, result.stderr
     assert "latin1.txt is not UTF-8 text" in result.stderr
+    assert {json.loads(line)["document_id"] for line in out.read_text().splitlines()} == {
+        f"0:{good}"}
+    strict = run_cli(server, "generate", str(good), str(bad), "--out", str(out), "--strict")
+    assert strict.returncode == 1 and "latin1.txt" in strict.stderr
+
+
+def test_cli_keeps_an_earlier_output_when_the_server_is_down(tmp_path) -> None:
+    source, out = tmp_path / "doc.txt", tmp_path / "pairs.jsonl"
+    source.write_text("Some text about lighthouses.", encoding="utf-8")
+    out.write_text('{"earlier": 1}\n', encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "synthqa.client.cli", "--target", f"127.0.0.1:{free_port()}",
+         "--timeout", "5", "generate", str(source), "--out", str(out)],
+        capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.returncode == 1 and "UNAVAILABLE" in result.stderr
+    assert out.read_text(encoding="utf-8") == '{"earlier": 1}\n'
+    assert "Traceback" not in result.stderr
 
 
 def test_async_client_raises_the_callers_document_error(server: ServerProcess) -> None:

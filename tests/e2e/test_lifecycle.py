@@ -135,4 +135,8 @@ def test_engine_death_fails_chunks_reports_not_serving_and_exits(doomed_server) 
     assert seen.get(timeout=30) == NOT_SERVING
     stop_watch.set()
     assert process.process.wait(timeout=60) == 1, "a dead engine makes the server exit non-zero"
-    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    deadline = time.monotonic() + 10
+    while leftovers := [c for c in children
+                        if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]:
+        assert time.monotonic() < deadline, f"processes outlived the server: {leftovers}"
+        time.sleep(0.1)

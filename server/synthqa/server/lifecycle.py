@@ -9,6 +9,7 @@ import os
 import signal
 
 import grpc
+import psutil
 from vllm.engine.arg_utils import AsyncEngineArgs
 
 from .config import ServerSettings
@@ -16,7 +17,7 @@ from .engine.types import EngineDead
 from .engine.vllm_engine import VllmEngine
 from .grpc_api.server import Health, build_grpc_server, message_size_options
 from .pipeline.service import GenerationService
-from .process_tree import terminate_children
+from .process_tree import descendants, terminate_children
 
 log = logging.getLogger("synthqa.server")
 
@@ -32,6 +33,7 @@ class ServerLifecycle:
         self._force = asyncio.Event()
         self._engine_died = False
         self.health = Health()
+        self._engine_processes: list[psutil.Process] = []
 
     def request_stop(self) -> None:
         if self._stop.is_set():
@@ -49,6 +51,8 @@ class ServerLifecycle:
         log.info("starting the engine for %s", self._engine_args.model)
         # The engine exists before the gRPC server: its core process is spawned first.
         engine = VllmEngine.start(self._engine_args)
+        # Snapshot now: if the engine core dies, its workers stop being our descendants.
+        self._engine_processes = descendants(os.getpid())
         service = GenerationService(engine, settings.defaults, settings.limits)
         server = build_grpc_server(
             service, self.health,
@@ -110,7 +114,7 @@ class ServerLifecycle:
         # Cancels what is left; each cancelled call aborts its engine requests.
         await server.stop(0)
         engine.shutdown()
-        stopped = terminate_children(os.getpid())
+        stopped = terminate_children(os.getpid(), also=self._engine_processes)
         if stopped:
             log.info("stopped %d leftover child process(es)", stopped)
         log.info("stopped")

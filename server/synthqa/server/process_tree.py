@@ -9,14 +9,24 @@ import psutil
 log = logging.getLogger(__name__)
 
 
-def terminate_children(pid: int, timeout: float = 2.0) -> int:
-    """Terminate every descendant of `pid`, then kill the ones that did not exit in time (the
-    multiprocessing resource tracker ignores SIGTERM).
-    Returns how many had to be stopped."""
+def descendants(pid: int) -> list[psutil.Process]:
     try:
-        children = psutil.Process(pid).children(recursive=True)
+        return list(psutil.Process(pid).children(recursive=True))
     except psutil.NoSuchProcess:
-        return 0
+        return []
+
+
+def terminate_children(
+    pid: int, also: list[psutil.Process] | None = None, timeout: float = 2.0
+) -> int:
+    """Terminate every descendant of `pid`, and the processes in `also` that still run (an
+    engine worker whose engine core was killed is no longer a descendant), then kill the ones
+    that did not exit in time. Returns how many had to be stopped."""
+    known = {child.pid: child for child in descendants(pid)}
+    for process in also or []:
+        if process.is_running():
+            known.setdefault(process.pid, process)
+    children = [child for child in known.values() if not _is_resource_tracker(child)]
     for child in children:
         with _gone_is_fine():
             child.terminate()
@@ -27,6 +37,15 @@ def terminate_children(pid: int, timeout: float = 2.0) -> int:
             child.kill()
     psutil.wait_procs(alive, timeout=timeout)
     return len(children)
+
+
+def _is_resource_tracker(process: psutil.Process) -> bool:
+    """multiprocessing's resource tracker ignores SIGTERM and exits on its own when the
+    server does (its pipe closes): stopping it would only cost a timeout and a warning."""
+    try:
+        return any("multiprocessing.resource_tracker" in part for part in process.cmdline())
+    except psutil.Error:
+        return False
 
 
 class _gone_is_fine:

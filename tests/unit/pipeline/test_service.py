@@ -142,3 +142,17 @@ async def test_drain_waits_for_calls_and_a_force_ends_the_wait(tokenizer: Any) -
     assert isinstance(events[-1], DocumentCompleted), "a drain lets the call finish"
     assert any(isinstance(e, ChunkCompleted) for e in events)
     assert await service.drain(60.0, asyncio.Event()) is True
+
+
+async def test_a_chunk_reply_that_would_not_fit_a_message_is_refused_first(tokenizer: Any) -> None:
+    service = GenerationService(ScriptedEngine(record(2), tokenizer=tokenizer),
+                                GenerationOptions(num_pairs=2),
+                                ServiceLimits(max_message_bytes=20_000))
+    service.open()
+    text = "Lighthouse keepers trimmed the wicks every night. " * 100  # ~5,000 characters
+    assert len((await service.chunk_document({"max_chunk_tokens": 200}, text)).chunks) > 1
+    with pytest.raises(ResourceExhausted) as caught:
+        # Each chunk repeats 190 of its 200 tokens: twenty times the text.
+        await service.chunk_document({"max_chunk_tokens": 200, "chunk_overlap_tokens": 190}, text)
+    assert caught.value.subject == "reply size"
+    assert "chunk_overlap_tokens=190" in caught.value.description

@@ -38,7 +38,7 @@ class AsyncSynthQAClient:
         self.target = target
         self.timeout = timeout
         self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
-        self._stub = pb_grpc.SynthQAServiceAsyncStub(self._channel)
+        self._stub = pb_grpc.SynthQAServiceStub(self._channel)  # typed as the async stub
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
     async def __aenter__(self) -> AsyncSynthQAClient:

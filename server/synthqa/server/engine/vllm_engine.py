@@ -11,6 +11,7 @@ from typing import Any
 from vllm import SamplingParams
 from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.inputs import TokensPrompt
+from vllm.platforms import current_platform
 from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
@@ -38,6 +39,7 @@ class VllmEngine:
         engine_args.structured_outputs_config = _merge_structured_outputs(
             engine_args.structured_outputs_config
         )
+        _keep_prompts_whole_on_cpu(engine_args)
         llm = AsyncLLM.from_engine_args(engine_args)
         name = engine_args.served_model_name or engine_args.model
         if isinstance(name, list):
@@ -92,6 +94,23 @@ class VllmEngine:
 
     def shutdown(self) -> None:
         self._llm.shutdown()
+
+
+def _keep_prompts_whole_on_cpu(engine_args: AsyncEngineArgs) -> None:
+    """On the CPU build, a seeded request whose prompt is prefilled over several engine steps
+    kills the engine: vLLM rewinds the request's random generator after a partial prefill with
+    `Generator.set_offset`, which CPU generators lack. Without chunked prefill a prompt is
+    always prefilled in one step (vLLM raises max_num_batched_tokens to max_model_len), so no
+    rewind happens. The cost: a long prefill holds up the decode steps of other requests, and
+    vLLM warns that disabling chunked prefill is not officially supported for the model."""
+    if not current_platform.is_cpu():
+        return
+    if engine_args.enable_chunked_prefill:
+        log.warning("--enable-chunked-prefill is turned off on CPU: with it, a seeded request "
+                    "can crash the engine (CPU generators have no offset to rewind)")
+    engine_args.enable_chunked_prefill = False
+    # A long-prefill threshold cuts a prompt before that check, so it must stay off too.
+    engine_args.long_prefill_token_threshold = 0
 
 
 def _merge_structured_outputs(config: Any) -> Any:

@@ -11,6 +11,7 @@ from synthqa.v1 import synthqa_pb2 as pb
 from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
 
 from ..pipeline.service import GenerationService
+from .parsing import LenientRegistration
 from .servicer import SynthQAHandlers
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SynthQAService"].full_name
@@ -42,7 +43,8 @@ def build_grpc_server(
     service: GenerationService, health_status: Health, options: list[tuple[str, int]]
 ) -> grpc.aio.Server:
     server = grpc.aio.server(options=[*options, ("grpc.so_reuseport", 0)])
-    pb_grpc.add_SynthQAServiceServicer_to_server(SynthQAHandlers(service), server)
+    pb_grpc.add_SynthQAServiceServicer_to_server(
+        SynthQAHandlers(service), LenientRegistration(server))  # type: ignore[arg-type]
     health_pb2_grpc.add_HealthServicer_to_server(health_status.servicer, server)
     reflection.enable_server_reflection(
         [SERVICE_NAME, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME], server)

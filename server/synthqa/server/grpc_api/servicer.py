@@ -9,12 +9,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from google.protobuf.message import DecodeError
 
 from synthqa.v1 import synthqa_pb2 as pb
 from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
 
-from ..pipeline.errors import InvalidArgument, ServiceError
+from ..pipeline.errors import ServiceError
 from ..pipeline.service import GenerationService
 from ..pipeline.stream import (
     GENERATE_DOCUMENT_PATHS,
@@ -24,6 +23,7 @@ from ..pipeline.stream import (
     StreamMessage,
 )
 from . import convert
+from .parsing import parsed
 from .status import internal_status, to_grpc_status
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ class SynthQAHandlers(pb_grpc.SynthQAServiceServicer):
         context: grpc.aio.ServicerContext[pb.ChunkDocumentRequest, pb.ChunkDocumentResponse],
     ) -> pb.ChunkDocumentResponse:
         async with _status_on_error(context):
+            request = parsed(request)
             overrides = convert.overrides_from_proto(request.options)
             chunked = await self._service.chunk_document(overrides, request.text)
             return convert.chunked_document_to_proto(chunked)
@@ -56,6 +57,7 @@ class SynthQAHandlers(pb_grpc.SynthQAServiceServicer):
         context: grpc.aio.ServicerContext[pb.GenerateDocumentRequest, pb.GenerateDocumentResponse],
     ) -> AsyncIterator[pb.GenerateDocumentResponse]:
         async with _status_on_error(context):
+            request = parsed(request)
 
             async def messages() -> AsyncIterator[StreamMessage]:
                 yield OptionsMessage(convert.overrides_from_proto(request.options))
@@ -72,7 +74,7 @@ class SynthQAHandlers(pb_grpc.SynthQAServiceServicer):
 
             async def messages() -> AsyncIterator[StreamMessage]:
                 async for request in request_iterator:
-                    yield convert.stream_message_from_proto(request)
+                    yield convert.stream_message_from_proto(parsed(request))
 
             async for event in self._service.generate(messages(), GENERATE_PATHS):
                 yield convert.event_to_proto(event)
@@ -86,10 +88,6 @@ async def _status_on_error(context: grpc.aio.ServicerContext[Any, Any]) -> Async
         await context.abort_with_status(to_grpc_status(error))
     except grpc.aio.AbortError:
         raise
-    except DecodeError as error:
-        # Typically a string field that is not valid UTF-8, from a client in another language.
-        problem = InvalidArgument.single("request", f"a message could not be parsed: {error}")
-        await context.abort_with_status(to_grpc_status(problem))
     except Exception:
         log.exception("unexpected error in a call")
         await context.abort_with_status(internal_status("internal server error"))

@@ -14,7 +14,13 @@ from synthqa.contract.options import GenerationOptions
 
 from .. import __version__
 from ..engine.types import GenerationEngine
-from ..text.chunker import Chunk, TokenizedDocument, chunk_document, tokenize_document
+from ..text.chunker import (
+    Chunk,
+    TokenizedDocument,
+    chunk_document,
+    tokenize_document,
+    window_bounds,
+)
 from ..text.prompts import PromptBuilder
 from .assembler import FieldPaths
 from .errors import InvalidArgument, ResourceExhausted, Unavailable
@@ -137,7 +143,9 @@ class GenerationService:
         async with self._call():
             plan = self._plan(overrides, "options")
             self._check_document_size(text, "text")
-            return await self._chunk(text, plan, "text")
+            # The reply carries every chunk's text: overlap can multiply the document's size.
+            return await self._chunk(text, plan, "text",
+                                     reply_limit_bytes=self.limits.max_message_bytes)
 
     async def generate(
         self, messages: AsyncIterator[StreamMessage], paths: FieldPaths
@@ -185,13 +193,16 @@ class GenerationService:
                 f"{self.limits.max_document_chars}",
             )
 
-    async def _chunk(self, text: str, plan: GenerationPlan, field_path: str) -> ChunkedDocument:
+    async def _chunk(
+        self, text: str, plan: GenerationPlan, field_path: str,
+        reply_limit_bytes: int | None = None,
+    ) -> ChunkedDocument:
         if not text.strip():
             raise InvalidArgument.single(
                 field_path,
                 "the document is empty or only whitespace; there is nothing to ask about")
         # Tokenizing and windowing a large document takes a while: keep the loop serving others.
-        chunked = await asyncio.to_thread(self._chunk_now, text, plan)
+        chunked = await asyncio.to_thread(self._chunk_now, text, plan, reply_limit_bytes)
         if not chunked.chunks:
             raise InvalidArgument.single(
                 field_path, "the document has no tokens for this model's tokenizer")
@@ -204,8 +215,12 @@ class GenerationService:
             )
         return chunked
 
-    def _chunk_now(self, text: str, plan: GenerationPlan) -> ChunkedDocument:
+    def _chunk_now(
+        self, text: str, plan: GenerationPlan, reply_limit_bytes: int | None
+    ) -> ChunkedDocument:
         document = tokenize_document(self._engine.tokenizer, text)
+        if reply_limit_bytes is not None:
+            _check_reply_size(document, plan, reply_limit_bytes)
         chunks = chunk_document(
             document, plan.chunk_token_budget, plan.options.chunk_overlap_tokens)
         return ChunkedDocument(document, chunks, plan.chunk_token_budget)
@@ -236,6 +251,29 @@ class GenerationService:
                 # Whatever the cancellation did not reach is aborted by id, even if this
                 # clean-up is itself cancelled.
                 await asyncio.shield(self._engine.abort(session.open_request_ids))
+
+
+# Share of the message cap that chunk text may fill; the rest is field overhead.
+_REPLY_TEXT_SHARE = 0.9
+
+
+def _check_reply_size(document: TokenizedDocument, plan: GenerationPlan, limit: int) -> None:
+    """Refuse, before building it, a chunk list whose text would not fit one message."""
+    overlap = plan.options.chunk_overlap_tokens
+    windows = window_bounds(document.token_count, plan.chunk_token_budget, overlap)
+    if not windows:
+        return
+    chars = sum(document.offsets[end - 1][1] - document.offsets[start][0]
+                for start, end in windows)
+    bytes_per_char = len(document.text.encode("utf-8", "surrogatepass")) / len(document.text)
+    estimate = int(chars * bytes_per_char)
+    if estimate > limit * _REPLY_TEXT_SHARE:
+        raise ResourceExhausted(
+            "reply size",
+            f"the {len(windows)} chunks would carry about {estimate} bytes of text, more than "
+            f"fits the {limit}-byte message limit; chunk_overlap_tokens={overlap} repeats text "
+            f"in every chunk of {plan.chunk_token_budget} tokens: lower chunk_overlap_tokens, "
+            "raise max_chunk_tokens, or send a shorter document")
 
 
 @contextlib.asynccontextmanager
