@@ -75,6 +75,9 @@ class Progress:
 def usable_files(files: list[Path], report: RunReport, strict: bool) -> list[Path]:
     """The files that can be sent; the others are reported and skipped (with `strict`, the
     first bad one ends the command before any work)."""
+    # Each file is read here and again when sent: files are streamed lazily from gRPC's
+    # sending thread, where an error would only cancel the call, so a bad file must be found
+    # first; holding every text in memory instead would not scale to large inputs.
     usable = []
     for path in files:
         try:
