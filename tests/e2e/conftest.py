@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import psutil
 import pytest
 
 from synthqa.client import SynthQAClient
 
 from ..paths import REPO, TINY_MODEL
-from .serverproc import ServerProcess, free_port
+from .serverproc import ServerProcess, assert_all_gone, free_port
 
 
 @pytest.fixture(scope="session")
@@ -35,11 +34,8 @@ def server(tiny_model_path: str) -> Iterator[ServerProcess]:
     finally:
         children = process.descendants()
         code = process.stop()
-        leftovers = [
-            c.pid for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE
-        ]
         assert code == 0, f"server exited with {code}; see {process.log_path}"
-        assert not leftovers, f"server left processes behind: {leftovers}"
+        assert_all_gone(children)
 
 
 @pytest.fixture

@@ -38,6 +38,22 @@ def health_status(target: str, timeout: float = 1.0) -> int | None:
             return None
 
 
+def assert_all_gone(processes: list[psutil.Process], within: float = 10.0) -> None:
+    """The processes exit soon after the server (multiprocessing's resource tracker leaves
+    once the server's end of its pipe closes)."""
+    deadline = time.monotonic() + within
+    while leftovers := [p for p in processes if _alive(p)]:
+        assert time.monotonic() < deadline, f"processes outlived the server: {leftovers}"
+        time.sleep(0.1)
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 @dataclass
 class ServerProcess:
     port: int

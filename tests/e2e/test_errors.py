@@ -19,9 +19,11 @@ def options(**fields) -> pb.GenerateRequest:
     return pb.GenerateRequest(options=pb.GenerationOptions(**fields))
 
 
-def part(document_id: str, text: str = TEXT, more_follows: bool = False) -> pb.GenerateRequest:
-    return pb.GenerateRequest(
-        document=pb.DocumentPart(document_id=document_id, text=text, more_follows=more_follows))
+def part(document_id: str, text: str = TEXT, more_follows: bool = False,
+         chunk_indexes: tuple[int, ...] = ()) -> pb.GenerateRequest:
+    return pb.GenerateRequest(document=pb.DocumentPart(
+        document_id=document_id, text=text, more_follows=more_follows,
+        chunk_indexes=chunk_indexes))
 
 
 def raw_generate(server: ServerProcess, requests: list[pb.GenerateRequest]) -> SynthQAError:
@@ -57,6 +59,10 @@ STREAM_CASES = {
         [options(), part("a"), part("a", " more", True)], ["document.document_id"]),
     "stream ends mid-document": ([options(), part("a", TEXT, True)], ["document.more_follows"]),
     "message with neither": ([options(), pb.GenerateRequest()], ["document"]),
+    "negative chunk index": ([options(), part("a", chunk_indexes=(0, -1))],
+                             ["document.chunk_indexes"]),
+    "chunk index past the last chunk": ([options(), part("a", chunk_indexes=(1,))],
+                                        ["document.chunk_indexes"]),
     "zero pairs": ([options(num_pairs=0), part("a")], ["options.num_pairs"]),
     "negative pairs": ([options(num_pairs=-3), part("a")], ["options.num_pairs"]),
     "temperature too high": ([options(temperature=2.5), part("a")], ["options.temperature"]),

@@ -61,6 +61,27 @@ def test_interleaved_documents_on_one_stream(client: SynthQAClient) -> None:
     assert {doc for _, doc in kinds[:sample_done]} >= {"short", "in-parts"}
 
 
+def test_chunk_indexes_generate_only_the_chunks_asked_for(client: SynthQAClient) -> None:
+    chunking = client.chunk(SAMPLE, max_chunk_tokens=150)
+    assert len(chunking.chunks) > 3
+    picked = (1, len(chunking.chunks) - 1)
+    events = list(client.generate(
+        [Document("some", SAMPLE, chunk_indexes=picked)], num_pairs=1, max_chunk_tokens=150))
+    document = by_document(events)["some"]
+    assert sorted(s.chunk_index for s in document.started) == list(picked)
+    assert all(s.chunk_count == len(chunking.chunks) for s in document.started)
+    by_index = {c.index: c for c in chunking.chunks}
+    for started in document.started:  # the same chunks an unrestricted call makes
+        assert (started.char_start, started.char_end) == (
+            by_index[started.chunk_index].char_start, by_index[started.chunk_index].char_end)
+    done = document.done[0]
+    assert done.chunk_count == 2
+    assert done.completed_chunk_count + done.failed_chunk_count == 2
+    one = list(client.generate_document(SAMPLE, chunk_indexes=(0,), num_pairs=1,
+                                        max_chunk_tokens=150))
+    assert [e.chunk_started.chunk_index for e in one if e.HasField("chunk_started")] == [0]
+
+
 def test_chunk_text_matches_the_document_span(client: SynthQAClient) -> None:
     response = client.chunk(SAMPLE, max_chunk_tokens=300, chunk_overlap_tokens=32)
     assert len(response.chunks) > 1

@@ -1,12 +1,13 @@
-"""Start-up and shutdown of a server of its own: health transitions, draining on SIGTERM, and
-no process left behind. (The shared session server cannot be stopped mid-session.)"""
+"""Servers of their own: health transitions at start, draining on Ctrl-C to the process group,
+the engine killed and replaced under open streams, a crash loop, no process left behind. (The
+shared session server cannot be stopped mid-session.)"""
 
 from __future__ import annotations
 
+import os
 import queue
 import signal
 import threading
-import time
 
 import grpc
 import psutil
@@ -17,7 +18,7 @@ from synthqa.client import Document, SynthQAClient, SynthQAError
 
 from ..paths import REPO
 from .helpers import SAMPLE, assert_document_complete, by_document
-from .serverproc import ServerProcess, free_port
+from .serverproc import ServerProcess, assert_all_gone, free_port
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -56,7 +57,11 @@ def test_start_reports_not_serving_until_the_engine_is_warm(own_server) -> None:
     assert statuses.index(NOT_SERVING) < statuses.index(SERVING)
 
 
-def test_sigterm_drains_in_flight_calls_then_exits_cleanly(own_server) -> None:
+def test_sigint_to_the_process_group_drains_in_flight_calls_then_exits_cleanly(
+    own_server,
+) -> None:
+    """What Ctrl-C in a terminal or systemd's stop sends: the whole group, engine included,
+    gets the signal, and the engine must outlive the drain."""
     process, _ = own_server
     assert process.process is not None
     children = process.descendants()
@@ -75,7 +80,7 @@ def test_sigterm_drains_in_flight_calls_then_exits_cleanly(own_server) -> None:
             events.append(event)
             if event.HasField("qa_pair"):
                 break
-        process.process.send_signal(signal.SIGTERM)
+        os.killpg(process.process.pid, signal.SIGINT)
         assert seen.get(timeout=10) == NOT_SERVING, "health flips as soon as shutdown starts"
         # New calls are refused while the in-flight one finishes.
         with SynthQAClient(process.target, timeout=10) as late:
@@ -87,16 +92,16 @@ def test_sigterm_drains_in_flight_calls_then_exits_cleanly(own_server) -> None:
     assert_document_complete(by_document(events)["drain"], num_pairs=2)
     stop_watch.set()
     assert process.process.wait(timeout=120) == 0
-    deadline = time.monotonic() + 10
-    while any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children):
-        assert time.monotonic() < deadline, "child processes outlived the server"
-        time.sleep(0.1)
+    assert_all_gone(children)
 
 
-@pytest.fixture
-def doomed_server(own_server):
-    # Runs after the shared and the SIGTERM server, never beside them.
-    process = ServerProcess(port=free_port(), log_path=REPO / "out" / "test-dead-engine.log")
+@pytest.fixture(scope="module")
+def supervised_server(own_server):
+    # Runs after the shared and the SIGINT server, never beside them. Two restarts allowed: the
+    # third death is a crash loop.
+    process = ServerProcess(
+        port=free_port(), log_path=REPO / "out" / "test-engine-restart.log",
+        extra_args=["--engine-max-restarts", "2", "--max-in-flight-chunks-per-call", "4"])
     process.start()
     process.wait_serving()
     yield process
@@ -104,39 +109,79 @@ def doomed_server(own_server):
         process.stop()
 
 
-def test_engine_death_fails_chunks_reports_not_serving_and_exits(doomed_server) -> None:
-    process = doomed_server
-    assert process.process is not None
-    children = process.descendants()
+def kill_engine_core(process: ServerProcess) -> list[psutil.Process]:
+    """SIGKILL the engine core, as the kernel's OOM killer would; returns the engine's processes
+    as they were."""
+    engine = [c for c in process.descendants() if c.name().startswith("VLLM::")]
+    core = [c for c in engine if "EngineCore" in c.name()]
+    assert core, [c.name() for c in engine]
+    core[0].kill()
+    return engine
+
+
+def generate_killing_the_engine(
+    process: ServerProcess, documents: list[Document], **client_args
+) -> list:
+    """Generate over one stream and kill the engine core when the first pair arrives."""
+    events = []
+    with SynthQAClient(process.target, timeout=600, **client_args) as client:
+        for event in client.generate(documents, num_pairs=2, max_chunk_tokens=200):
+            events.append(event)
+            if event.HasField("qa_pair") and sum(e.HasField("qa_pair") for e in events) == 1:
+                kill_engine_core(process)
+    return events
+
+
+def test_engine_death_fails_lost_chunks_in_the_open_stream_and_a_new_engine_takes_over(
+    supervised_server,
+) -> None:
+    process = supervised_server
     seen: queue.Queue = queue.Queue()
     stop_watch = threading.Event()
     threading.Thread(target=watch_health, args=(process.target, seen, stop_watch),
                      daemon=True).start()
     assert seen.get(timeout=10) == SERVING
 
-    events = []
-    with SynthQAClient(process.target, timeout=120) as client:
-        stream = client.generate([Document("doomed", SAMPLE * 4)], num_pairs=5,
-                                 max_chunk_tokens=200)
-        try:
-            for event in stream:
-                events.append(event)
-                if event.HasField("qa_pair") and not any(
-                        e.HasField("qa_pair") for e in events[:-1]):
-                    engine_core = [c for c in children if "EngineCore" in " ".join(
-                        [c.name(), *c.cmdline()])]
-                    assert engine_core, [c.cmdline() for c in children]
-                    engine_core[0].kill()
-        except SynthQAError as error:
-            assert error.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
-    failures = [e.chunk_failed for e in events if e.HasField("chunk_failed")]
+    documents = [Document(f"doc-{n}", SAMPLE) for n in range(3)]
+    events = generate_killing_the_engine(process, documents, retries=0)
+
+    grouped = by_document(events)
+    failures = [f for d in grouped.values() for f in d.failed]
     assert failures, "chunks caught in the engine's death are reported, not dropped"
-    assert all(f.error.code == grpc.StatusCode.UNAVAILABLE.value[0] for f in failures)
+    for failure in failures:
+        assert failure.error.code == grpc.StatusCode.UNAVAILABLE.value[0]
+        assert "retry" in failure.error.message
+    # The stream stayed open: every chunk of every document has exactly one outcome, and the
+    # chunks that were not in the dead engine completed on the new one.
+    for document_id, document in grouped.items():
+        count = document.done[0].chunk_count
+        outcomes = sorted([c.chunk_index for c in document.completed]
+                          + [f.chunk_index for f in document.failed])
+        assert outcomes == list(range(count)), document_id
+    assert grouped["doc-2"].completed, "documents after the death are generated"
     assert seen.get(timeout=30) == NOT_SERVING
+    assert seen.get(timeout=300) == SERVING
     stop_watch.set()
-    assert process.process.wait(timeout=60) == 1, "a dead engine makes the server exit non-zero"
-    deadline = time.monotonic() + 10
-    while leftovers := [c for c in children
-                        if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]:
-        assert time.monotonic() < deadline, f"processes outlived the server: {leftovers}"
-        time.sleep(0.1)
+    with SynthQAClient(process.target, timeout=30) as client:
+        assert client.server_info().engine_restarts == 1
+
+
+def test_the_client_retries_chunks_lost_with_the_engine_and_gets_each_once(
+    supervised_server,
+) -> None:
+    documents = [Document(f"doc-{n}", SAMPLE) for n in range(3)]
+    events = generate_killing_the_engine(supervised_server, documents)  # default retries
+    grouped = by_document(events)
+    assert sorted(grouped) == ["doc-0", "doc-1", "doc-2"]
+    for document in grouped.values():
+        assert_document_complete(document, num_pairs=2)
+    with SynthQAClient(supervised_server.target, timeout=30) as client:
+        assert client.server_info().engine_restarts == 2
+
+
+def test_a_crash_loop_exits_non_zero_and_leaves_no_process(supervised_server) -> None:
+    process = supervised_server
+    assert process.process is not None
+    engine = kill_engine_core(process)  # the third death: past --engine-max-restarts 2
+    assert process.process.wait(timeout=120) == 1
+    assert_all_gone(engine)

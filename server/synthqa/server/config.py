@@ -13,6 +13,7 @@ from vllm.utils.argparse_utils import FlexibleArgumentParser
 
 from synthqa.contract.options import INT32_MAX, OPTIONS, GenerationOptions
 
+from .engine.supervisor import RestartPolicy
 from .pipeline.limits import ServiceLimits
 
 LIMIT_HELP = {
@@ -56,6 +57,7 @@ class ServerSettings:
     limits: ServiceLimits
     log_level: str
     keepalive: Keepalive = Keepalive()
+    restarts: RestartPolicy = RestartPolicy()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,6 +84,18 @@ def build_parser() -> argparse.ArgumentParser:
                      default=keepalive.min_client_ping_interval_seconds,
                      help="shortest interval between client pings the server expects "
                      "(default %(default)s)")
+    restarts = RestartPolicy()
+    own.add_argument("--engine-max-restarts", type=int, default=restarts.max_restarts,
+                     help="times a dead engine is replaced within --engine-restart-window; one "
+                     "more death and the server exits 1 (0: exit on the first death; default "
+                     "%(default)s)")
+    own.add_argument("--engine-restart-window", type=float, default=restarts.window_seconds,
+                     help="seconds over which engine restarts are counted (default %(default)s)")
+    own.add_argument("--engine-restart-backoff", type=float,
+                     default=restarts.first_backoff_seconds,
+                     help="seconds before the second restart within the window, doubling for "
+                     f"each further one up to {restarts.max_backoff_seconds:g} (the first is "
+                     "immediate; default %(default)s)")
     limits = parser.add_argument_group("synthqa limits")
     for field in dataclasses.fields(ServiceLimits):
         limits.add_argument("--" + field.name.replace("_", "-"), type=int, default=field.default,
@@ -101,9 +115,13 @@ def parse(argv: list[str] | None = None) -> tuple[AsyncEngineArgs, ServerSetting
         # The limits travel in int32 fields of GetServerInfo.
         if not 1 <= getattr(args, field.name) <= INT32_MAX:
             parser.error(f"--{field.name.replace('_', '-')} must be between 1 and {INT32_MAX}")
-    for name in ("keepalive_time", "keepalive_timeout", "keepalive_min_client_ping_interval"):
+    for name in ("keepalive_time", "keepalive_timeout", "keepalive_min_client_ping_interval",
+                 "engine_restart_window"):
         if not getattr(args, name) > 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
+    for name in ("engine_max_restarts", "engine_restart_backoff"):
+        if getattr(args, name) < 0:
+            parser.error(f"--{name.replace('_', '-')} must not be negative")
     settings = ServerSettings(
         host=args.host,
         port=args.port,
@@ -115,5 +133,10 @@ def parse(argv: list[str] | None = None) -> tuple[AsyncEngineArgs, ServerSetting
             **{f.name: getattr(args, f.name) for f in dataclasses.fields(ServiceLimits)}),
         keepalive=Keepalive(args.keepalive_time, args.keepalive_timeout,
                             args.keepalive_min_client_ping_interval),
+        restarts=RestartPolicy(
+            max_restarts=args.engine_max_restarts,
+            window_seconds=args.engine_restart_window,
+            first_backoff_seconds=args.engine_restart_backoff,
+        ),
     )
     return AsyncEngineArgs.from_cli_args(args), settings

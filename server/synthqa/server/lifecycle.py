@@ -1,5 +1,6 @@
-"""The server's life: engine first, then the gRPC server (NOT_SERVING), warm-up, SERVING; a
-watch on the engine; on a signal, drain, stop, shut the engine down, leave no child behind."""
+"""The server's life: engine first, then the gRPC server (NOT_SERVING), warm-up, SERVING; the
+engine supervised (NOT_SERVING while a dead one is replaced); on a signal, drain, stop, shut
+the engine down, leave no child behind."""
 
 from __future__ import annotations
 
@@ -9,19 +10,17 @@ import os
 import signal
 
 import grpc
-import psutil
 from vllm.engine.arg_utils import AsyncEngineArgs
 
 from .config import ServerSettings
-from .engine.types import EngineDead
+from .engine.process_tree import terminate_children
+from .engine.supervisor import EngineGaveUp, EngineSupervisor
 from .engine.vllm_engine import VllmEngine
 from .grpc_api.server import Health, build_grpc_server, message_size_options
 from .pipeline.service import GenerationService
-from .process_tree import descendants, terminate_children
 
 log = logging.getLogger("synthqa.server")
 
-ENGINE_CHECK_SECONDS = 0.5
 DEAD_ENGINE_GRACE_SECONDS = 5.0
 
 
@@ -31,9 +30,8 @@ class ServerLifecycle:
         self._settings = settings
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
-        self._engine_died = False
+        self._engine_gone = False
         self.health = Health()
-        self._engine_processes: list[psutil.Process] = []
 
     def request_stop(self) -> None:
         if self._stop.is_set():
@@ -49,10 +47,9 @@ class ServerLifecycle:
     async def run(self) -> None:
         settings = self._settings
         log.info("starting the engine for %s", self._engine_args.model)
+        engine = EngineSupervisor(lambda: VllmEngine.start(self._engine_args), settings.restarts)
         # The engine exists before the gRPC server: its core process is spawned first.
-        engine = VllmEngine.start(self._engine_args)
-        # Snapshot now: if the engine core dies, its workers stop being our descendants.
-        self._engine_processes = descendants(os.getpid())
+        await engine.start()
         service = GenerationService(engine, settings.defaults, settings.limits)
         server = build_grpc_server(
             service, self.health,
@@ -62,48 +59,57 @@ class ServerLifecycle:
         try:
             server.add_insecure_port(address)
         except RuntimeError as error:
-            engine.shutdown()
+            await engine.shutdown()
             terminate_children(os.getpid())
             raise RuntimeError(f"cannot listen on {address}: {error}") from None
         await self.health.not_serving()
         await server.start()
         log.info("listening on %s; warming up", address)
-        watchdog = asyncio.create_task(self._watch_engine(engine, service))
+        supervision = asyncio.create_task(self._supervise(engine, service))
         try:
             await service.warm_up()
             service.open()
-            if not self._engine_died:
+            if not self._engine_gone:
                 await self.health.serving()
                 log.info("serving %s (max_model_len %d)", engine.model_name,
                          engine.max_model_len)
             await self._stop.wait()
         finally:
-            watchdog.cancel()
+            supervision.cancel()
+            await asyncio.gather(supervision, return_exceptions=True)
             await self._shut_down(server, service, engine)
-        if self._engine_died:
-            raise RuntimeError("the engine died; exiting so that a supervisor can restart us")
+        if self._engine_gone:
+            raise RuntimeError("the engine kept dying; exiting so that a supervisor sees it")
 
-    async def _watch_engine(self, engine: VllmEngine, service: GenerationService) -> None:
-        """A dead engine cannot recover: report NOT_SERVING and exit non-zero."""
-        while True:
-            try:
-                await engine.check_health()
-            except EngineDead:
-                break
-            await asyncio.sleep(ENGINE_CHECK_SECONDS)
-        log.error("the engine died; shutting down")
-        self._engine_died = True
-        service.engine_died()
-        await self.health.not_serving()
-        self._stop.set()
+    async def _supervise(self, engine: EngineSupervisor, service: GenerationService) -> None:
+        """Replace a dead engine while calls stay open; give up (and exit non-zero) when it
+        dies too often."""
+
+        async def down() -> None:
+            service.engine_down()
+            await self.health.not_serving()
+
+        async def up() -> None:
+            service.engine_up()
+            if not self._stop.is_set():
+                await self.health.serving()
+
+        try:
+            await engine.supervise(down, up)
+        except EngineGaveUp as error:
+            log.error("%s; shutting down", error)
+            self._engine_gone = True
+            service.engine_died()
+            await self.health.not_serving()
+            self._stop.set()
 
     async def _shut_down(
-        self, server: grpc.aio.Server, service: GenerationService, engine: VllmEngine
+        self, server: grpc.aio.Server, service: GenerationService, engine: EngineSupervisor
     ) -> None:
         log.info("shutting down: refusing new calls, draining in-flight ones")
         await self.health.shutting_down()
         grace = self._settings.shutdown_grace
-        if self._engine_died:
+        if self._engine_gone:
             # Calls in flight fail fast now; give them a moment to send their chunk_failed events.
             grace = min(grace, DEAD_ENGINE_GRACE_SECONDS)
         # The drain happens in the service, not in grpc's stop(grace): stop(grace) closes the
@@ -113,8 +119,8 @@ class ServerLifecycle:
             log.warning("grace period over: cancelling calls still in flight")
         # Cancels what is left; each cancelled call aborts its engine requests.
         await server.stop(0)
-        engine.shutdown()
-        stopped = terminate_children(os.getpid(), also=self._engine_processes)
+        await engine.shutdown()
+        stopped = terminate_children(os.getpid())
         if stopped:
             log.info("stopped %d leftover child process(es)", stopped)
         log.info("stopped")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
 from typing import TypeVar
 
 import grpc
@@ -22,10 +23,11 @@ from .channel import (
     is_serving,
     not_ready,
 )
-from .documents import DEFAULT_PART_CHARS, Document, document_parts
+from .documents import DEFAULT_DOCUMENT_ID, DEFAULT_PART_CHARS, Document, document_parts
 from .errors import SynthQAError
 from .events import as_generate_response
 from .options import generation_options
+from .retry import DEFAULT_RETRIES, DEFAULT_RETRY_WAIT_SECONDS, ChunkRetries
 
 Request = TypeVar("Request")
 Response = TypeVar("Response")
@@ -34,9 +36,14 @@ Response = TypeVar("Response")
 class AsyncSynthQAClient:
     """The asyncio twin of SynthQAClient: the same methods, awaited."""
 
-    def __init__(self, target: str = "localhost:50051", *, timeout: float | None = None) -> None:
+    def __init__(
+        self, target: str = "localhost:50051", *, timeout: float | None = None,
+        retries: int = DEFAULT_RETRIES, retry_wait: float = DEFAULT_RETRY_WAIT_SECONDS,
+    ) -> None:
         self.target = target
         self.timeout = timeout
+        self.retries = retries
+        self.retry_wait = retry_wait
         self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
         self._stub = pb_grpc.SynthQAServiceStub(self._channel)  # typed as the async stub
         self._health = health_pb2_grpc.HealthStub(self._channel)
@@ -71,19 +78,27 @@ class AsyncSynthQAClient:
         return await self._call(self._stub.ChunkDocument, request)
 
     async def generate_document(
-        self, text: str, *, document_id: str = "", **options: OptionValue | None
+        self, text: str, *, document_id: str = "", chunk_indexes: tuple[int, ...] = (),
+        **options: OptionValue | None,
     ) -> AsyncIterator[pb.GenerateResponse]:
-        request = pb.GenerateDocumentRequest(
-            document_id=document_id, text=text, options=generation_options(**options)
-        )
-        call = self._stub.GenerateDocument(request, timeout=self.timeout)
-        try:
-            async for event in call:
-                yield as_generate_response(event)
-        except grpc.RpcError as error:
-            raise SynthQAError.from_rpc_error(error) from None
-        finally:
-            call.cancel()
+        retries = ChunkRetries(self.retries)
+        documents = [retries.sent(
+            Document(document_id or DEFAULT_DOCUMENT_ID, text, chunk_indexes))]
+        while documents:
+            document = documents[0]
+            request = pb.GenerateDocumentRequest(
+                document_id=document.document_id, text=document.text,
+                chunk_indexes=document.chunk_indexes, options=generation_options(**options))
+            call = self._stub.GenerateDocument(request, timeout=self.timeout)
+            try:
+                async for event in call:
+                    if (passed := retries.filter(as_generate_response(event))) is not None:
+                        yield passed
+            except grpc.RpcError as error:
+                raise SynthQAError.from_rpc_error(error) from None
+            finally:
+                call.cancel()
+            documents = await self._next_round(retries)
 
     async def generate(
         self,
@@ -92,8 +107,42 @@ class AsyncSynthQAClient:
         part_chars: int = DEFAULT_PART_CHARS,
         **options: OptionValue | None,
     ) -> AsyncIterator[pb.GenerateResponse]:
-        """Stream documents (a plain or async iterable) in and events out over one call."""
+        """Stream documents (a plain or async iterable) in and events out over one call (and
+        a call per retry round, as SynthQAClient.generate)."""
+        retries = ChunkRetries(self.retries)
 
+        async def tracked() -> AsyncIterator[Document]:
+            if isinstance(documents, AsyncIterable):
+                async for document in documents:
+                    yield retries.sent(document)
+            else:
+                for document in documents:
+                    yield retries.sent(document)
+
+        round_documents: AsyncIterable[Document] | list[Document] = tracked()
+        while True:
+            # aclosing: a caller that stops early cancels the call now, not at garbage collection.
+            async with contextlib.aclosing(
+                    self._generate_once(round_documents, part_chars, options)) as events:
+                async for event in events:
+                    if (passed := retries.filter(event)) is not None:
+                        yield passed
+            round_documents = await self._next_round(retries)
+            if not round_documents:
+                return
+
+    async def _next_round(self, retries: ChunkRetries) -> list[Document]:
+        if not retries.pending:
+            return []
+        await self.wait_ready(within=self.retry_wait)
+        return retries.next_round()
+
+    async def _generate_once(
+        self,
+        documents: Iterable[Document] | AsyncIterable[Document],
+        part_chars: int,
+        options: dict[str, OptionValue | None],
+    ) -> AsyncGenerator[pb.GenerateResponse, None]:
         failures: list[Exception] = []
 
         async def requests() -> AsyncIterator[pb.GenerateRequest]:

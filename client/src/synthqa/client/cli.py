@@ -13,6 +13,7 @@ from synthqa.contract.options import OPTIONS
 
 from .cli_generate import EXIT_CALL_FAILED, EXIT_INTERRUPTED, InputError, read_text, run_generate
 from .errors import SynthQAError
+from .retry import DEFAULT_RETRIES, DEFAULT_RETRY_WAIT_SECONDS
 from .sync import SynthQAClient
 
 
@@ -20,6 +21,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="synthqa", description=__doc__)
     parser.add_argument("--target", default="localhost:50051", help="server host:port")
     parser.add_argument("--timeout", type=float, default=None, help="call deadline in seconds")
+    parser.add_argument("--retries", type=int, default=DEFAULT_RETRIES, metavar="N",
+                        help="times chunks lost to a failed engine are asked for again, once "
+                        "the server is SERVING (default %(default)s)")
+    parser.add_argument("--retry-wait", type=float, default=DEFAULT_RETRY_WAIT_SECONDS,
+                        metavar="SECONDS", help="how long a retry waits for the server to be "
+                        "SERVING again (default %(default)s)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     generate = commands.add_parser("generate", help="generate pairs from files into JSONL")
@@ -46,9 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.retries < 0:
+        parser.error("--retries must not be negative")
     try:
-        with SynthQAClient(args.target, timeout=args.timeout) as client:
+        with SynthQAClient(args.target, timeout=args.timeout, retries=args.retries,
+                           retry_wait=args.retry_wait) as client:
             if args.command == "wait":
                 client.wait_ready(args.wait_for)
                 return 0

@@ -9,14 +9,19 @@ from dataclasses import dataclass
 from synthqa.v1 import synthqa_pb2 as pb
 
 DEFAULT_PART_CHARS = 1 << 20
+# The id the server gives a GenerateDocument call's document when the client gives none.
+DEFAULT_DOCUMENT_ID = "document"
 
 
 @dataclass(frozen=True)
 class Document:
-    """A document to generate from; `document_id` must be unique within one call."""
+    """A document to generate from; `document_id` must be unique within one call.
+    `chunk_indexes` picks chunks to generate (as an earlier call numbered them); empty for
+    all."""
 
     document_id: str
     text: str
+    chunk_indexes: tuple[int, ...] = ()
 
 
 def generate_requests(
@@ -36,5 +41,6 @@ def document_parts(document: Document, part_chars: int) -> Iterator[pb.GenerateR
                 document_id=document.document_id,
                 text=text[start:end],
                 more_follows=end < len(text),
+                chunk_indexes=document.chunk_indexes if start == 0 else (),
             )
         )

@@ -21,10 +21,11 @@ from .channel import (
     is_serving,
     not_ready,
 )
-from .documents import DEFAULT_PART_CHARS, Document, generate_requests
+from .documents import DEFAULT_DOCUMENT_ID, DEFAULT_PART_CHARS, Document, generate_requests
 from .errors import SynthQAError
 from .events import as_generate_response
 from .options import generation_options
+from .retry import DEFAULT_RETRIES, DEFAULT_RETRY_WAIT_SECONDS, ChunkRetries
 
 Request = TypeVar("Request")
 Response = TypeVar("Response")
@@ -35,11 +36,19 @@ class SynthQAClient:
 
     `timeout` (seconds) is the deadline of each call; None means none. Options not given take
     the server's defaults. Failures raise SynthQAError with the status and field details.
+    Chunks that fail with UNAVAILABLE (the server's engine died under them) are asked for
+    again, up to `retries` more times, once the server is SERVING (waiting up to
+    `retry_wait` seconds); the caller sees each chunk's final outcome only.
     """
 
-    def __init__(self, target: str = "localhost:50051", *, timeout: float | None = None) -> None:
+    def __init__(
+        self, target: str = "localhost:50051", *, timeout: float | None = None,
+        retries: int = DEFAULT_RETRIES, retry_wait: float = DEFAULT_RETRY_WAIT_SECONDS,
+    ) -> None:
         self.target = target
         self.timeout = timeout
+        self.retries = retries
+        self.retry_wait = retry_wait
         self._channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
         self._stub = pb_grpc.SynthQAServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
@@ -75,17 +84,25 @@ class SynthQAClient:
         return self._call(self._stub.ChunkDocument, request)
 
     def generate_document(
-        self, text: str, *, document_id: str = "", **options: OptionValue | None
+        self, text: str, *, document_id: str = "", chunk_indexes: tuple[int, ...] = (),
+        **options: OptionValue | None,
     ) -> Iterator[pb.GenerateResponse]:
         """Events for one document, as the server produces them."""
-        request = pb.GenerateDocumentRequest(
-            document_id=document_id, text=text, options=generation_options(**options)
-        )
-        try:
-            for event in self._stub.GenerateDocument(request, timeout=self.timeout):
-                yield as_generate_response(event)
-        except grpc.RpcError as error:
-            raise SynthQAError.from_rpc_error(error) from None
+        retries = ChunkRetries(self.retries)
+        documents = [retries.sent(
+            Document(document_id or DEFAULT_DOCUMENT_ID, text, chunk_indexes))]
+        while documents:
+            document = documents[0]
+            request = pb.GenerateDocumentRequest(
+                document_id=document.document_id, text=document.text,
+                chunk_indexes=document.chunk_indexes, options=generation_options(**options))
+            try:
+                for event in self._stub.GenerateDocument(request, timeout=self.timeout):
+                    if (passed := retries.filter(as_generate_response(event))) is not None:
+                        yield passed
+            except grpc.RpcError as error:
+                raise SynthQAError.from_rpc_error(error) from None
+            documents = self._next_round(retries)
 
     def generate(
         self,
@@ -94,8 +111,28 @@ class SynthQAClient:
         part_chars: int = DEFAULT_PART_CHARS,
         **options: OptionValue | None,
     ) -> Iterator[pb.GenerateResponse]:
-        """Stream documents in and events out over one call. Documents are read lazily, so an
-        iterator of any length works; events for different documents come interleaved."""
+        """Stream documents in and events out over one call (and a call per retry round).
+        Documents are read lazily, so an iterator of any length works; events for different
+        documents come interleaved. Each document is held until it is done, for retries."""
+        retries = ChunkRetries(self.retries)
+        round_documents: Iterable[Document] = retries.track(iter(documents))
+        while True:
+            for event in self._generate_once(round_documents, part_chars, options):
+                if (passed := retries.filter(event)) is not None:
+                    yield passed
+            round_documents = self._next_round(retries)
+            if not round_documents:
+                return
+
+    def _next_round(self, retries: ChunkRetries) -> list[Document]:
+        if not retries.pending:
+            return []
+        self.wait_ready(within=self.retry_wait)
+        return retries.next_round()
+
+    def _generate_once(
+        self, documents: Iterable[Document], part_chars: int, options: dict[str, OptionValue | None]
+    ) -> Iterator[pb.GenerateResponse]:
         requests = generate_requests(documents, generation_options(**options), part_chars)
         # gRPC reads `requests` on its own thread, where an exception only cancels the call:
         # keep it, to raise it here instead of an opaque CANCELLED.

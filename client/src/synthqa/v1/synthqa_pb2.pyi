@@ -177,22 +177,33 @@ class DocumentPart(_message.Message):
     DOCUMENT_ID_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
     MORE_FOLLOWS_FIELD_NUMBER: _builtins.int
+    CHUNK_INDEXES_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
     """Client-chosen identifier, unique within the stream. Every event names it."""
     text: _builtins.str
     """The document's text, or the next part of it. Parts are concatenated in order."""
     more_follows: _builtins.bool
     """True when more parts of this document follow; false (the default) completes it."""
+    @_builtins.property
+    def chunk_indexes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Generate only these chunks of the document (indexes as ChunkStarted and ChunkDocument
+        number them); empty generates every chunk. The text is chunked whole under the call's
+        options, so the same text and options give the same indexes as an earlier call: this is
+        how a client retries just the chunks that failed. May be set on any part; the indexes of
+        all parts are joined.
+        """
+
     def __init__(
         self,
         *,
         document_id: _builtins.str = ...,
         text: _builtins.str = ...,
         more_follows: _builtins.bool = ...,
+        chunk_indexes: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_id", b"document_id", "more_follows", b"more_follows", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_indexes", b"chunk_indexes", "document_id", b"document_id", "more_follows", b"more_follows", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -301,6 +312,7 @@ class GetServerInfoResponse(_message.Message):
     LIMITS_FIELD_NUMBER: _builtins.int
     LOAD_FIELD_NUMBER: _builtins.int
     PROMPT_TEMPLATE_TOKENS_FIELD_NUMBER: _builtins.int
+    ENGINE_RESTARTS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """The model the engine serves."""
     max_model_len: _builtins.int
@@ -311,6 +323,8 @@ class GetServerInfoResponse(_message.Message):
     """The synthqa server version."""
     prompt_template_tokens: _builtins.int
     """Tokens the prompt template adds around a chunk."""
+    engine_restarts: _builtins.int
+    """Times the engine died and the server replaced it since it started."""
     @_builtins.property
     def defaults(self) -> Global___GenerationOptions:
         """The options an unset field takes."""
@@ -334,10 +348,11 @@ class GetServerInfoResponse(_message.Message):
         limits: Global___Limits | None = ...,
         load: Global___ServerLoad | None = ...,
         prompt_template_tokens: _builtins.int = ...,
+        engine_restarts: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["defaults", b"defaults", "limits", b"limits", "load", b"load"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["defaults", b"defaults", "limits", b"limits", "load", b"load", "max_chunk_tokens", b"max_chunk_tokens", "max_model_len", b"max_model_len", "model", b"model", "prompt_template_tokens", b"prompt_template_tokens", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["defaults", b"defaults", "engine_restarts", b"engine_restarts", "limits", b"limits", "load", b"load", "max_chunk_tokens", b"max_chunk_tokens", "max_model_len", b"max_model_len", "model", b"model", "prompt_template_tokens", b"prompt_template_tokens", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -412,6 +427,7 @@ class GenerateDocumentRequest(_message.Message):
     DOCUMENT_ID_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
     OPTIONS_FIELD_NUMBER: _builtins.int
+    CHUNK_INDEXES_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
     """Identifier every event names; "document" when empty."""
     text: _builtins.str
@@ -420,16 +436,21 @@ class GenerateDocumentRequest(_message.Message):
     def options(self) -> Global___GenerationOptions:
         """Generation options; unset fields take the server's defaults."""
 
+    @_builtins.property
+    def chunk_indexes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Generate only these chunks; empty generates every chunk (see DocumentPart)."""
+
     def __init__(
         self,
         *,
         document_id: _builtins.str = ...,
         text: _builtins.str = ...,
         options: Global___GenerationOptions | None = ...,
+        chunk_indexes: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["options", b"options"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_id", b"document_id", "options", b"options", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_indexes", b"chunk_indexes", "document_id", b"document_id", "options", b"options", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -648,7 +669,9 @@ class DocumentCompleted(_message.Message):
     document_id: _builtins.str
     """The document."""
     chunk_count: _builtins.int
-    """Chunks the document was split into."""
+    """Chunks generated for the document in this call: all it was split into, or the
+    chunk_indexes asked for. Always completed_chunk_count + failed_chunk_count.
+    """
     completed_chunk_count: _builtins.int
     """Chunks that completed."""
     failed_chunk_count: _builtins.int

@@ -42,10 +42,15 @@ class EngineRequestFailed(EngineError):
 class GenerationEngine(Protocol):
     """The engine as the pipeline uses it."""
 
-    model_name: str
-    max_model_len: int
-    # A Hugging Face fast tokenizer: the chunker and the prompt frame use it.
-    tokenizer: Any
+    @property
+    def model_name(self) -> str: ...
+
+    @property
+    def max_model_len(self) -> int: ...
+
+    @property
+    def tokenizer(self) -> Any:
+        """A Hugging Face fast tokenizer: the chunker and the prompt frame use it."""
 
     @property
     def unfinished_requests(self) -> int: ...

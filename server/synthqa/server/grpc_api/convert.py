@@ -57,7 +57,8 @@ def stream_message_from_proto(request: pb.GenerateRequest) -> OptionsMessage | D
         return OptionsMessage(overrides_from_proto(request.options))
     if kind == "document":
         part = request.document
-        return DocumentPart(part.document_id, part.text, part.more_follows)
+        return DocumentPart(part.document_id, part.text, part.more_follows,
+                            tuple(part.chunk_indexes))
     raise InvalidArgument.single("document", "a message must carry options or a document")
 
 
@@ -93,6 +94,7 @@ def server_info_to_proto(info: ServerInfo) -> pb.GetServerInfoResponse:
             engine_requests=info.engine_requests,
         ),
         prompt_template_tokens=info.prompt_template_tokens,
+        engine_restarts=info.engine_restarts,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typing
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -50,6 +50,10 @@ def to_grpc_status(error: ServiceError) -> grpc.Status:
     else:
         assert isinstance(error, Unavailable), type(error)
         code = code_pb2.UNAVAILABLE
+    if isinstance(error, ResourceExhausted | Unavailable) and error.retry_after_seconds:
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(int(error.retry_after_seconds * 1e9))
+        details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
     return typing.cast(grpc.Status, rpc_status.to_status(
         status_pb2.Status(code=code, message=error.message, details=details)))
 

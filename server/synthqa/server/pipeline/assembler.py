@@ -22,6 +22,14 @@ class FieldPaths:
         return f"{self.document}.{name}" if self.document else name
 
 
+@dataclass(frozen=True)
+class WholeDocument:
+    document_id: str
+    text: str
+    # The chunks the client asked for, in order; empty for all of them.
+    chunk_indexes: tuple[int, ...] = ()
+
+
 class DocumentAssembler:
     """`max_document_chars` bounds each document, and also the text of all unfinished documents
     of the call together, so a client cannot park unbounded text in many open documents."""
@@ -34,10 +42,18 @@ class DocumentAssembler:
         self._open_chars: dict[str, int] = {}
         self._buffered_chars = 0
         self._finished: set[str] = set()
+        self._chunk_indexes: dict[str, set[int]] = {}
 
-    def add_part(self, document_id: str, text: str, more_follows: bool) -> str | None:
-        """Take one part; return the whole text once its last part has arrived."""
+    def add_part(
+        self, document_id: str, text: str, more_follows: bool,
+        chunk_indexes: tuple[int, ...] = (),
+    ) -> WholeDocument | None:
+        """Take one part; return the whole document once its last part has arrived."""
         validate_document_id(document_id, self._paths.in_document("document_id"))
+        if any(index < 0 for index in chunk_indexes):
+            raise InvalidArgument.single(
+                self._paths.in_document("chunk_indexes"),
+                f"chunk indexes start at 0; got {min(chunk_indexes)}")
         if document_id in self._finished:
             raise InvalidArgument.single(
                 self._paths.in_document("document_id"),
@@ -56,6 +72,8 @@ class DocumentAssembler:
                 f"this call holds more than {self._max_chars} characters in documents that "
                 "still expect parts; finish a document before starting many others",
             )
+        if chunk_indexes:
+            self._chunk_indexes.setdefault(document_id, set()).update(chunk_indexes)
         buffer = self._open.setdefault(document_id, io.StringIO())
         buffer.write(text)
         self._open_chars[document_id] = chars
@@ -65,7 +83,8 @@ class DocumentAssembler:
         whole = self._open.pop(document_id).getvalue()
         self._buffered_chars -= self._open_chars.pop(document_id)
         self._finished.add(document_id)
-        return whole
+        selected = tuple(sorted(self._chunk_indexes.pop(document_id, ())))
+        return WholeDocument(document_id, whole, selected)
 
     def close(self) -> None:
         """The client half-closed: every document must be complete."""

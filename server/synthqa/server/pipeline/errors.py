@@ -38,16 +38,25 @@ class InvalidArgument(ServiceError):
 
 
 class ResourceExhausted(ServiceError):
-    """A request goes past one of the server's limits."""
+    """A request goes past one of the server's limits. With `retry_after_seconds`, the limit
+    is on what the server holds now, and the same request may fit later."""
 
-    def __init__(self, subject: str, description: str) -> None:
+    def __init__(
+        self, subject: str, description: str, retry_after_seconds: float | None = None
+    ) -> None:
         super().__init__(f"{subject}: {description}")
         self.subject = subject
         self.description = description
+        self.retry_after_seconds = retry_after_seconds
 
 
 class Unavailable(ServiceError):
-    """The engine is not ready, is shutting down, or has died; the call may be retried."""
+    """The engine is not ready, is restarting, or the server is shutting down; the call may
+    be retried, after `retry_after_seconds` where the server can tell."""
+
+    def __init__(self, message: str, retry_after_seconds: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
 
 
 @dataclass

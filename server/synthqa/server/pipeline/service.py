@@ -32,6 +32,8 @@ from .planner import GenerationPlan, Planner
 from .session import CallSession, ServerLoad
 from .stream import StreamMessage, read_options, whole_documents
 
+# What a client that was turned away while the engine (re)starts is told to wait.
+RETRY_AFTER_SECONDS = 5.0
 WARM_UP_TEXT = "Lighthouses guide ships at night with bright, distinctive lights."
 
 
@@ -47,6 +49,7 @@ class ServerInfo:
     active_calls: int
     in_flight_chunks: int
     engine_requests: int
+    engine_restarts: int
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,8 @@ class GenerationService:
         self._ready = False
         self._draining = False
         self._engine_dead = False
+        self._engine_restarting = False
+        self.engine_restarts = 0
         self._idle = asyncio.Event()
         self._idle.set()
         self.default_plan = self._planner.plan(self.defaults, field_prefix="defaults")
@@ -98,7 +103,17 @@ class GenerationService:
         """Take calls from now on."""
         self._ready = True
 
+    def engine_down(self) -> None:
+        """The engine died and a new one is starting: open calls wait for it, new calls are
+        turned away."""
+        self._engine_restarting = True
+
+    def engine_up(self) -> None:
+        self._engine_restarting = False
+        self.engine_restarts += 1
+
     def engine_died(self) -> None:
+        """The engine is gone for good."""
         self._engine_dead = True
 
     async def drain(self, grace: float, force: asyncio.Event) -> bool:
@@ -118,8 +133,11 @@ class GenerationService:
             raise Unavailable("the server is shutting down")
         if self._engine_dead:
             raise Unavailable("the engine has stopped")
+        if self._engine_restarting:
+            raise Unavailable("the engine failed and is restarting; retry once the server's "
+                              "health is SERVING again", retry_after_seconds=RETRY_AFTER_SECONDS)
         if not self._ready:
-            raise Unavailable("the engine is warming up")
+            raise Unavailable("the engine is warming up", retry_after_seconds=RETRY_AFTER_SECONDS)
 
     # Calls --------------------------------------------------------------------------------
 
@@ -135,6 +153,7 @@ class GenerationService:
             active_calls=self.load.active_calls,
             in_flight_chunks=self.load.in_flight_chunks,
             engine_requests=self._engine.unfinished_requests,
+            engine_restarts=self.engine_restarts,
         )
 
     async def chunk_document(self, overrides: Overrides, text: str) -> ChunkedDocument:
@@ -172,10 +191,12 @@ class GenerationService:
         session: CallSession,
     ) -> None:
         text_path = paths.in_document("text")
-        async for document_id, text in whole_documents(
-                messages, paths, self.limits.max_document_chars):
-            chunked = await self._chunk(text, plan, text_path)
-            await session.add_document(document_id, chunked.document.token_count, chunked.chunks)
+        async for document in whole_documents(messages, paths, self.limits.max_document_chars):
+            chunked = await self._chunk(document.text, plan, text_path)
+            selected = _select_chunks(chunked.chunks, document.chunk_indexes,
+                                      paths.in_document("chunk_indexes"))
+            await session.add_document(document.document_id, chunked.document.token_count,
+                                       selected, total_chunks=len(chunked.chunks))
         session.close_input()
 
     # Internals ----------------------------------------------------------------------------
@@ -251,6 +272,18 @@ class GenerationService:
                 # Whatever the cancellation did not reach is aborted by id, even if this
                 # clean-up is itself cancelled.
                 await asyncio.shield(self._engine.abort(session.open_request_ids))
+
+
+def _select_chunks(chunks: list[Chunk], indexes: tuple[int, ...], field_path: str) -> list[Chunk]:
+    if not indexes:
+        return chunks
+    if indexes[-1] >= len(chunks):
+        raise InvalidArgument.single(
+            field_path,
+            f"chunk index {indexes[-1]} is out of range: the document makes {len(chunks)} "
+            "chunks under this call's options (indexes match only with the same text and "
+            "options as the call they came from)")
+    return [chunks[index] for index in indexes]
 
 
 # Share of the message cap that chunk text may fill; the rest is field overhead.

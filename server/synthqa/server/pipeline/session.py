@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 @dataclass
 class _DocumentProgress:
     document_id: str
+    # Chunks this call generates: all of the document's, or those the client picked.
     chunk_count: int
+    total_chunks: int
     token_count: int
     completed: int = 0
     failed: int = 0
@@ -87,11 +89,15 @@ class CallSession:
         # Engine requests started and not seen to finish: aborted when the call ends.
         self.open_request_ids: set[str] = set()
 
-    async def add_document(self, document_id: str, token_count: int, chunks: list[Chunk]) -> None:
-        """Queue a document's chunks. Waits while the call's window is full, so a client that
-        sends faster than the engine works, or reads slower, is slowed down rather than
-        buffered without bound."""
-        progress = _DocumentProgress(document_id, len(chunks), token_count)
+    async def add_document(
+        self, document_id: str, token_count: int, chunks: list[Chunk],
+        total_chunks: int | None = None,
+    ) -> None:
+        """Queue a document's chunks (some of `total_chunks`, or all). Waits while the call's
+        window is full, so a client that sends faster than the engine works, or reads slower,
+        is slowed down rather than buffered without bound."""
+        progress = _DocumentProgress(
+            document_id, len(chunks), total_chunks or len(chunks), token_count)
         number = self._documents
         self._documents += 1
         for chunk in chunks:
@@ -141,7 +147,7 @@ class CallSession:
                         ChunkStarted(
                             progress.document_id,
                             chunk.index,
-                            progress.chunk_count,
+                            progress.total_chunks,
                             chunk.token_count,
                             chunk.char_start,
                             chunk.char_end,

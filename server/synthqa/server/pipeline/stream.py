@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from .assembler import DocumentAssembler, FieldPaths
+from .assembler import DocumentAssembler, FieldPaths, WholeDocument
 from .errors import InvalidArgument
 from .options import Overrides
 
@@ -25,6 +25,8 @@ class DocumentPart:
     document_id: str
     text: str
     more_follows: bool = False
+    # Only these chunks of the document; empty for all of them.
+    chunk_indexes: tuple[int, ...] = ()
 
 
 StreamMessage = OptionsMessage | DocumentPart
@@ -50,15 +52,16 @@ async def read_options(
 
 async def whole_documents(
     messages: AsyncIterator[StreamMessage], paths: FieldPaths, max_document_chars: int
-) -> AsyncIterator[tuple[str, str]]:
-    """(document_id, text) for each document as its last part arrives; checks the protocol
-    and that every document was finished when the stream ends."""
+) -> AsyncIterator[WholeDocument]:
+    """Each document as its last part arrives; checks the protocol and that every document
+    was finished when the stream ends."""
     assembler = DocumentAssembler(max_document_chars, paths)
     async for message in messages:
         if isinstance(message, OptionsMessage):
             raise InvalidArgument.single(
                 paths.options, "options may only come in the first message of the stream")
-        text = assembler.add_part(message.document_id, message.text, message.more_follows)
-        if text is not None:
-            yield message.document_id, text
+        document = assembler.add_part(message.document_id, message.text, message.more_follows,
+                                      message.chunk_indexes)
+        if document is not None:
+            yield document
     assembler.close()
