@@ -185,3 +185,20 @@ def test_a_crash_loop_exits_non_zero_and_leaves_no_process(supervised_server) ->
     engine = kill_engine_core(process)  # the third death: past --engine-max-restarts 2
     assert process.process.wait(timeout=120) == 1
     assert_all_gone(engine)
+
+
+def test_a_server_killed_outright_takes_its_engine_with_it(supervised_server) -> None:
+    # After the crash-loop server, never beside it.
+    process = ServerProcess(port=free_port(), log_path=REPO / "out" / "test-server-killed.log")
+    process.start()
+    try:
+        process.wait_serving()
+        engine = [c for c in process.descendants() if c.name().startswith("VLLM::")]
+        assert engine
+        assert process.process is not None
+        process.process.kill()  # no drain, no clean-up: only the engine's own watch is left
+        process.process.wait(timeout=30)
+        assert_all_gone(engine)
+    finally:
+        if process.process and process.process.poll() is None:
+            process.stop()

@@ -41,7 +41,8 @@ class ServerLifecycle:
 
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        # SIGHUP: the terminal closed. The engine is in a group of its own and will not get it.
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(sig, self.request_stop)
 
     async def run(self) -> None:
