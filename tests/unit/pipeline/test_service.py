@@ -156,3 +156,21 @@ async def test_a_chunk_reply_that_would_not_fit_a_message_is_refused_first(token
         await service.chunk_document({"max_chunk_tokens": 200, "chunk_overlap_tokens": 190}, text)
     assert caught.value.subject == "reply size"
     assert "chunk_overlap_tokens=190" in caught.value.description
+
+
+async def test_tokenizing_past_the_server_budget_is_refused_with_a_retry_hint(
+    tokenizer: Any,
+) -> None:
+    service = GenerationService(ScriptedEngine(record(2), tokenizer=tokenizer),
+                                GenerationOptions(num_pairs=2),
+                                ServiceLimits(max_document_chars=1000,
+                                              max_tokenizing_chars=len(TEXT) + 10))
+    service.open()
+    first, second = await asyncio.gather(service.chunk_document({}, TEXT),
+                                         service.chunk_document({}, TEXT),
+                                         return_exceptions=True)
+    assert not isinstance(first, BaseException) and first.chunks
+    assert isinstance(second, ResourceExhausted) and second.retry_after_seconds
+    assert "server memory" in str(second)
+    # The budget is given back: the same document fits now.
+    assert (await service.chunk_document({}, TEXT)).chunks

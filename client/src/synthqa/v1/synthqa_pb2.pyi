@@ -221,6 +221,7 @@ class Limits(_message.Message):
     MAX_IN_FLIGHT_CHUNKS_PER_CALL_FIELD_NUMBER: _builtins.int
     MAX_IN_FLIGHT_CHUNKS_FIELD_NUMBER: _builtins.int
     MAX_CHUNKS_PER_DOCUMENT_FIELD_NUMBER: _builtins.int
+    MAX_TOKENIZING_CHARS_FIELD_NUMBER: _builtins.int
     max_message_bytes: _builtins.int
     """Largest message the server accepts or sends, in bytes."""
     max_document_chars: _builtins.int
@@ -233,6 +234,10 @@ class Limits(_message.Message):
     """Most chunks of all calls that are in the engine at once."""
     max_chunks_per_document: _builtins.int
     """Most chunks one document may make."""
+    max_tokenizing_chars: _builtins.int
+    """Most characters that all calls together may have in tokenizing at once; a document that
+    would go past it is refused with RESOURCE_EXHAUSTED and RetryInfo.
+    """
     def __init__(
         self,
         *,
@@ -242,10 +247,11 @@ class Limits(_message.Message):
         max_in_flight_chunks_per_call: _builtins.int = ...,
         max_in_flight_chunks: _builtins.int = ...,
         max_chunks_per_document: _builtins.int = ...,
+        max_tokenizing_chars: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_chunks_per_document", b"max_chunks_per_document", "max_document_chars", b"max_document_chars", "max_in_flight_chunks", b"max_in_flight_chunks", "max_in_flight_chunks_per_call", b"max_in_flight_chunks_per_call", "max_message_bytes", b"max_message_bytes", "max_num_pairs", b"max_num_pairs"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_chunks_per_document", b"max_chunks_per_document", "max_document_chars", b"max_document_chars", "max_in_flight_chunks", b"max_in_flight_chunks", "max_in_flight_chunks_per_call", b"max_in_flight_chunks_per_call", "max_message_bytes", b"max_message_bytes", "max_num_pairs", b"max_num_pairs", "max_tokenizing_chars", b"max_tokenizing_chars"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

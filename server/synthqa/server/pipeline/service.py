@@ -23,6 +23,7 @@ from ..text.chunker import (
 )
 from ..text.prompts import PromptBuilder
 from .assembler import FieldPaths
+from .budget import CharacterBudget
 from .errors import InvalidArgument, ResourceExhausted, Unavailable
 from .events import ChunkFailed, FailureCode, GenerationEvent
 from .generator import ChunkGenerator
@@ -77,6 +78,7 @@ class GenerationService:
         self._planner = Planner(PromptBuilder(engine.tokenizer), engine.max_model_len)
         self._generator = ChunkGenerator(engine)
         self.load = ServerLoad(limits.max_in_flight_chunks)
+        self._tokenizing = CharacterBudget(limits.max_tokenizing_chars)
         self._ready = False
         self._draining = False
         self._engine_dead = False
@@ -223,7 +225,8 @@ class GenerationService:
                 field_path,
                 "the document is empty or only whitespace; there is nothing to ask about")
         # Tokenizing and windowing a large document takes a while: keep the loop serving others.
-        chunked = await asyncio.to_thread(self._chunk_now, text, plan, reply_limit_bytes)
+        with self._tokenizing.reserve(len(text)):
+            chunked = await asyncio.to_thread(self._chunk_now, text, plan, reply_limit_bytes)
         if not chunked.chunks:
             raise InvalidArgument.single(
                 field_path, "the document has no tokens for this model's tokenizer")
