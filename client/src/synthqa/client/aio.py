@@ -23,7 +23,13 @@ from .channel import (
     is_serving,
     not_ready,
 )
-from .documents import DEFAULT_DOCUMENT_ID, DEFAULT_PART_CHARS, Document, document_parts
+from .documents import (
+    DEFAULT_DOCUMENT_ID,
+    DEFAULT_PART_CHARS,
+    Document,
+    document_parts,
+    generate_document_request,
+)
 from .errors import SynthQAError
 from .events import as_generate_response
 from .options import generation_options
@@ -82,13 +88,11 @@ class AsyncSynthQAClient:
         **options: OptionValue | None,
     ) -> AsyncIterator[pb.GenerateResponse]:
         retries = ChunkRetries(self.retries)
-        documents = [retries.sent(
-            Document(document_id or DEFAULT_DOCUMENT_ID, text, chunk_indexes))]
-        while documents:
-            document = documents[0]
-            request = pb.GenerateDocumentRequest(
-                document_id=document.document_id, text=document.text,
-                chunk_indexes=document.chunk_indexes, options=generation_options(**options))
+        message = generation_options(**options)
+        document: Document | None = retries.sent(
+            Document(document_id or DEFAULT_DOCUMENT_ID, text, chunk_indexes))
+        while document is not None:
+            request = generate_document_request(document, message)
             call = self._stub.GenerateDocument(request, timeout=self.timeout)
             try:
                 async for event in call:
@@ -98,7 +102,7 @@ class AsyncSynthQAClient:
                 raise SynthQAError.from_rpc_error(error) from None
             finally:
                 call.cancel()
-            documents = await self._next_round(retries)
+            document = next(iter(await self._next_round(retries)), None)
 
     async def generate(
         self,

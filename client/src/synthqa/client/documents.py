@@ -32,6 +32,14 @@ def generate_requests(
         yield from document_parts(document, part_chars)
 
 
+def generate_document_request(
+    document: Document, options: pb.GenerationOptions
+) -> pb.GenerateDocumentRequest:
+    return pb.GenerateDocumentRequest(
+        document_id=document.document_id, text=document.text,
+        chunk_indexes=document.chunk_indexes, options=options)
+
+
 def document_parts(document: Document, part_chars: int) -> Iterator[pb.GenerateRequest]:
     text = document.text
     for start in range(0, max(len(text), 1), part_chars):

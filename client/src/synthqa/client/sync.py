@@ -21,7 +21,13 @@ from .channel import (
     is_serving,
     not_ready,
 )
-from .documents import DEFAULT_DOCUMENT_ID, DEFAULT_PART_CHARS, Document, generate_requests
+from .documents import (
+    DEFAULT_DOCUMENT_ID,
+    DEFAULT_PART_CHARS,
+    Document,
+    generate_document_request,
+    generate_requests,
+)
 from .errors import SynthQAError
 from .events import as_generate_response
 from .options import generation_options
@@ -89,20 +95,19 @@ class SynthQAClient:
     ) -> Iterator[pb.GenerateResponse]:
         """Events for one document, as the server produces them."""
         retries = ChunkRetries(self.retries)
-        documents = [retries.sent(
-            Document(document_id or DEFAULT_DOCUMENT_ID, text, chunk_indexes))]
-        while documents:
-            document = documents[0]
-            request = pb.GenerateDocumentRequest(
-                document_id=document.document_id, text=document.text,
-                chunk_indexes=document.chunk_indexes, options=generation_options(**options))
+        message = generation_options(**options)
+        document: Document | None = retries.sent(
+            Document(document_id or DEFAULT_DOCUMENT_ID, text, chunk_indexes))
+        while document is not None:
+            request = generate_document_request(document, message)
             try:
                 for event in self._stub.GenerateDocument(request, timeout=self.timeout):
                     if (passed := retries.filter(as_generate_response(event))) is not None:
                         yield passed
             except grpc.RpcError as error:
                 raise SynthQAError.from_rpc_error(error) from None
-            documents = self._next_round(retries)
+            # A retry round resends this one document, with only its failed chunks.
+            document = next(iter(self._next_round(retries)), None)
 
     def generate(
         self,

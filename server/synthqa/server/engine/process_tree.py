@@ -47,13 +47,9 @@ def terminate(processes: Iterable[psutil.Process], timeout: float = 2.0) -> int:
     return len(running)
 
 
-def terminate_children(pid: int, also: Iterable[psutil.Process] = ()) -> int:
-    """Every descendant of `pid`, and the processes in `also` (an engine worker whose engine
-    core was killed is no longer a descendant)."""
-    known = {child.pid: child for child in descendants(pid)}
-    for process in also:
-        known.setdefault(process.pid, process)
-    return terminate(known.values())
+def terminate_children(pid: int) -> int:
+    """Every descendant of `pid` (an engine's own processes are stopped by the engine)."""
+    return terminate(descendants(pid))
 
 
 def ipc_names() -> set[str]:
