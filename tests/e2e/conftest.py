@@ -25,7 +25,8 @@ def server(tiny_model_path: str) -> Iterator[ServerProcess]:
         log_path=REPO / "out" / "test-server.log",
         # Small limits so the limit tests need no huge inputs.
         extra_args=["--max-document-chars", "200000", "--max-in-flight-chunks-per-call", "8",
-                    "--max-chunks-per-document", "1000"],
+                    "--max-chunks-per-document", "1000",
+                    "--max-held-document-chars", "300000"],
     )
     process.start()
     try:

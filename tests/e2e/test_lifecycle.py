@@ -8,6 +8,7 @@ import os
 import queue
 import signal
 import threading
+import time
 
 import grpc
 import psutil
@@ -55,6 +56,41 @@ def test_start_reports_not_serving_until_the_engine_is_warm(own_server) -> None:
     assert statuses[-1] == SERVING
     assert NOT_SERVING in statuses, statuses
     assert statuses.index(NOT_SERVING) < statuses.index(SERVING)
+
+
+def test_health_answers_in_time_while_a_maximum_size_document_is_chunked(own_server) -> None:
+    process, _ = own_server
+    with SynthQAClient(process.target, timeout=600) as client:
+        limit = client.server_info().limits.max_document_chars  # the default: 16 million
+        text = (SAMPLE * (limit // len(SAMPLE) + 1))[:limit]
+        answered: list[float] = []
+        failures: list[str] = []
+        chunking = threading.Event()
+
+        def check_health() -> None:
+            with grpc.insecure_channel(process.target) as channel:
+                health = health_pb2_grpc.HealthStub(channel)
+                while chunking.is_set():
+                    started = time.monotonic()
+                    try:
+                        health.Check(health_pb2.HealthCheckRequest(), timeout=3)
+                        answered.append(time.monotonic() - started)
+                    except grpc.RpcError as error:
+                        failures.append(f"{error.code()}: {error.details()}")
+                    time.sleep(0.2)
+
+        chunking.set()
+        checker = threading.Thread(target=check_health, daemon=True)
+        checker.start()
+        try:
+            chunked = client.chunk(text)
+        finally:
+            chunking.clear()
+            checker.join(10)
+    assert sum(len(c.text) for c in chunked.chunks) >= limit
+    assert not failures, failures
+    # The chunking took long enough that health was asked many times meanwhile.
+    assert len(answered) >= 10, answered
 
 
 def test_sigint_to_the_process_group_drains_in_flight_calls_then_exits_cleanly(

@@ -23,9 +23,10 @@ LIMIT_HELP = {
     "max_in_flight_chunks_per_call": "chunks of one call in the engine at once",
     "max_in_flight_chunks": "chunks of all calls in the engine at once",
     "max_chunks_per_document": "most chunks one document may make",
-    "max_tokenizing_chars": "characters all calls together may tokenize at once (about 140 MiB "
-                            "of memory per million); past it a document gets RESOURCE_EXHAUSTED "
-                            "with RetryInfo",
+    "max_held_document_chars": "characters of documents all calls together may hold at once "
+                               "(unfinished, being tokenized, or waiting for the engine; "
+                               "tokenizing peaks at about 140 MiB per million); past it a "
+                               "document gets RESOURCE_EXHAUSTED with RetryInfo",
 }
 
 
@@ -118,9 +119,9 @@ def parse(argv: list[str] | None = None) -> tuple[AsyncEngineArgs, ServerSetting
         # The limits travel in int32 fields of GetServerInfo.
         if not 1 <= getattr(args, field.name) <= INT32_MAX:
             parser.error(f"--{field.name.replace('_', '-')} must be between 1 and {INT32_MAX}")
-    if args.max_tokenizing_chars < args.max_document_chars:
-        parser.error("--max-tokenizing-chars must be at least --max-document-chars, or the "
-                     "largest documents could never be tokenized")
+    if args.max_held_document_chars < args.max_document_chars:
+        parser.error("--max-held-document-chars must be at least --max-document-chars, or the "
+                     "largest documents could never be taken")
     for name in ("keepalive_time", "keepalive_timeout", "keepalive_min_client_ping_interval",
                  "engine_restart_window"):
         if not getattr(args, name) > 0:

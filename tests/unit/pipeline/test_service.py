@@ -158,13 +158,13 @@ async def test_a_chunk_reply_that_would_not_fit_a_message_is_refused_first(token
     assert "chunk_overlap_tokens=190" in caught.value.description
 
 
-async def test_tokenizing_past_the_server_budget_is_refused_with_a_retry_hint(
+async def test_chunking_past_the_server_memory_budget_is_refused_with_a_retry_hint(
     tokenizer: Any,
 ) -> None:
     service = GenerationService(ScriptedEngine(record(2), tokenizer=tokenizer),
                                 GenerationOptions(num_pairs=2),
                                 ServiceLimits(max_document_chars=1000,
-                                              max_tokenizing_chars=len(TEXT) + 10))
+                                              max_held_document_chars=len(TEXT) + 10))
     service.open()
     first, second = await asyncio.gather(service.chunk_document({}, TEXT),
                                          service.chunk_document({}, TEXT),
@@ -174,3 +174,43 @@ async def test_tokenizing_past_the_server_budget_is_refused_with_a_retry_hint(
     assert "server memory" in str(second)
     # The budget is given back: the same document fits now.
     assert (await service.chunk_document({}, TEXT)).chunks
+
+
+async def test_unfinished_documents_of_all_calls_share_the_memory_budget(tokenizer: Any) -> None:
+    service = GenerationService(ScriptedEngine(record(2), tokenizer=tokenizer),
+                                GenerationOptions(num_pairs=2),
+                                ServiceLimits(max_document_chars=1000,
+                                              max_held_document_chars=1000))
+    service.open()
+    send_rest = asyncio.Event()
+
+    async def parked_document() -> AsyncIterator[StreamMessage]:
+        yield OptionsMessage()
+        yield DocumentPart("parked", "Lens " * 120, more_follows=True)  # 600 characters
+        await send_rest.wait()
+        yield DocumentPart("parked", TEXT)
+
+    async def collect(messages: AsyncIterator[StreamMessage]) -> list[object]:
+        return [event async for event in service.generate(messages, GENERATE_PATHS)]
+
+    first = asyncio.create_task(collect(parked_document()))
+    await until(lambda: service.memory.held == 600)
+    assert service.info().held_document_chars == 600
+    with pytest.raises(ResourceExhausted) as caught:
+        await run(service, OptionsMessage(), DocumentPart("other", "Fresnel lens. " * 36))
+    assert caught.value.subject == "server memory" and caught.value.retry_after_seconds
+    assert service.memory.held == 600, "the refused call held nothing"
+
+    send_rest.set()
+    done = [e for e in await first if isinstance(e, DocumentCompleted)]
+    assert [d.document_id for d in done] == ["parked"] and done[0].pair_count > 0
+    assert service.memory.held == 0
+
+    # A call that ends early (here cancelled mid-document) gives its memory back too.
+    send_rest.clear()
+    cancelled = asyncio.create_task(collect(parked_document()))
+    await until(lambda: service.memory.held == 600)
+    cancelled.cancel()
+    await asyncio.gather(cancelled, return_exceptions=True)
+    assert service.memory.held == 0
+    assert await run(service, OptionsMessage(), DocumentPart("other", "Fresnel lens. " * 36))

@@ -76,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"synthqa: {error}", file=sys.stderr)
         for violation in error.field_violations + error.quota_violations:
             print(f"  {violation.field}: {violation.description}", file=sys.stderr)
-        return 1
+        if error.retry_after is not None:
+            print(f"  the server asks to retry after {error.retry_after:g} s", file=sys.stderr)
+        return EXIT_CALL_FAILED
     except (OSError, TimeoutError, InputError) as error:
         print(f"synthqa: {error}", file=sys.stderr)
         return EXIT_CALL_FAILED

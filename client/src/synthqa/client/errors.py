@@ -18,7 +18,9 @@ class FieldViolation:
 
 class SynthQAError(Exception):
     """A call failed. `code` is the gRPC status code; `field_violations` lists bad fields for
-    INVALID_ARGUMENT, `quota_violations` the limits hit for RESOURCE_EXHAUSTED."""
+    INVALID_ARGUMENT, `quota_violations` the limits hit for RESOURCE_EXHAUSTED, and
+    `retry_after` the seconds the server asks a client to wait before trying again (None when
+    it gives no hint: the same request would fail again, or the server cannot tell)."""
 
     def __init__(
         self,
@@ -26,12 +28,14 @@ class SynthQAError(Exception):
         message: str,
         field_violations: tuple[FieldViolation, ...] = (),
         quota_violations: tuple[FieldViolation, ...] = (),
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(f"{code.name}: {message}")
         self.code = code
         self.message = message
         self.field_violations = field_violations
         self.quota_violations = quota_violations
+        self.retry_after = retry_after
 
     @classmethod
     def from_rpc_error(cls, error: grpc.RpcError) -> SynthQAError:
@@ -39,14 +43,18 @@ class SynthQAError(Exception):
         message = error.details() if hasattr(error, "details") else str(error)
         fields: list[FieldViolation] = []
         quotas: list[FieldViolation] = []
+        retry_after: float | None = None
         status = rpc_status.from_call(error) if isinstance(error, grpc.Call) else None
         details: list[Any] = list(status.details) if status else []
         for detail in details:
             bad_request = error_details_pb2.BadRequest()
             quota = error_details_pb2.QuotaFailure()
+            retry = error_details_pb2.RetryInfo()
             if detail.Unpack(bad_request):
                 fields += [FieldViolation(v.field, v.description)
                            for v in bad_request.field_violations]
             elif detail.Unpack(quota):
                 quotas += [FieldViolation(v.subject, v.description) for v in quota.violations]
-        return cls(code, message or "", tuple(fields), tuple(quotas))
+            elif detail.Unpack(retry):
+                retry_after = retry.retry_delay.ToNanoseconds() / 1e9
+        return cls(code, message or "", tuple(fields), tuple(quotas), retry_after)

@@ -221,7 +221,7 @@ class Limits(_message.Message):
     MAX_IN_FLIGHT_CHUNKS_PER_CALL_FIELD_NUMBER: _builtins.int
     MAX_IN_FLIGHT_CHUNKS_FIELD_NUMBER: _builtins.int
     MAX_CHUNKS_PER_DOCUMENT_FIELD_NUMBER: _builtins.int
-    MAX_TOKENIZING_CHARS_FIELD_NUMBER: _builtins.int
+    MAX_HELD_DOCUMENT_CHARS_FIELD_NUMBER: _builtins.int
     max_message_bytes: _builtins.int
     """Largest message the server accepts or sends, in bytes."""
     max_document_chars: _builtins.int
@@ -234,9 +234,11 @@ class Limits(_message.Message):
     """Most chunks of all calls that are in the engine at once."""
     max_chunks_per_document: _builtins.int
     """Most chunks one document may make."""
-    max_tokenizing_chars: _builtins.int
-    """Most characters that all calls together may have in tokenizing at once; a document that
-    would go past it is refused with RESOURCE_EXHAUSTED and RetryInfo.
+    max_held_document_chars: _builtins.int
+    """Most characters of documents that all calls together may hold at once: parts of
+    unfinished documents, documents being tokenized, and chunked documents whose chunks wait
+    for the engine. A document or part that would go past it is refused with
+    RESOURCE_EXHAUSTED and RetryInfo.
     """
     def __init__(
         self,
@@ -247,11 +249,11 @@ class Limits(_message.Message):
         max_in_flight_chunks_per_call: _builtins.int = ...,
         max_in_flight_chunks: _builtins.int = ...,
         max_chunks_per_document: _builtins.int = ...,
-        max_tokenizing_chars: _builtins.int = ...,
+        max_held_document_chars: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_chunks_per_document", b"max_chunks_per_document", "max_document_chars", b"max_document_chars", "max_in_flight_chunks", b"max_in_flight_chunks", "max_in_flight_chunks_per_call", b"max_in_flight_chunks_per_call", "max_message_bytes", b"max_message_bytes", "max_num_pairs", b"max_num_pairs", "max_tokenizing_chars", b"max_tokenizing_chars"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_chunks_per_document", b"max_chunks_per_document", "max_document_chars", b"max_document_chars", "max_held_document_chars", b"max_held_document_chars", "max_in_flight_chunks", b"max_in_flight_chunks", "max_in_flight_chunks_per_call", b"max_in_flight_chunks_per_call", "max_message_bytes", b"max_message_bytes", "max_num_pairs", b"max_num_pairs"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -266,22 +268,26 @@ class ServerLoad(_message.Message):
     ACTIVE_CALLS_FIELD_NUMBER: _builtins.int
     IN_FLIGHT_CHUNKS_FIELD_NUMBER: _builtins.int
     ENGINE_REQUESTS_FIELD_NUMBER: _builtins.int
+    HELD_DOCUMENT_CHARS_FIELD_NUMBER: _builtins.int
     active_calls: _builtins.int
     """Calls being served (chunking and generation)."""
     in_flight_chunks: _builtins.int
     """Chunks being generated, over all calls."""
     engine_requests: _builtins.int
     """Requests the engine has not finished, as the engine counts them."""
+    held_document_chars: _builtins.int
+    """Characters of documents held, over all calls (see Limits.max_held_document_chars)."""
     def __init__(
         self,
         *,
         active_calls: _builtins.int = ...,
         in_flight_chunks: _builtins.int = ...,
         engine_requests: _builtins.int = ...,
+        held_document_chars: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_calls", b"active_calls", "engine_requests", b"engine_requests", "in_flight_chunks", b"in_flight_chunks"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_calls", b"active_calls", "engine_requests", b"engine_requests", "held_document_chars", b"held_document_chars", "in_flight_chunks", b"in_flight_chunks"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

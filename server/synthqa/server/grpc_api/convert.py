@@ -92,6 +92,7 @@ def server_info_to_proto(info: ServerInfo) -> pb.GetServerInfoResponse:
             active_calls=info.active_calls,
             in_flight_chunks=info.in_flight_chunks,
             engine_requests=info.engine_requests,
+            held_document_chars=info.held_document_chars,
         ),
         prompt_template_tokens=info.prompt_template_tokens,
         engine_restarts=info.engine_restarts,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
+from .budget import DocumentMemory
 from .errors import InvalidArgument, ResourceExhausted
 
 MAX_DOCUMENT_ID_CHARS = 256
@@ -32,11 +33,16 @@ class WholeDocument:
 
 class DocumentAssembler:
     """`max_document_chars` bounds each document, and also the text of all unfinished documents
-    of the call together, so a client cannot park unbounded text in many open documents."""
+    of the call together, so a client cannot park unbounded text in many open documents. Every
+    part is also counted in the server-wide `memory`; a finished document's count passes to
+    whoever takes it, and `release` gives back what unfinished documents held."""
 
-    def __init__(self, max_document_chars: int, paths: FieldPaths) -> None:
+    def __init__(
+        self, max_document_chars: int, paths: FieldPaths, memory: DocumentMemory
+    ) -> None:
         self._max_chars = max_document_chars
         self._paths = paths
+        self._memory = memory
         # StringIO, not a list of parts: a million one-character parts stay compact.
         self._open: dict[str, io.StringIO] = {}
         self._open_chars: dict[str, int] = {}
@@ -72,6 +78,7 @@ class DocumentAssembler:
                 f"this call holds more than {self._max_chars} characters in documents that "
                 "still expect parts; finish a document before starting many others",
             )
+        self._memory.take(len(text))
         if chunk_indexes:
             self._chunk_indexes.setdefault(document_id, set()).update(chunk_indexes)
         buffer = self._open.setdefault(document_id, io.StringIO())
@@ -85,6 +92,13 @@ class DocumentAssembler:
         self._finished.add(document_id)
         selected = tuple(sorted(self._chunk_indexes.pop(document_id, ())))
         return WholeDocument(document_id, whole, selected)
+
+    def release(self) -> None:
+        """Give back the memory of unfinished documents (the call is over)."""
+        self._memory.give_back(self._buffered_chars)
+        self._buffered_chars = 0
+        self._open.clear()
+        self._open_chars.clear()
 
     def close(self) -> None:
         """The client half-closed: every document must be complete."""

@@ -14,7 +14,7 @@ class ServiceLimits:
     max_in_flight_chunks: int = 256
     max_chunks_per_document: int = 20_000
     # Tokenizing takes about 140 MiB per million characters at its peak (measured on CPU).
-    max_tokenizing_chars: int = 32_000_000
+    max_held_document_chars: int = 32_000_000
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

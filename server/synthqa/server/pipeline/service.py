@@ -23,7 +23,7 @@ from ..text.chunker import (
 )
 from ..text.prompts import PromptBuilder
 from .assembler import FieldPaths
-from .budget import CharacterBudget
+from .budget import DocumentMemory
 from .errors import InvalidArgument, ResourceExhausted, Unavailable
 from .events import ChunkFailed, FailureCode, GenerationEvent
 from .generator import ChunkGenerator
@@ -51,6 +51,7 @@ class ServerInfo:
     in_flight_chunks: int
     engine_requests: int
     engine_restarts: int
+    held_document_chars: int
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ class GenerationService:
         self._planner = Planner(PromptBuilder(engine.tokenizer), engine.max_model_len)
         self._generator = ChunkGenerator(engine)
         self.load = ServerLoad(limits.max_in_flight_chunks)
-        self._tokenizing = CharacterBudget(limits.max_tokenizing_chars)
+        self.memory = DocumentMemory(limits.max_held_document_chars)
         self._ready = False
         self._draining = False
         self._engine_dead = False
@@ -156,6 +157,7 @@ class GenerationService:
             in_flight_chunks=self.load.in_flight_chunks,
             engine_requests=self._engine.unfinished_requests,
             engine_restarts=self.engine_restarts,
+            held_document_chars=self.memory.held,
         )
 
     async def chunk_document(self, overrides: Overrides, text: str) -> ChunkedDocument:
@@ -164,9 +166,10 @@ class GenerationService:
         async with self._call():
             plan = self._plan(overrides, "options")
             self._check_document_size(text, "text")
-            # The reply carries every chunk's text: overlap can multiply the document's size.
-            return await self._chunk(text, plan, "text",
-                                     reply_limit_bytes=self.limits.max_message_bytes)
+            with self.memory.holding(len(text)):
+                # The reply carries every chunk's text: overlap can multiply the document's size.
+                return await self._chunk(text, plan, "text",
+                                         reply_limit_bytes=self.limits.max_message_bytes)
 
     async def generate(
         self, messages: AsyncIterator[StreamMessage], paths: FieldPaths
@@ -193,12 +196,15 @@ class GenerationService:
         session: CallSession,
     ) -> None:
         text_path = paths.in_document("text")
-        async for document in whole_documents(messages, paths, self.limits.max_document_chars):
-            chunked = await self._chunk(document.text, plan, text_path)
-            selected = _select_chunks(chunked.chunks, document.chunk_indexes,
-                                      paths.in_document("chunk_indexes"))
-            await session.add_document(document.document_id, chunked.document.token_count,
-                                       selected, total_chunks=len(chunked.chunks))
+        documents = whole_documents(messages, paths, self.limits.max_document_chars, self.memory)
+        # aclosing: a failed or cancelled call gives its documents' memory back at once.
+        async with contextlib.aclosing(documents):
+            async for document in documents:
+                chunked = await self._chunk(document.text, plan, text_path)
+                selected = _select_chunks(chunked.chunks, document.chunk_indexes,
+                                          paths.in_document("chunk_indexes"))
+                await session.add_document(document.document_id, chunked.document.token_count,
+                                           selected, total_chunks=len(chunked.chunks))
         session.close_input()
 
     # Internals ----------------------------------------------------------------------------
@@ -225,8 +231,7 @@ class GenerationService:
                 field_path,
                 "the document is empty or only whitespace; there is nothing to ask about")
         # Tokenizing and windowing a large document takes a while: keep the loop serving others.
-        with self._tokenizing.reserve(len(text)):
-            chunked = await asyncio.to_thread(self._chunk_now, text, plan, reply_limit_bytes)
+        chunked = await asyncio.to_thread(self._chunk_now, text, plan, reply_limit_bytes)
         if not chunked.chunks:
             raise InvalidArgument.single(
                 field_path, "the document has no tokens for this model's tokenizer")

@@ -3,10 +3,11 @@ in parts. Both generation RPCs speak it; GenerateDocument is a stream of one doc
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 
 from .assembler import DocumentAssembler, FieldPaths, WholeDocument
+from .budget import DocumentMemory
 from .errors import InvalidArgument
 from .options import Overrides
 
@@ -51,17 +52,28 @@ async def read_options(
 
 
 async def whole_documents(
-    messages: AsyncIterator[StreamMessage], paths: FieldPaths, max_document_chars: int
-) -> AsyncIterator[WholeDocument]:
+    messages: AsyncIterator[StreamMessage],
+    paths: FieldPaths,
+    max_document_chars: int,
+    memory: DocumentMemory,
+) -> AsyncGenerator[WholeDocument, None]:
     """Each document as its last part arrives; checks the protocol and that every document
-    was finished when the stream ends."""
-    assembler = DocumentAssembler(max_document_chars, paths)
-    async for message in messages:
-        if isinstance(message, OptionsMessage):
-            raise InvalidArgument.single(
-                paths.options, "options may only come in the first message of the stream")
-        document = assembler.add_part(message.document_id, message.text, message.more_follows,
-                                      message.chunk_indexes)
-        if document is not None:
-            yield document
-    assembler.close()
+    was finished when the stream ends. A document's characters stay counted in `memory` until
+    the consumer asks for the next one (or closes this generator): that is while it is chunked
+    and its chunks wait for the engine."""
+    assembler = DocumentAssembler(max_document_chars, paths, memory)
+    try:
+        async for message in messages:
+            if isinstance(message, OptionsMessage):
+                raise InvalidArgument.single(
+                    paths.options, "options may only come in the first message of the stream")
+            document = assembler.add_part(message.document_id, message.text,
+                                          message.more_follows, message.chunk_indexes)
+            if document is not None:
+                try:
+                    yield document
+                finally:
+                    memory.give_back(len(document.text))
+        assembler.close()
+    finally:
+        assembler.release()
