@@ -10,7 +10,7 @@ OUT ?= out/pairs.jsonl
 # Small KV cache on CPU: the tiny model needs little, and the machines are shared.
 export VLLM_CPU_KVCACHE_SPACE ?= 1
 
-.PHONY: setup run serve test lint protos check-protos clean
+.PHONY: setup run serve test bench lint protos check-protos clean
 
 setup: $(STAMP) $(TINY_MODEL)/config.json
 
@@ -30,7 +30,13 @@ run: setup
 serve: setup
 	$(PY) -m synthqa.server --model "$(MODEL)" --port $(PORT) $(if $(filter $(TINY_MODEL),$(MODEL)),--max-model-len 2048,) $(SERVER_ARGS)
 
-LINTED := server client/src/synthqa/client client/src/synthqa/contract tests scripts
+## bench: every arm on the same workload (BENCH_ARGS="--workload full" for the sweep); writes
+## bench/results/. ENGINE_ARGS replaces the tiny model's engine flags in every arm.
+bench: setup
+	PYTHONPATH=bench $(PY) -m synthqa_bench --model "$(MODEL)" \
+		$(if $(ENGINE_ARGS),--engine-args "$(ENGINE_ARGS)",) $(BENCH_ARGS)
+
+LINTED := server client/src/synthqa/client client/src/synthqa/contract tests scripts bench
 
 ## test: lint, then the whole suite against a real server on the tiny model
 test: lint

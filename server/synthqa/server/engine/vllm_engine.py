@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import json
 import logging
 import os
 from collections.abc import AsyncGenerator, Iterable, Iterator
@@ -52,12 +53,7 @@ class VllmEngine:
     def start(cls, engine_args: AsyncEngineArgs) -> VllmEngine:
         """Blocks while the engine loads (seconds to minutes): call it off the event loop.
         `engine_args` is left as it was, so it can start the next engine too."""
-        # vLLM fills in engine args as it builds its config; a restart needs them pristine.
-        engine_args = copy.deepcopy(engine_args)
-        engine_args.structured_outputs_config = _merge_structured_outputs(
-            engine_args.structured_outputs_config
-        )
-        _keep_prompts_whole_on_cpu(engine_args)
+        engine_args = prepare_engine_args(engine_args)
         mark_server_process()
         before = {process.pid for process in descendants(os.getpid())}
         ipc_before = ipc_names()
@@ -148,6 +144,26 @@ def _quieter(names: Iterable[str]) -> Iterator[None]:
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
+
+
+def prepare_engine_args(engine_args: AsyncEngineArgs) -> AsyncEngineArgs:
+    """A copy of `engine_args` with what synthqa needs of the engine forced on."""
+    # vLLM fills in engine args as it builds its config; a restart needs them pristine.
+    engine_args = copy.deepcopy(engine_args)
+    engine_args.structured_outputs_config = _merge_structured_outputs(
+        engine_args.structured_outputs_config
+    )
+    _keep_prompts_whole_on_cpu(engine_args)
+    return engine_args
+
+
+def forced_engine_flags() -> list[str]:
+    """What `prepare_engine_args` changes, as vLLM command-line flags: another vLLM
+    server given these runs the same engine (the benchmark compares against one)."""
+    flags = ["--structured-outputs-config", json.dumps(STRUCTURED_OUTPUTS_CONFIG)]
+    if current_platform.is_cpu():
+        flags += ["--no-enable-chunked-prefill", "--long-prefill-token-threshold", "0"]
+    return flags
 
 
 def _keep_prompts_whole_on_cpu(engine_args: AsyncEngineArgs) -> None:

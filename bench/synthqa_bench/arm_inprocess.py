@@ -1,0 +1,87 @@
+"""The `inprocess` arm: synthqa's chunks, prompts and schema sent straight to vLLM's AsyncLLM,
+in one process with no gRPC and no per-token parsing: the floor for any service overhead.
+
+Runs as its own process so the runner can measure its CPU and memory like a server's:
+`python -m synthqa_bench.arm_inprocess SPEC_JSON` starts the engine, answers `ready`, then
+reads one run (a JSON line with the concurrency) at a time from stdin and answers with its
+figures as one JSON line; end of input ends it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+import uuid
+from typing import Any
+
+from .chunk_plan import ChunkPlan, ChunkRequest, count_pairs, plan_chunks
+from .inprocess_worker import ANSWER
+from .measure import RunRecorder, for_each_document
+from .workload import build_workload
+
+
+async def run(
+    llm: Any, chunk_plan: ChunkPlan, concurrency: int, only: str | None = None
+) -> RunRecorder:
+    from vllm import SamplingParams
+    from vllm.inputs import TokensPrompt
+    from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
+
+    params = SamplingParams(**chunk_plan.sampling(),
+                            structured_outputs=StructuredOutputsParams(json=chunk_plan.schema),
+                            output_kind=RequestOutputKind.FINAL_ONLY)
+    wanted = chunk_plan.plan.options.num_pairs
+    run_id = uuid.uuid4().hex[:8]
+    recorder = RunRecorder()
+
+    async def run_chunk(request: ChunkRequest) -> None:
+        started = time.monotonic()
+        final = None
+        prompt = TokensPrompt(prompt_token_ids=request.prompt_ids)
+        request_id = f"bench-{run_id}-{request.document_id}-{request.chunk_index}"
+        async for output in llm.generate(prompt, params, request_id):
+            final = output
+        assert final is not None
+        completion = final.outputs[0]
+        pairs = count_pairs(completion.text)
+        recorder.pair(request.document_id, pairs or 0)
+        recorder.chunk_done(time.monotonic() - started, len(completion.token_ids),
+                            pairs == wanted)
+
+    async def run_document(document_id: str) -> None:
+        recorder.sent(document_id)
+        await asyncio.gather(*(run_chunk(r) for r in chunk_plan.requests[document_id]))
+        recorder.documents_completed += 1
+
+    document_ids = [only] if only else list(chunk_plan.requests)
+    await for_each_document(document_ids, concurrency, run_document)
+    recorder.stop()
+    return recorder
+
+
+async def serve(spec: dict[str, Any]) -> None:
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    from synthqa.server import config
+    from synthqa.server.engine.vllm_engine import prepare_engine_args
+
+    engine_args, _ = config.parse(["--model", spec["model"], *spec["engine_args"]])
+    llm = AsyncLLM.from_engine_args(prepare_engine_args(engine_args))
+    workload = build_workload(spec["workload"], **spec["options"])
+    chunk_plan = plan_chunks(workload, llm.get_tokenizer(), llm.model_config.max_model_len)
+    # Compiles the schema's grammar and warms the engine, as the servers' own warm-ups do.
+    await run(llm, chunk_plan, concurrency=1, only=workload.documents[0].document_id)
+    print(ANSWER + "ready", flush=True)
+    loop = asyncio.get_running_loop()
+    try:
+        while line := await loop.run_in_executor(None, sys.stdin.readline):
+            recorder = await run(llm, chunk_plan, json.loads(line)["concurrency"])
+            print(ANSWER + json.dumps(recorder.figures()), flush=True)
+    finally:
+        llm.shutdown()
+
+
+if __name__ == "__main__":
+    asyncio.run(serve(json.loads(sys.argv[1])))

@@ -1,0 +1,84 @@
+"""The `synthqa-bidi` and `synthqa-unary` arms: the real server through the async client.
+`synthqa-bidi` sends every document on one Generate stream, keeping `concurrency` documents
+in flight; `synthqa-unary` makes one GenerateDocument call per document, `concurrency` at a
+time. Retries are off: a failed chunk is counted, not hidden."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from synthqa.client import AsyncSynthQAClient, Document
+
+from .measure import RunRecorder, for_each_document
+from .workload import Workload
+
+
+class SynthQAArms:
+    def __init__(self, target: str, workload: Workload) -> None:
+        self._client = AsyncSynthQAClient(target, timeout=3600, retries=0)
+        self._workload = workload
+        self._texts = {d.document_id: d.text for d in workload.documents}
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def warm_up(self) -> None:
+        """One document, unmeasured: compiles the schema's grammar for these options."""
+        first = self._workload.documents[0]
+        async for _ in self._client.generate_document(first.text, **self._workload.options):
+            pass
+
+    async def bidi(self, concurrency: int) -> RunRecorder:
+        recorder = RunRecorder()
+        slots = asyncio.Semaphore(concurrency)
+
+        async def documents() -> AsyncIterator[Document]:
+            for document in self._workload.documents:
+                await slots.acquire()
+                recorder.sent(document.document_id)
+                yield Document(document.document_id, document.text)
+
+        started: dict[tuple[str, int], float] = {}
+        events = self._client.generate(documents(), **self._workload.options)
+        async for event in events:
+            if record(event, recorder, started):
+                slots.release()
+        recorder.stop()
+        return recorder
+
+    async def unary(self, concurrency: int) -> RunRecorder:
+        recorder = RunRecorder()
+        started: dict[tuple[str, int], float] = {}
+
+        async def run_document(document_id: str) -> None:
+            recorder.sent(document_id)
+            events = self._client.generate_document(
+                self._texts[document_id], document_id=document_id, **self._workload.options)
+            async for event in events:
+                record(event, recorder, started)
+
+        await for_each_document(list(self._texts), concurrency, run_document)
+        recorder.stop()
+        return recorder
+
+
+def record(event: Any, recorder: RunRecorder, started: dict[tuple[str, int], float]) -> bool:
+    """Note one event; True when it completes a document."""
+    kind = event.WhichOneof("event")
+    now = time.monotonic()
+    if kind == "chunk_started":
+        started[(event.chunk_started.document_id, event.chunk_started.chunk_index)] = now
+    elif kind == "qa_pair":
+        recorder.pair(event.qa_pair.document_id)
+    elif kind in ("chunk_completed", "chunk_failed"):
+        done = getattr(event, kind)
+        began = started.pop((done.document_id, done.chunk_index), now)
+        recorder.chunk_done(now - began, done.generated_token_count, kind == "chunk_completed")
+    elif kind == "document_completed":
+        recorder.documents_completed += 1
+        return True
+    return False
+

