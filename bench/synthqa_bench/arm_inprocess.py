@@ -25,13 +25,14 @@ from .workload import build_workload
 async def run(
     llm: Any, chunk_plan: ChunkPlan, concurrency: int, only: str | None = None
 ) -> RunRecorder:
-    from vllm import SamplingParams
     from vllm.inputs import TokensPrompt
-    from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
-    params = SamplingParams(**chunk_plan.sampling(),
-                            structured_outputs=StructuredOutputsParams(json=chunk_plan.schema),
-                            output_kind=RequestOutputKind.FINAL_ONLY)
+    from synthqa.server.engine.types import SamplingRequest
+    from synthqa.server.engine.vllm_engine import sampling_params
+
+    # The engine request synthqa makes, final output only: the same grammar and sampling.
+    params = sampling_params(SamplingRequest(**chunk_plan.sampling(),
+                                             json_schema=chunk_plan.schema), stream=False)
     wanted = chunk_plan.plan.options.num_pairs
     run_id = uuid.uuid4().hex[:8]
     recorder = RunRecorder()
@@ -62,13 +63,11 @@ async def run(
 
 
 async def serve(spec: dict[str, Any]) -> None:
-    from vllm.v1.engine.async_llm import AsyncLLM
-
     from synthqa.server import config
-    from synthqa.server.engine.vllm_engine import prepare_engine_args
+    from synthqa.server.engine.vllm_engine import create_async_llm, prepare_engine_args
 
     engine_args, _ = config.parse(["--model", spec["model"], *spec["engine_args"]])
-    llm = AsyncLLM.from_engine_args(prepare_engine_args(engine_args))
+    llm = create_async_llm(prepare_engine_args(engine_args))
     workload = build_workload(spec["workload"], **spec["options"])
     chunk_plan = plan_chunks(workload, llm.get_tokenizer(), llm.model_config.max_model_len)
     # Compiles the schema's grammar and warms the engine, as the servers' own warm-ups do.

@@ -51,8 +51,9 @@ class WorkloadShape:
 
 SHAPES = {
     "smoke": WorkloadShape(short_documents=1, long_documents=0),
-    "quick": WorkloadShape(short_documents=12, long_documents=2),
-    "full": WorkloadShape(short_documents=48, long_documents=8),
+    # Enough work that a run at saturation lasts seconds, not a fraction of one.
+    "quick": WorkloadShape(short_documents=48, long_documents=8),
+    "full": WorkloadShape(short_documents=96, long_documents=16),
 }
 
 DEFAULT_OPTIONS: dict[str, Any] = {

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from synthqa.server.engine.grammar import json_schema_grammar
 from synthqa.server.text.schema import min_generation_tokens, pair_bounds, qa_schema
 
 
@@ -61,15 +62,26 @@ def test_schema_compiles_in_the_engine_grammar_backend(
     assert bounds is not None
     schema = json.dumps(qa_schema(num_pairs, bounds))
     compiler.compile_json_schema(schema, any_whitespace=False, separators=(",", ":"))
-    # What it compiles takes exactly num_pairs pairs of the longest strings, with no whitespace.
-    grammar = xgrammar.Grammar.from_json_schema(schema, any_whitespace=False,
-                                                separators=(",", ":"))
+    # The server sends the schema as EBNF text (engine/grammar.py); the engine compiles that.
+    sent = json_schema_grammar(qa_schema(num_pairs, bounds))
+    compiler.compile_grammar(sent)
+    grammars = [
+        xgrammar.Grammar.from_json_schema(schema, any_whitespace=False, separators=(",", ":")),
+        xgrammar.Grammar.from_ebnf(sent),
+    ]
+    # Both take exactly num_pairs pairs of at most the longest strings, with no whitespace.
     pair = {"question": "Q" * bounds.question_chars, "answer": "A" * bounds.answer_chars}
     exact = json.dumps({"pairs": [pair] * num_pairs}, separators=(",", ":"))
-    assert _is_grammar_accept_string(grammar, exact.encode())
-    one_more = json.dumps({"pairs": [pair] * (num_pairs + 1)}, separators=(",", ":"))
-    assert not _is_grammar_accept_string(grammar, one_more.encode())
-    assert not _is_grammar_accept_string(grammar, exact.replace(":", ": ", 1).encode())
+    overlong = {"question": "Q" * (bounds.question_chars + 1), "answer": "A"}
+    cases = {
+        exact: True,
+        json.dumps({"pairs": [pair] * (num_pairs + 1)}, separators=(",", ":")): False,
+        exact.replace(":", ": ", 1): False,
+        json.dumps({"pairs": [overlong] * num_pairs}, separators=(",", ":")): False,
+    }
+    for grammar in grammars:
+        for text, accepted in cases.items():
+            assert _is_grammar_accept_string(grammar, text.encode()) is accepted, text[:80]
 
 
 def test_string_grammar_admits_only_valid_utf8_without_escapes() -> None:

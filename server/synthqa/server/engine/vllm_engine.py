@@ -18,9 +18,11 @@ from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.inputs import TokensPrompt
 from vllm.platforms import current_platform
 from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
+from vllm.usage.usage_lib import UsageContext
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 
+from .grammar import json_schema_grammar
 from .process_group import mark_server_process
 from .process_tree import descendants, ipc_names, remove_ipc, terminate
 from .types import EngineDead, EngineDelta, EngineRequestFailed, SamplingRequest
@@ -57,7 +59,7 @@ class VllmEngine:
         mark_server_process()
         before = {process.pid for process in descendants(os.getpid())}
         ipc_before = ipc_names()
-        llm = AsyncLLM.from_engine_args(engine_args)
+        llm = create_async_llm(engine_args)
         processes = [p for p in descendants(os.getpid()) if p.pid not in before]
         ipc = ipc_names() - ipc_before
         name = engine_args.served_model_name or engine_args.model
@@ -68,14 +70,7 @@ class VllmEngine:
     async def generate(
         self, prompt_ids: list[int], request: SamplingRequest, request_id: str
     ) -> AsyncGenerator[EngineDelta, None]:
-        params = SamplingParams(
-            max_tokens=request.max_tokens,
-            temperature=request.temperature,
-            top_p=request.top_p,
-            seed=request.seed,
-            structured_outputs=StructuredOutputsParams(json=request.json_schema),
-            output_kind=RequestOutputKind.DELTA,
-        )
+        params = sampling_params(request, stream=True)
         prompt = TokensPrompt(prompt_token_ids=prompt_ids)
         outputs = self._llm.generate(prompt, params, request_id)
         try:
@@ -132,6 +127,26 @@ class VllmEngine:
         remove_ipc(self._ipc)
 
 
+# A streaming request's output reaches the server every this many tokens (and at its first
+# and last): a pair is seen at most this many tokens late, and the per-token work of building,
+# queueing and parsing outputs is cut by as much. vLLM's --stream-interval can raise it.
+STREAM_INTERVAL_TOKENS = 8
+
+
+def sampling_params(request: SamplingRequest, *, stream: bool) -> SamplingParams:
+    """The engine request for `request`: deltas every STREAM_INTERVAL_TOKENS tokens when
+    streaming, else the final output only."""
+    return SamplingParams(
+        max_tokens=request.max_tokens,
+        temperature=request.temperature,
+        top_p=request.top_p,
+        seed=request.seed,
+        structured_outputs=StructuredOutputsParams(grammar=json_schema_grammar(request.json_schema)),
+        output_kind=RequestOutputKind.DELTA if stream else RequestOutputKind.FINAL_ONLY,
+        stream_interval=STREAM_INTERVAL_TOKENS if stream else None,
+    )
+
+
 _VLLM_KILL_LOGGERS = ("vllm.v1.utils", "vllm.utils.system_utils")
 @contextlib.contextmanager
 def _quieter(names: Iterable[str]) -> Iterator[None]:
@@ -144,6 +159,12 @@ def _quieter(names: Iterable[str]) -> Iterator[None]:
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
+
+
+def create_async_llm(prepared_args: AsyncEngineArgs) -> AsyncLLM:
+    """The engine for args from `prepare_engine_args`. Sized as vLLM sizes its own API server
+    (batch sizes default by usage context), so both serve the same number of sequences."""
+    return AsyncLLM.from_engine_args(prepared_args, usage_context=UsageContext.OPENAI_API_SERVER)
 
 
 def prepare_engine_args(engine_args: AsyncEngineArgs) -> AsyncEngineArgs:

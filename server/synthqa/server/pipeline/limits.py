@@ -10,7 +10,8 @@ class ServiceLimits:
     max_message_bytes: int = 64 * 1024 * 1024
     max_document_chars: int = 16_000_000
     max_num_pairs: int = 50
-    max_in_flight_chunks_per_call: int = 32
+    # As many sequences as vLLM batches by default on CPU: one call can keep the engine full.
+    max_in_flight_chunks_per_call: int = 128
     max_in_flight_chunks: int = 256
     max_chunks_per_document: int = 20_000
     # Tokenizing takes about 140 MiB per million characters at its peak (measured on CPU).

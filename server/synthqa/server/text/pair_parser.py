@@ -35,6 +35,9 @@ class PairStreamParser:
         self._pos = 0
         self._in_array = False
         self._array_closed = False
+        # A pair can only complete at a closing brace: after a failed decode, the next try
+        # waits for a brace past this point (it would fail the same way before one).
+        self._retry_from = 0
 
     def feed(self, delta: str) -> list[ParsedPair]:
         """Add streamed text; return the pairs it completed."""
@@ -77,11 +80,14 @@ class PairStreamParser:
             return None
         if self._text[self._pos] != "{":
             raise MalformedOutput(f"unexpected {self._text[self._pos]!r} in the list of pairs")
+        if self._text.find("}", self._retry_from) < 0:
+            return None
         try:
             item, end = _DECODER.raw_decode(self._text, self._pos)
         except json.JSONDecodeError:
+            self._retry_from = len(self._text)
             return None  # not complete yet
-        self._pos = end
+        self._pos = self._retry_from = end
         return _as_pair(item, self._drop_replacement)
 
 
