@@ -10,7 +10,7 @@ OUT ?= out/pairs.jsonl
 # Small KV cache on CPU: the tiny model needs little, and the machines are shared.
 export VLLM_CPU_KVCACHE_SPACE ?= 1
 
-.PHONY: setup run serve test bench lint protos check-protos clean
+.PHONY: setup run serve test bench bench-chunker lint protos check-protos clean
 
 setup: $(STAMP) $(TINY_MODEL)/config.json
 
@@ -35,6 +35,10 @@ serve: setup
 bench: setup
 	PYTHONPATH=bench $(PY) -m synthqa_bench --model "$(MODEL)" \
 		$(if $(ENGINE_ARGS),--engine-args "$(ENGINE_ARGS)",) $(BENCH_ARGS)
+
+## bench-chunker: synthqa's chunker against the raw fast tokenizer, up to the largest document
+bench-chunker: setup
+	PYTHONPATH=bench $(PY) -m synthqa_bench.chunker_bench --model "$(MODEL)" $(BENCH_ARGS)
 
 LINTED := server client/src/synthqa/client client/src/synthqa/contract tests scripts bench
 

@@ -15,6 +15,8 @@ from synthqa.client import AsyncSynthQAClient, Document
 from .measure import RunRecorder, for_each_document
 from .workload import Workload
 
+ChunkKey = tuple[str, int]
+
 
 class SynthQAArms:
     def __init__(self, target: str, workload: Workload) -> None:
@@ -41,42 +43,51 @@ class SynthQAArms:
                 recorder.sent(document.document_id)
                 yield Document(document.document_id, document.text)
 
-        started: dict[tuple[str, int], float] = {}
+        started: dict[ChunkKey, float] = {}
+        first_pairs: dict[ChunkKey, float] = {}
         events = self._client.generate(documents(), **self._workload.options)
         async for event in events:
-            if record(event, recorder, started):
+            if record(event, recorder, started, first_pairs):
                 slots.release()
         recorder.stop()
         return recorder
 
     async def unary(self, concurrency: int) -> RunRecorder:
         recorder = RunRecorder()
-        started: dict[tuple[str, int], float] = {}
+        started: dict[ChunkKey, float] = {}
+        first_pairs: dict[ChunkKey, float] = {}
 
         async def run_document(document_id: str) -> None:
             recorder.sent(document_id)
             events = self._client.generate_document(
                 self._texts[document_id], document_id=document_id, **self._workload.options)
             async for event in events:
-                record(event, recorder, started)
+                record(event, recorder, started, first_pairs)
 
         await for_each_document(list(self._texts), concurrency, run_document)
         recorder.stop()
         return recorder
 
 
-def record(event: Any, recorder: RunRecorder, started: dict[tuple[str, int], float]) -> bool:
-    """Note one event; True when it completes a document."""
+def record(event: Any, recorder: RunRecorder, started: dict[ChunkKey, float],
+           first_pairs: dict[ChunkKey, float]) -> bool:
+    """Note one event (`started` and `first_pairs` hold per-chunk times between events);
+    True when it completes a document."""
     kind = event.WhichOneof("event")
     now = time.monotonic()
     if kind == "chunk_started":
         started[(event.chunk_started.document_id, event.chunk_started.chunk_index)] = now
     elif kind == "qa_pair":
         recorder.pair(event.qa_pair.document_id)
+        key = (event.qa_pair.document_id, event.qa_pair.chunk_index)
+        first_pairs.setdefault(key, now)
     elif kind in ("chunk_completed", "chunk_failed"):
         done = getattr(event, kind)
-        began = started.pop((done.document_id, done.chunk_index), now)
-        recorder.chunk_done(now - began, done.generated_token_count, kind == "chunk_completed")
+        key = (done.document_id, done.chunk_index)
+        began = started.pop(key, now)
+        first = first_pairs.pop(key, None)
+        recorder.chunk_done(now - began, done.generated_token_count, kind == "chunk_completed",
+                            first_pair_after=None if first is None else first - began)
     elif kind == "document_completed":
         recorder.documents_completed += 1
         return True

@@ -30,6 +30,8 @@ class RunRecorder:
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
     chunk_latencies: list[float] = field(default_factory=list)
+    # Per chunk with pairs: when its first pair arrived, as a share of its whole time.
+    first_pair_shares: list[float] = field(default_factory=list)
     document_sent: dict[str, float] = field(default_factory=dict)
     first_pair: dict[str, float] = field(default_factory=dict)
     output_tokens: int = 0
@@ -46,8 +48,14 @@ class RunRecorder:
             self.pairs += count
             self.first_pair.setdefault(document_id, time.monotonic())
 
-    def chunk_done(self, latency: float, output_tokens: int, ok: bool) -> None:
+    def chunk_done(self, latency: float, output_tokens: int, ok: bool,
+                   first_pair_after: float | None = None) -> None:
+        """`first_pair_after`: seconds from the chunk's start to its first pair, for arms
+        that stream pairs; the others deliver every pair with the finished chunk."""
         self.chunk_latencies.append(latency)
+        if latency > 0 and (ok or first_pair_after is not None):
+            first = latency if first_pair_after is None else first_pair_after
+            self.first_pair_shares.append(first / latency)
         self.output_tokens += output_tokens
         if ok:
             self.chunks_completed += 1
@@ -78,6 +86,7 @@ class RunRecorder:
             "time_to_first_pair_p50": percentile(ttfp, 0.50),
             "time_to_first_pair_p99": percentile(ttfp, 0.99),
             "time_to_first_pair_samples": sorted(ttfp),
+            "chunk_first_pair_share_p50": percentile(self.first_pair_shares, 0.50),
         }
 
 

@@ -9,6 +9,7 @@ its span in the original text.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -46,6 +47,10 @@ class Chunk:
 
 
 def tokenize_document(tokenizer: OffsetTokenizer, text: str) -> TokenizedDocument:
+    encoder = _fast_encoder(tokenizer)
+    if encoder is not None:
+        encoding = encoder.encode(text, add_special_tokens=False)
+        return TokenizedDocument(text=text, token_ids=encoding.ids, offsets=encoding.offsets)
     # split_special_tokens: a document that contains "<|eot|>" or a chat header as text must
     # not inject those control tokens into the prompt.
     encoding = tokenizer(
@@ -60,6 +65,33 @@ def tokenize_document(tokenizer: OffsetTokenizer, text: str) -> TokenizedDocumen
         token_ids=list(encoding["input_ids"]),
         offsets=[(int(start), int(end)) for start, end in encoding["offset_mapping"]],
     )
+
+
+_FAST_ENCODERS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def _fast_encoder(tokenizer: OffsetTokenizer) -> Any:
+    """A private copy of a fast tokenizer's Rust backend, set as the call above sets it
+    (special-token text split as plain text, no truncation or padding). Encoding with it
+    directly skips the wrapper's conversions of every id and offset to Python objects: a
+    third of the chunking time on small documents. None for a tokenizer without one."""
+    try:
+        return _FAST_ENCODERS[tokenizer]
+    except KeyError:
+        pass
+    except TypeError:
+        return None  # not weakly referenceable: use the plain call
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    encoder = None
+    if backend is not None and hasattr(backend, "encode_special_tokens"):
+        from tokenizers import Tokenizer
+
+        encoder = Tokenizer.from_str(backend.to_str())
+        encoder.encode_special_tokens = True
+        encoder.no_truncation()
+        encoder.no_padding()
+    _FAST_ENCODERS[tokenizer] = encoder
+    return encoder
 
 
 def window_bounds(token_count: int, budget: int, overlap: int) -> list[tuple[int, int]]:
