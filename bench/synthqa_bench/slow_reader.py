@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"idle server: {idle / mib:.0f} MiB")
     for run in runs:
         print(f"read delay {run['read_delay_seconds']:.2f} s: {run['events_read']} events read, "
-              f"{run['documents_offered']} documents taken; peak RSS first half "
+              f"{run['documents_offered']} documents pulled from the iterator; peak RSS first half "
               f"{run['peak_rss_first_half_bytes'] / mib:.0f} MiB, second half "
               f"{run['peak_rss_second_half_bytes'] / mib:.0f} MiB")
     return 0
