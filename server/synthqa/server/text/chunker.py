@@ -49,7 +49,9 @@ class Chunk:
 def tokenize_document(tokenizer: OffsetTokenizer, text: str) -> TokenizedDocument:
     encoder = _fast_encoder(tokenizer)
     if encoder is not None:
-        encoding = encoder.encode(text, add_special_tokens=False)
+        # encode_batch, not encode: only the batch call lets go of the GIL while it works, so
+        # the server's event loop keeps running beside a large document.
+        encoding = encoder.encode_batch([text], add_special_tokens=False)[0]
         return TokenizedDocument(text=text, token_ids=encoding.ids, offsets=encoding.offsets)
     # split_special_tokens: a document that contains "<|eot|>" or a chat header as text must
     # not inject those control tokens into the prompt.
