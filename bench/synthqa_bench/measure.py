@@ -101,7 +101,11 @@ class ProcessTreeSampler:
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self.peak_rss = 0
         self._cpu_start = 0.0
+        self._main_cpu_start = 0.0
         self.cpu_seconds = 0.0
+        # The root process alone: the API front end (synthqa's server, vLLM's API server, or
+        # the in-process arm), without the engine core and workers it spawned.
+        self.main_cpu_seconds = 0.0
 
     def _tree(self) -> list[psutil.Process]:
         try:
@@ -119,6 +123,13 @@ class ProcessTreeSampler:
                 pass
         return total
 
+    def _main_cpu(self) -> float:
+        try:
+            times = self._root.cpu_times()
+        except psutil.NoSuchProcess:
+            return 0.0
+        return float(times.user + times.system)
+
     def _rss(self) -> int:
         total = 0
         for process in self._tree():
@@ -135,6 +146,7 @@ class ProcessTreeSampler:
 
     def __enter__(self) -> ProcessTreeSampler:
         self._cpu_start = self._cpu()
+        self._main_cpu_start = self._main_cpu()
         self._thread.start()
         return self
 
@@ -142,6 +154,7 @@ class ProcessTreeSampler:
         self._stop.set()
         self._thread.join()
         self.cpu_seconds = self._cpu() - self._cpu_start
+        self.main_cpu_seconds = self._main_cpu() - self._main_cpu_start
 
 
 async def for_each_document(

@@ -12,7 +12,8 @@ FIGURES = ("output_tokens_per_second", "pairs_per_second", "documents_per_second
            "chunk_latency_p50", "chunk_latency_p90", "chunk_latency_p99",
            "time_to_first_pair_p50", "time_to_first_pair_p99", "chunk_first_pair_share_p50",
            "wall_seconds",
-           "server_cpu_seconds", "server_peak_rss_bytes", "client_cpu_seconds")
+           "server_cpu_seconds", "server_main_cpu_seconds", "server_peak_rss_bytes",
+           "client_cpu_seconds")
 FLOOR = "inprocess"
 
 
@@ -73,8 +74,8 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         "| arm | docs in flight | output tok/s | × inprocess | pairs/s | docs/s | chunk p50 / p90 "
         "/ p99 s | first pair p50 / p99 s | first pair, share of chunk time | server CPU s "
-        "| server peak RSS MiB | client CPU s | failed chunks |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| of it, front-end process | server peak RSS MiB | client CPU s | failed chunks |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in result["summary"]:
         concurrency = (row["concurrency"] if row["concurrency"] is not None
@@ -91,6 +92,7 @@ def markdown(result: dict[str, Any]) -> str:
             f" | {_cell(row, 'documents_per_second', digits=2)} | {latency} | {first}"
             f" | {_cell(row, 'chunk_first_pair_share_p50', digits=2)}"
             f" | {_cell(row, 'server_cpu_seconds', digits=1)}"
+            f" | {_cell(row, 'server_main_cpu_seconds', digits=1)}"
             f" | {_cell(row, 'server_peak_rss_bytes', scale=1 / 2**20, digits=0)}"
             f" | {_cell(row, 'client_cpu_seconds', digits=1)} | {row['chunks_failed']} |")
     return "\n".join(lines) + "\n"

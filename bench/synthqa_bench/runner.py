@@ -163,6 +163,7 @@ class Bench:
                 with ProcessTreeSampler(worker.pid) as server:
                     figures = worker.run(concurrency)
                 figures.update(server_cpu_seconds=server.cpu_seconds,
+                               server_main_cpu_seconds=server.main_cpu_seconds,
                                server_peak_rss_bytes=server.peak_rss, client_cpu_seconds=None)
                 yield "inprocess", concurrency, figures
         finally:
@@ -206,6 +207,7 @@ class Bench:
             recorder = loop.run_until_complete(work)
         figures = recorder.figures()
         figures.update(server_cpu_seconds=server.cpu_seconds,
+                       server_main_cpu_seconds=server.main_cpu_seconds,
                        server_peak_rss_bytes=server.peak_rss,
                        client_cpu_seconds=time.process_time() - client_cpu)
         return figures
