@@ -3,6 +3,7 @@ prompt template and schema: what the arms without a synthqa server send."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,8 +58,6 @@ def plan_chunks(workload: Workload, tokenizer: Any, max_model_len: int) -> Chunk
 
 def count_pairs(output_text: str) -> int | None:
     """Pairs in a finished output, or None if it is not the schema's JSON."""
-    import json
-
     try:
         pairs = json.loads(output_text)["pairs"]
     except (ValueError, KeyError, TypeError):

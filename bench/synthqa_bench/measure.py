@@ -90,6 +90,21 @@ class RunRecorder:
         }
 
 
+def tree_rss(root: psutil.Process) -> int:
+    """Resident memory of a process and its descendants, in bytes."""
+    try:
+        tree = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    total = 0
+    for process in tree:
+        try:
+            total += process.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 class ProcessTreeSampler:
     """CPU seconds and peak resident memory of a process and its descendants over a run.
     Memory is sampled every `interval` seconds, so a shorter peak can be missed."""
@@ -130,18 +145,9 @@ class ProcessTreeSampler:
             return 0.0
         return float(times.user + times.system)
 
-    def _rss(self) -> int:
-        total = 0
-        for process in self._tree():
-            try:
-                total += process.memory_info().rss
-            except psutil.NoSuchProcess:
-                pass
-        return total
-
     def _sample(self) -> None:
         while not self._stop.is_set():
-            self.peak_rss = max(self.peak_rss, self._rss())
+            self.peak_rss = max(self.peak_rss, tree_rss(self._root))
             self._stop.wait(self._interval)
 
     def __enter__(self) -> ProcessTreeSampler:

@@ -175,7 +175,8 @@ class Bench:
         server.start()
         loop = asyncio.new_event_loop()
         try:
-            clients = loop.run_until_complete(self._clients(server.name, address))
+            clients, client_objects = loop.run_until_complete(
+                self._clients(server.name, address))
             for concurrency in self.levels:
                 for arm in members:
                     if arm == "batch-wait" and concurrency != self.levels[0]:
@@ -184,21 +185,22 @@ class Bench:
                     work = clients[arm](concurrency)
                     figures = self._measured(loop, server.pid, work)
                     yield arm, None if arm == "batch-wait" else concurrency, figures
-            loop.run_until_complete(_close_all(clients["_close"]))
+            loop.run_until_complete(_close_all(client_objects))
         finally:
             loop.close()
             server.stop()
 
-    async def _clients(self, name: str, address: str) -> dict[str, Any]:
+    async def _clients(self, name: str, address: str) -> tuple[dict[str, Any], list[Any]]:
+        """Each arm's run (concurrency → recorder), and the client that serves them."""
         if name == "synthqa":
             arms = SynthQAArms(address, self.workload)
             await arms.warm_up()
-            return {"synthqa-bidi": arms.bidi, "synthqa-unary": arms.unary, "_close": [arms]}
+            return {"synthqa-bidi": arms.bidi, "synthqa-unary": arms.unary}, [arms]
         openai_arms = OpenAIArms(address, self.model, self.chunk_plan())
         await openai_arms.warm_up()
-        return {"vllm-openai": openai_arms.all_at_once,
-                "batch-wait": lambda _: openai_arms.batch_and_wait(self.batch_size),
-                "_close": [openai_arms]}
+        return ({"vllm-openai": openai_arms.all_at_once,
+                 "batch-wait": lambda _: openai_arms.batch_and_wait(self.batch_size)},
+                [openai_arms])
 
     def _measured(self, loop: asyncio.AbstractEventLoop, pid: int,
                   work: Awaitable[RunRecorder]) -> dict[str, Any]:

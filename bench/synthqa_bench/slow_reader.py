@@ -21,20 +21,10 @@ import psutil
 
 from synthqa.client import AsyncSynthQAClient, Document
 
+from .measure import tree_rss
 from .runner import TINY_MODEL_ENGINE_ARGS
 from .servers import synthqa_server
 from .workload import build_workload
-
-
-def tree_rss(pid: int) -> int:
-    root = psutil.Process(pid)
-    total = 0
-    for process in [root, *root.children(recursive=True)]:
-        try:
-            total += process.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
-    return total
 
 
 async def read_for(target: str, seconds: float, read_delay: float, pid: int,
@@ -52,9 +42,10 @@ async def read_for(target: str, seconds: float, read_delay: float, pid: int,
 
     async def sample() -> None:
         while True:
-            samples.append((time.monotonic() - started, tree_rss(pid)))
+            samples.append((time.monotonic() - started, tree_rss(server)))
             await asyncio.sleep(0.5)
 
+    server = psutil.Process(pid)
     sampler = asyncio.create_task(sample())
     async with AsyncSynthQAClient(target, retries=0) as client:
         stream = client.generate(documents(), **options)
@@ -91,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     texts = [d.text for d in workload.documents]
     server.start()
     try:
-        idle = tree_rss(server.pid)
+        idle = tree_rss(psutil.Process(server.pid))
         runs = [asyncio.run(read_for(target, args.seconds, delay, server.pid,
                                      workload.options, texts))
                 for delay in (0.0, args.read_delay)]
