@@ -9,7 +9,12 @@ import pytest
 from synthqa.client import SynthQAClient
 
 from ..paths import REPO, TINY_MODEL
+from .otlp_receiver import OtlpReceiver
 from .serverproc import ServerProcess, assert_all_gone, free_port
+
+
+def tracing_environment(endpoint: str, **more: str) -> dict[str, str]:
+    return {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100", **more}
 
 
 @pytest.fixture(scope="session")
@@ -19,7 +24,17 @@ def tiny_model_path() -> str:
 
 
 @pytest.fixture(scope="session")
-def server(tiny_model_path: str) -> Iterator[ServerProcess]:
+def otlp_receiver() -> Iterator[OtlpReceiver]:
+    """Where the session server sends its spans."""
+    receiver = OtlpReceiver().start()
+    try:
+        yield receiver
+    finally:
+        receiver.stop()
+
+
+@pytest.fixture(scope="session")
+def server(tiny_model_path: str, otlp_receiver: OtlpReceiver) -> Iterator[ServerProcess]:
     process = ServerProcess(
         port=free_port(),
         log_path=REPO / "out" / "test-server.log",
@@ -27,6 +42,8 @@ def server(tiny_model_path: str) -> Iterator[ServerProcess]:
         extra_args=["--max-document-chars", "200000", "--max-in-flight-chunks-per-call", "8",
                     "--max-chunks-per-document", "1000",
                     "--max-held-document-chars", "300000"],
+        # Tracing on, as a platform team would run it; spans leave within 0.1 s of ending.
+        extra_env=tracing_environment(otlp_receiver.endpoint),
     )
     process.start()
     try:

@@ -59,6 +59,8 @@ class ServerProcess:
     port: int
     log_path: Path
     extra_args: list[str] = field(default_factory=list)
+    # Added to this process's environment (OTEL_* variables, say).
+    extra_env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -66,7 +68,8 @@ class ServerProcess:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE=os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"))
+        env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE=os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
+                   **self.extra_env)
         command = [
             sys.executable, "-m", "synthqa.server",
             "--model", str(TINY_MODEL),

@@ -52,6 +52,7 @@ def node_packages() -> Path:
         NODE_BIN / "buf",
         NODE_DIR / "node_modules" / "@grpc" / "grpc-js" / "package.json",
         NODE_DIR / "node_modules" / "@grpc" / "proto-loader" / "package.json",
+        NODE_DIR / "node_modules" / "@opentelemetry" / "instrumentation-grpc" / "package.json",
     ]
     if not all(path.exists() for path in wanted):
         result = _run(

@@ -10,14 +10,12 @@ import uvloop
 
 from .config import parse
 from .lifecycle import ServerLifecycle
+from .observability.logs import configure_logging
 
 
 def main(argv: list[str] | None = None) -> int:
     engine_args, settings = parse(argv)
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level, settings.log_format)
     lifecycle = ServerLifecycle(engine_args, settings)
 
     async def run() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from dataclasses import dataclass
 
 from vllm.engine.arg_utils import AsyncEngineArgs
@@ -14,6 +15,9 @@ from vllm.utils.argparse_utils import FlexibleArgumentParser
 from synthqa.contract.options import INT32_MAX, OPTIONS, GenerationOptions
 
 from .engine.supervisor import RestartPolicy
+from .observability import ObservabilitySettings
+from .observability.logs import LOG_FORMATS
+from .observability.tracing import TracingConfigError, tracing_settings
 from .pipeline.limits import ServiceLimits
 
 LIMIT_HELP = {
@@ -60,6 +64,8 @@ class ServerSettings:
     defaults: GenerationOptions
     limits: ServiceLimits
     log_level: str
+    observability: ObservabilitySettings
+    log_format: str = "text"
     keepalive: Keepalive = Keepalive()
     restarts: RestartPolicy = RestartPolicy()
 
@@ -77,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seconds in-flight calls get to finish on SIGTERM (default %(default)s)")
     own.add_argument("--server-log-level", default="INFO",
                      help="log level of synthqa's own logs (default %(default)s)")
+    own.add_argument("--log-format", choices=LOG_FORMATS, default="text",
+                     help="synthqa's log lines as text or one JSON object each, with the "
+                     "trace_id and span_id of the call they belong to (default %(default)s)")
+    own.add_argument("--metrics-port", type=int, default=0,
+                     help="serve Prometheus metrics (synthqa's and the engine's vllm: ones) "
+                     "on this port at /metrics; 0 for none (default %(default)s)")
+    own.add_argument("--metrics-host", default=None,
+                     help="address for the metrics endpoint (default: --host)")
     keepalive = Keepalive()
     own.add_argument("--keepalive-time", type=float, default=keepalive.time_seconds,
                      help="seconds between the server's pings on a quiet connection "
@@ -129,11 +143,24 @@ def parse(argv: list[str] | None = None) -> tuple[AsyncEngineArgs, ServerSetting
     for name in ("engine_max_restarts", "engine_restart_backoff"):
         if getattr(args, name) < 0:
             parser.error(f"--{name.replace('_', '-')} must not be negative")
+    if not 0 <= args.metrics_port <= 65535:
+        parser.error("--metrics-port must be between 0 (off) and 65535")
+    try:
+        # The standard OTEL_* variables, plus vLLM's own --otlp-traces-endpoint flag.
+        tracing = tracing_settings(os.environ, args.otlp_traces_endpoint)
+    except TracingConfigError as error:
+        parser.error(str(error))
+    # The engine's spans follow the same configuration as synthqa's.
+    args.otlp_traces_endpoint = tracing.engine_endpoint
     settings = ServerSettings(
         host=args.host,
         port=args.port,
         shutdown_grace=args.shutdown_grace,
         log_level=args.server_log_level,
+        log_format=args.log_format,
+        observability=ObservabilitySettings(
+            tracing=tracing, metrics_host=args.metrics_host or args.host,
+            metrics_port=args.metrics_port),
         defaults=GenerationOptions(
             **{spec.name: getattr(args, f"default_{spec.name}") for spec in OPTIONS}),
         limits=ServiceLimits(

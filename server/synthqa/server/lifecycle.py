@@ -16,7 +16,9 @@ from .config import ServerSettings
 from .engine.process_tree import terminate_children
 from .engine.supervisor import EngineGaveUp, EngineSupervisor
 from .engine.vllm_engine import VllmEngine
+from .grpc_api.rpc_scope import RpcScope
 from .grpc_api.server import Health, build_grpc_server, message_size_options
+from .observability import Observability
 from .pipeline.service import GenerationService
 
 log = logging.getLogger("synthqa.server")
@@ -47,15 +49,30 @@ class ServerLifecycle:
 
     async def run(self) -> None:
         settings = self._settings
+        # Before the engine: its spans then go through synthqa's tracer provider.
+        observability = Observability(settings.observability)
+        try:
+            await self._serve(observability)
+        finally:
+            observability.shutdown()
+
+    async def _serve(self, observability: Observability) -> None:
+        settings = self._settings
         log.info("starting the engine for %s", self._engine_args.model)
         engine = EngineSupervisor(lambda: VllmEngine.start(self._engine_args), settings.restarts)
         # The engine exists before the gRPC server: its core process is spawned first.
         await engine.start()
-        service = GenerationService(engine, settings.defaults, settings.limits)
+        service = GenerationService(engine, settings.defaults, settings.limits,
+                                    telemetry=observability.telemetry(engine.model_name))
+        if observability.metrics is not None:
+            observability.metrics.watch_load(lambda: service.load.active_calls,
+                                             lambda: service.load.in_flight_chunks)
         server = build_grpc_server(
             service, self.health,
             message_size_options(settings.limits.max_message_bytes)
-            + settings.keepalive.grpc_options())
+            + settings.keepalive.grpc_options(),
+            interceptors=observability.server_interceptors(),
+            rpc_scope=RpcScope(observability.metrics))
         address = f"{settings.host}:{settings.port}"
         try:
             server.add_insecure_port(address)
@@ -68,6 +85,7 @@ class ServerLifecycle:
         log.info("listening on %s; warming up", address)
         supervision = asyncio.create_task(self._supervise(engine, service))
         try:
+            observability.start_metrics_endpoint()
             await service.warm_up()
             service.open()
             if not self._engine_gone:

@@ -31,7 +31,7 @@ class MortalEngine:
     def unfinished_requests(self) -> int:
         return 0
 
-    async def generate(self, prompt_ids, request, request_id):
+    async def generate(self, prompt_ids, request, request_id, trace_headers=None):
         self.served.append(request_id)
         for _ in range(1000):
             if self.dead.is_set():

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 from synthqa.contract.options import GenerationOptions
@@ -38,14 +38,17 @@ class ScriptedEngine:
         self.requests: list[str] = []
         self.cancelled: list[str] = []
         self.aborted: list[str] = []
+        self.trace_headers: list[Mapping[str, str] | None] = []
 
     @property
     def unfinished_requests(self) -> int:
         return self.active
 
     async def generate(self, prompt_ids: list[int], request: SamplingRequest,
-                       request_id: str) -> AsyncIterator[EngineDelta]:
+                       request_id: str, trace_headers: Mapping[str, str] | None = None,
+                       ) -> AsyncIterator[EngineDelta]:
         self.requests.append(request_id)
+        self.trace_headers.append(trace_headers)
         self.active += 1
         self.peak = max(self.peak, self.active)
         try:

@@ -15,6 +15,7 @@ from synthqa.contract.options import OptionValue
 from synthqa.v1 import synthqa_pb2 as pb
 from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
 
+from . import tracing
 from .channel import (
     CHANNEL_OPTIONS,
     READY_CHECK,
@@ -45,12 +46,17 @@ class AsyncSynthQAClient:
     def __init__(
         self, target: str = "localhost:50051", *, timeout: float | None = None,
         retries: int = DEFAULT_RETRIES, retry_wait: float = DEFAULT_RETRY_WAIT_SECONDS,
+        trace: bool = False,
     ) -> None:
         self.target = target
         self.timeout = timeout
         self.retries = retries
         self.retry_wait = retry_wait
-        self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        # trace: every call gets a client span under the caller's current one, and the server
+        # joins the trace (needs the otel extra).
+        interceptors = tracing.aio_interceptors() if trace else None
+        self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS,
+                                                  interceptors=interceptors)
         self._stub = pb_grpc.SynthQAServiceStub(self._channel)  # typed as the async stub
         self._health = health_pb2_grpc.HealthStub(self._channel)
 

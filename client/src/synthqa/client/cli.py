@@ -11,10 +11,13 @@ from google.protobuf import json_format
 
 from synthqa.contract.options import OPTIONS
 
+from . import tracing
 from .cli_generate import EXIT_CALL_FAILED, EXIT_INTERRUPTED, InputError, read_text, run_generate
 from .errors import SynthQAError
 from .retry import DEFAULT_RETRIES, DEFAULT_RETRY_WAIT_SECONDS
 from .sync import SynthQAClient
+
+TRACED_SERVICE_NAME = "synthqa-cli"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--retry-wait", type=float, default=DEFAULT_RETRY_WAIT_SECONDS,
                         metavar="SECONDS", help="how long a retry waits for the server to be "
                         "SERVING again (default %(default)s)")
+    parser.add_argument("--trace", action="store_true",
+                        help="trace the command with OpenTelemetry, configured by the standard "
+                        "OTEL_* variables (exporter otlp by default); the server's spans join "
+                        "the trace. Needs the otel extra")
     commands = parser.add_subparsers(dest="command", required=True)
 
     generate = commands.add_parser("generate", help="generate pairs from files into JSONL")
@@ -57,9 +64,25 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.retries < 0:
         parser.error("--retries must not be negative")
+    if not args.trace:
+        return _run(args)
+    try:
+        provider = tracing.provider_from_environment(TRACED_SERVICE_NAME)
+    except (ImportError, ValueError) as error:
+        parser.error(str(error))
+    try:
+        with tracing.command_span(f"synthqa {args.command}") as trace_id:
+            print(f"synthqa: trace {trace_id}", file=sys.stderr)
+            return _run(args)
+    finally:
+        if provider is not None:
+            provider.shutdown()  # exports what is buffered before the process ends
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         with SynthQAClient(args.target, timeout=args.timeout, retries=args.retries,
-                           retry_wait=args.retry_wait) as client:
+                           retry_wait=args.retry_wait, trace=args.trace) as client:
             if args.command == "wait":
                 client.wait_ready(args.wait_for)
                 return 0

@@ -13,6 +13,7 @@ from synthqa.contract.options import OptionValue
 from synthqa.v1 import synthqa_pb2 as pb
 from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
 
+from . import tracing
 from .channel import (
     CHANNEL_OPTIONS,
     READY_CHECK,
@@ -50,12 +51,16 @@ class SynthQAClient:
     def __init__(
         self, target: str = "localhost:50051", *, timeout: float | None = None,
         retries: int = DEFAULT_RETRIES, retry_wait: float = DEFAULT_RETRY_WAIT_SECONDS,
+        trace: bool = False,
     ) -> None:
         self.target = target
         self.timeout = timeout
         self.retries = retries
         self.retry_wait = retry_wait
-        self._channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+        channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+        # trace: every call gets a client span under the caller's current one, and the server
+        # joins the trace (needs the otel extra).
+        self._channel = tracing.traced_channel(channel) if trace else channel
         self._stub = pb_grpc.SynthQAServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 

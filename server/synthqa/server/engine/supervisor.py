@@ -9,7 +9,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -103,14 +103,15 @@ class EngineSupervisor:
         return self.engine.unfinished_requests if self._settled.is_set() else 0
 
     async def generate(
-        self, prompt_ids: list[int], request: SamplingRequest, request_id: str
+        self, prompt_ids: list[int], request: SamplingRequest, request_id: str,
+        trace_headers: Mapping[str, str] | None = None,
     ) -> AsyncGenerator[EngineDelta, None]:
         await self._settled.wait()
         if self._gave_up:
             raise EngineGaveUp("the engine stopped and the server is shutting down")
         engine = self.engine
         try:
-            stream = engine.generate(prompt_ids, request, request_id)
+            stream = engine.generate(prompt_ids, request, request_id, trace_headers)
             async with contextlib.aclosing(stream):
                 async for delta in stream:
                     yield delta

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -56,7 +56,10 @@ class GenerationEngine(Protocol):
     def unfinished_requests(self) -> int: ...
 
     def generate(
-        self, prompt_ids: list[int], request: SamplingRequest, request_id: str
-    ) -> AsyncGenerator[EngineDelta, None]: ...
+        self, prompt_ids: list[int], request: SamplingRequest, request_id: str,
+        trace_headers: Mapping[str, str] | None = None,
+    ) -> AsyncGenerator[EngineDelta, None]:
+        """`trace_headers` (W3C trace context) make the engine's own span a child of the
+        caller's, when the engine traces."""
 
     async def abort(self, request_ids: Iterable[str]) -> None: ...

@@ -9,7 +9,7 @@ import copy
 import json
 import logging
 import os
-from collections.abc import AsyncGenerator, Iterable, Iterator
+from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping
 from typing import Any
 
 import psutil
@@ -59,7 +59,10 @@ class VllmEngine:
         mark_server_process()
         before = {process.pid for process in descendants(os.getpid())}
         ipc_before = ipc_names()
-        llm = create_async_llm(engine_args)
+        # With tracing on, vLLM tries to install a tracer provider of its own; synthqa's is
+        # already in place and takes the engine's spans, which is what OpenTelemetry warns of.
+        with _quieter(("opentelemetry.trace",)):
+            llm = create_async_llm(engine_args)
         processes = [p for p in descendants(os.getpid()) if p.pid not in before]
         ipc = ipc_names() - ipc_before
         name = engine_args.served_model_name or engine_args.model
@@ -68,11 +71,12 @@ class VllmEngine:
         return cls(llm, str(name), processes, ipc)
 
     async def generate(
-        self, prompt_ids: list[int], request: SamplingRequest, request_id: str
+        self, prompt_ids: list[int], request: SamplingRequest, request_id: str,
+        trace_headers: Mapping[str, str] | None = None,
     ) -> AsyncGenerator[EngineDelta, None]:
         params = sampling_params(request, stream=True)
         prompt = TokensPrompt(prompt_token_ids=prompt_ids)
-        outputs = self._llm.generate(prompt, params, request_id)
+        outputs = self._llm.generate(prompt, params, request_id, trace_headers=trace_headers)
         try:
             # Closing vLLM's stream early is what aborts the request in the engine.
             async with contextlib.aclosing(outputs):
@@ -175,6 +179,10 @@ def prepare_engine_args(engine_args: AsyncEngineArgs) -> AsyncEngineArgs:
         engine_args.structured_outputs_config
     )
     _keep_prompts_whole_on_cpu(engine_args)
+    if engine_args.otlp_traces_endpoint and engine_args.disable_log_stats:
+        # vLLM builds its request span from the per-request stats; without them it fails.
+        log.warning("--disable-log-stats is ignored: tracing needs the engine's request stats")
+        engine_args.disable_log_stats = False
     return engine_args
 
 

@@ -3,6 +3,8 @@ keepalive, and the health status the lifecycle sets."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -12,6 +14,7 @@ from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
 
 from ..pipeline.service import GenerationService
 from .parsing import LenientRegistration
+from .rpc_scope import RpcScope
 from .servicer import SynthQAHandlers
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SynthQAService"].full_name
@@ -40,11 +43,14 @@ class Health:
 
 
 def build_grpc_server(
-    service: GenerationService, health_status: Health, options: list[tuple[str, int]]
+    service: GenerationService, health_status: Health, options: list[tuple[str, int]],
+    *, interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    rpc_scope: RpcScope | None = None,
 ) -> grpc.aio.Server:
-    server = grpc.aio.server(options=[*options, ("grpc.so_reuseport", 0)])
+    server = grpc.aio.server(options=[*options, ("grpc.so_reuseport", 0)],
+                             interceptors=list(interceptors) or None)
     pb_grpc.add_SynthQAServiceServicer_to_server(
-        SynthQAHandlers(service), LenientRegistration(server))  # type: ignore[arg-type]
+        SynthQAHandlers(service, rpc_scope), LenientRegistration(server))  # type: ignore[arg-type]
     health_pb2_grpc.add_HealthServicer_to_server(health_status.servicer, server)
     reflection.enable_server_reflection(
         [SERVICE_NAME, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME], server)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 
 from ..engine.types import EngineDead, GenerationEngine, SamplingRequest
 from ..text.chunker import Chunk
@@ -28,7 +28,8 @@ class ChunkGenerator:
         self._engine = engine
 
     async def generate(
-        self, document_id: str, chunk: Chunk, plan: GenerationPlan, request_id: str
+        self, document_id: str, chunk: Chunk, plan: GenerationPlan, request_id: str,
+        trace_headers: Mapping[str, str] | None = None,
     ) -> AsyncGenerator[ChunkEvent, None]:
         """Yield each pair as it is parsed, then exactly one ChunkCompleted or ChunkFailed."""
         options = plan.options
@@ -53,7 +54,7 @@ class ChunkGenerator:
             return ChunkFailed(document_id, chunk.index, code, message, pairs, generated, finish)
 
         try:
-            stream = self._engine.generate(prompt_ids, request, request_id)
+            stream = self._engine.generate(prompt_ids, request, request_id, trace_headers)
             # aclosing: leaving early (bad output) closes the stream, which aborts the request.
             async with contextlib.aclosing(stream):
                 async for delta in stream:

@@ -32,6 +32,7 @@ from .options import Overrides, resolve_options
 from .planner import GenerationPlan, Planner
 from .session import CallSession, ServerLoad
 from .stream import StreamMessage, read_options, whole_documents
+from .telemetry import CallTelemetry, Telemetry
 
 # What a client that was turned away while the engine (re)starts is told to wait.
 RETRY_AFTER_SECONDS = 5.0
@@ -68,8 +69,10 @@ class GenerationService:
         engine: GenerationEngine,
         defaults: GenerationOptions,
         limits: ServiceLimits,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._engine = engine
+        self._telemetry = telemetry or Telemetry()
         self.limits = limits
         self._limit_values = limits.as_dict()
         # Fail at start-up, not on the first call, if the defaults are out of range or cannot
@@ -182,8 +185,9 @@ class GenerationService:
             if overrides is None:
                 return  # the client sent nothing: nothing to do
             plan = self._plan(overrides, paths.options)
-            async with self._session(plan) as session:
-                feeder = self._feed(messages, paths, plan, session)
+            telemetry = self._telemetry.call(plan.options)
+            async with self._session(plan, telemetry) as session:
+                feeder = self._feed(messages, paths, plan, session, telemetry)
                 async with _beside(feeder, session):
                     async for event in session.events():
                         yield event
@@ -194,12 +198,14 @@ class GenerationService:
         paths: FieldPaths,
         plan: GenerationPlan,
         session: CallSession,
+        telemetry: CallTelemetry,
     ) -> None:
         text_path = paths.in_document("text")
         documents = whole_documents(messages, paths, self.limits.max_document_chars, self.memory)
         # aclosing: a failed or cancelled call gives its documents' memory back at once.
         async with contextlib.aclosing(documents):
             async for document in documents:
+                telemetry.document_received(document.document_id, len(document.text))
                 chunked = await self._chunk(document.text, plan, text_path)
                 selected = _select_chunks(chunked.chunks, document.chunk_indexes,
                                           paths.in_document("chunk_indexes"))
@@ -267,19 +273,30 @@ class GenerationService:
                 self._idle.set()
 
     @contextlib.asynccontextmanager
-    async def _session(self, plan: GenerationPlan) -> AsyncIterator[CallSession]:
-        """A generation; on exit, for any reason, its engine requests are aborted."""
+    async def _session(
+        self, plan: GenerationPlan, telemetry: CallTelemetry
+    ) -> AsyncIterator[CallSession]:
+        """A generation; on exit, for any reason, its engine requests are aborted and its
+        telemetry is ended."""
         session = CallSession(
-            self._generator, plan, self.load, window=self.limits.max_in_flight_chunks_per_call)
+            self._generator, plan, self.load, window=self.limits.max_in_flight_chunks_per_call,
+            telemetry=telemetry)
+        error: BaseException | None = None
         try:
             yield session
+        except BaseException as raised:
+            error = raised
+            raise
         finally:
             try:
                 await session.cancel()
             finally:
-                # Whatever the cancellation did not reach is aborted by id, even if this
-                # clean-up is itself cancelled.
-                await asyncio.shield(self._engine.abort(session.open_request_ids))
+                try:
+                    # Whatever the cancellation did not reach is aborted by id, even if this
+                    # clean-up is itself cancelled.
+                    await asyncio.shield(self._engine.abort(session.open_request_ids))
+                finally:
+                    telemetry.ended(error)
 
 
 def _select_chunks(chunks: list[Chunk], indexes: tuple[int, ...], field_path: str) -> list[Chunk]:

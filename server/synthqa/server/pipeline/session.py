@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 from ..text.chunker import Chunk
@@ -20,6 +21,7 @@ from .events import (
 )
 from .generator import ChunkGenerator
 from .planner import GenerationPlan
+from .telemetry import CallTelemetry
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +77,10 @@ class CallSession:
         load: ServerLoad,
         *,
         window: int,
+        telemetry: CallTelemetry | None = None,
     ) -> None:
         self._generator = generator
+        self._telemetry = telemetry or CallTelemetry()
         self._plan = plan
         self._load = load
         self._window = asyncio.Semaphore(window)
@@ -100,12 +104,23 @@ class CallSession:
             document_id, len(chunks), total_chunks or len(chunks), token_count)
         number = self._documents
         self._documents += 1
+        telemetry = self._telemetry
+        telemetry.document_chunked(document_id, token_count, len(chunks), progress.total_chunks)
+        waited = 0.0
         for chunk in chunks:
-            await self._window.acquire()
+            if self._window.locked():
+                began = time.monotonic()
+                await self._window.acquire()
+                waited += time.monotonic() - began
+            else:
+                await self._window.acquire()
             request_id = f"synthqa-{self.id}-{number}-{chunk.index}"
-            task = asyncio.create_task(self._run_chunk(progress, chunk, request_id))
+            trace_headers = telemetry.chunk_queued(document_id, chunk)
+            task = asyncio.create_task(
+                self._run_chunk(progress, chunk, request_id, trace_headers))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        telemetry.document_admitted(document_id, waited)
 
     def close_input(self) -> None:
         """The client will send no more documents."""
@@ -135,8 +150,15 @@ class CallSession:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _run_chunk(self, progress: _DocumentProgress, chunk: Chunk, request_id: str) -> None:
-        emit = self._events.put_nowait
+    def _emit(self, event: GenerationEvent) -> None:
+        self._telemetry.event(event)
+        self._events.put_nowait(event)
+
+    async def _run_chunk(
+        self, progress: _DocumentProgress, chunk: Chunk, request_id: str,
+        trace_headers: Mapping[str, str] | None,
+    ) -> None:
+        emit = self._emit
         outcome: ChunkCompleted | ChunkFailed | None = None
         try:
             async with self._load.engine_slots:
@@ -154,7 +176,7 @@ class CallSession:
                         )
                     )
                     stream = self._generator.generate(
-                        progress.document_id, chunk, self._plan, request_id
+                        progress.document_id, chunk, self._plan, request_id, trace_headers
                     )
                     # aclosing: a cancelled task closes the stream now, which aborts the engine
                     # request, instead of whenever the garbage collector gets to it.
@@ -192,7 +214,7 @@ class CallSession:
             log.exception("chunk task %s crashed", request_id)
             self.fail(error)
         finally:
-            emit(_ReleaseWindowSlot())
+            self._events.put_nowait(_ReleaseWindowSlot())
             # The done callback that drops this task from _tasks runs later; count it out now.
             self._tasks.discard(asyncio.current_task())
             self._maybe_end()
