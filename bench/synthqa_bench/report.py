@@ -44,12 +44,24 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row["output_tokens_per_second"]["median"]
             / reference["output_tokens_per_second"]["median"]
             if reference and row["output_tokens_per_second"] else None)
+    bidi = {r["concurrency"]: r for r in rows if r["arm"] == BIDI}
+    for row in rows:
+        if row["arm"] in BIDI_VARIANTS and row["concurrency"] in bidi:
+            row["throughput_vs_bidi"] = (
+                row["output_tokens_per_second"]["median"]
+                / bidi[row["concurrency"]]["output_tokens_per_second"]["median"])
     rows.sort(key=lambda r: (r["concurrency"] is None, r["concurrency"] or 0,
                              list(_ARM_ORDER).index(r["arm"]) if r["arm"] in _ARM_ORDER else 99))
     return rows
 
 
-_ARM_ORDER = ("inprocess", "synthqa-bidi", "synthqa-unary", "vllm-openai", "batch-wait")
+_ARM_ORDER = ("inprocess", "synthqa-bidi", "synthqa-traced", "synthqa-baseline",
+              "synthqa-unary", "vllm-openai", "batch-wait")
+# Variants of synthqa-bidi, each measured against it in the same run as well as against the
+# floor: what tracing costs, and what changed since another checkout.
+BIDI = "synthqa-bidi"
+BIDI_VARIANTS = {"synthqa-traced": "tracing on, every span exported",
+                 "synthqa-baseline": "the server of the baseline checkout"}
 
 
 def _median(row: dict[str, Any], name: str) -> float | None:
@@ -95,6 +107,14 @@ def markdown(result: dict[str, Any]) -> str:
             f" | {_cell(row, 'server_main_cpu_seconds', digits=1)}"
             f" | {_cell(row, 'server_peak_rss_bytes', scale=1 / 2**20, digits=0)}"
             f" | {_cell(row, 'client_cpu_seconds', digits=1)} | {row['chunks_failed']} |")
+    for arm, what in BIDI_VARIANTS.items():
+        compared = [r for r in result["summary"]
+                    if r["arm"] == arm and r.get("throughput_vs_bidi") is not None]
+        if compared:
+            lines.append("")
+            lines.append(f"`{arm}` ({what}) against `{BIDI}`, output tokens/s: " + ", ".join(
+                f"{r['throughput_vs_bidi']:.3f}× at {r['concurrency']} in flight"
+                for r in compared) + ".")
     return "\n".join(lines) + "\n"
 
 

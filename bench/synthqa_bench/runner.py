@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import functools
 import json
 import platform
 import shlex
@@ -23,14 +24,20 @@ from .arm_synthqa import SynthQAArms
 from .chunk_plan import plan_chunks
 from .inprocess_worker import InprocessWorker
 from .measure import ProcessTreeSampler, RunRecorder
+from .otlp_sink import SpanSink
 from .report import summarize, write_markdown, write_plots
 from .servers import BenchServer, openai_server, synthqa_server
 from .workload import SHAPES, Workload, build_workload
 
-ARMS = ("inprocess", "synthqa-bidi", "synthqa-unary", "vllm-openai", "batch-wait")
+DEFAULT_ARMS = ("inprocess", "synthqa-bidi", "synthqa-unary", "vllm-openai", "batch-wait")
+# Variants of synthqa-bidi, measured against it in the same run: synthqa-traced is a server with
+# tracing on and every span exported; synthqa-baseline is the server of another checkout
+# (--baseline), to measure what a change costs.
+ARMS = (*DEFAULT_ARMS, "synthqa-traced", "synthqa-baseline")
 # Arms that share one server (or engine) per repeat.
 GROUPS = {"inprocess": ("inprocess",), "synthqa": ("synthqa-bidi", "synthqa-unary"),
-          "openai": ("vllm-openai", "batch-wait")}
+          "openai": ("vllm-openai", "batch-wait"), "traced": ("synthqa-traced",),
+          "baseline": ("synthqa-baseline",)}
 CONCURRENCY = {"smoke": [1], "quick": [1, 16], "full": [1, 4, 16, 64]}
 TINY_MODEL_ENGINE_ARGS = "--max-model-len 2048 --enforce-eager"
 
@@ -47,7 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="documents in flight, comma-separated (default: quick 1,16; "
                              "full 1,4,16,64)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--arms", default=",".join(DEFAULT_ARMS),
+                        help=f"comma-separated, of {', '.join(ARMS)} (default: all but "
+                        "synthqa-traced and synthqa-baseline)")
+    parser.add_argument("--baseline", type=Path, default=None, metavar="CHECKOUT",
+                        help="another synthqa checkout (a git worktree of an earlier commit, "
+                        "say) whose server the synthqa-baseline arm runs, on this venv")
     parser.add_argument("--batch-size", type=int, default=32,
                         help="chunks per batch in the batch-wait arm")
     parser.add_argument("--num-pairs", type=int, default=None)
@@ -72,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(arms) - set(ARMS)
     if unknown:
         raise SystemExit(f"unknown arm(s): {', '.join(sorted(unknown))}; choose from {ARMS}")
+    if ("synthqa-baseline" in arms) != (args.baseline is not None):
+        raise SystemExit("the synthqa-baseline arm and --baseline CHECKOUT go together")
     levels = ([int(c) for c in args.concurrency.split(",")] if args.concurrency
               else CONCURRENCY[args.workload])
     overrides = {k: v for k, v in {"num_pairs": args.num_pairs,
@@ -83,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     log_dir = args.out / "logs" / stamp
     bench = Bench(args.model, flags, workload, levels, args.batch_size, log_dir,
-                  progress=not args.no_progress)
+                  progress=not args.no_progress, baseline=args.baseline)
     runs = bench.run(arms, args.repeats)
     result = {
         "started_at": stamp,
@@ -97,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         "batch_size": args.batch_size,
         "repeats": args.repeats,
         "arms": arms,
+        "baseline": str(args.baseline) if args.baseline else None,
         "runs": runs,
     }
     result["summary"] = summarize(runs)
@@ -112,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
 
 class Bench:
     def __init__(self, model: str, flags: list[str], workload: Workload, levels: list[int],
-                 batch_size: int, log_dir: Path, progress: bool) -> None:
+                 batch_size: int, log_dir: Path, progress: bool,
+                 baseline: Path | None = None) -> None:
         self.model = model
         self.flags = flags
         self.workload = workload
@@ -120,6 +136,7 @@ class Bench:
         self.batch_size = batch_size
         self.log_dir = log_dir
         self.progress = progress
+        self.baseline = baseline
         self.chunk_count = 0
         self._chunk_plan = None
 
@@ -148,6 +165,19 @@ class Bench:
             yield from self._run_inprocess(bar)
         elif group == "synthqa":
             yield from self._run_server(synthqa_server, members, bar)
+        elif group == "traced":
+            sink = SpanSink()
+            try:
+                yield from self._run_server(
+                    functools.partial(synthqa_server, traces_endpoint=sink.endpoint), members,
+                    bar)
+            finally:
+                sink.stop()
+            bar.write(f"synthqa-traced: {sink.spans} spans exported")
+        elif group == "baseline":
+            assert self.baseline is not None
+            yield from self._run_server(
+                functools.partial(synthqa_server, checkout=self.baseline), members, bar)
         else:
             yield from self._run_server(openai_server, members, bar)
 
@@ -192,10 +222,11 @@ class Bench:
 
     async def _clients(self, name: str, address: str) -> tuple[dict[str, Any], list[Any]]:
         """Each arm's run (concurrency → recorder), and the client that serves them."""
-        if name == "synthqa":
+        if name.startswith("synthqa"):
             arms = SynthQAArms(address, self.workload)
             await arms.warm_up()
-            return {"synthqa-bidi": arms.bidi, "synthqa-unary": arms.unary}, [arms]
+            return {"synthqa-bidi": arms.bidi, "synthqa-unary": arms.unary,
+                    "synthqa-traced": arms.bidi, "synthqa-baseline": arms.bidi}, [arms]
         openai_arms = OpenAIArms(address, self.model, self.chunk_plan())
         await openai_arms.warm_up()
         return ({"vllm-openai": openai_arms.all_at_once,

@@ -29,9 +29,10 @@ def free_port() -> int:
 
 class BenchServer:
     def __init__(self, name: str, command: list[str], ready: Callable[[], bool],
-                 log_path: Path) -> None:
+                 log_path: Path, env: dict[str, str] | None = None) -> None:
         self.name = name
         self.command = command
+        self.env = env
         self._ready = ready
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
@@ -45,7 +46,8 @@ class BenchServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True)
+                                            stdin=subprocess.DEVNULL, start_new_session=True,
+                                            env={**os.environ, **(self.env or {})})
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while not self._ready():
             if self.process.poll() is not None:
@@ -70,13 +72,26 @@ class BenchServer:
         self.process.wait()
 
 
-def synthqa_server(model: str, engine_args: list[str], log_dir: Path) -> tuple[BenchServer, str]:
+def synthqa_server(model: str, engine_args: list[str], log_dir: Path,
+                   traces_endpoint: str | None = None,
+                   checkout: Path | None = None) -> tuple[BenchServer, str]:
+    """The synthqa server. With `traces_endpoint`: tracing on and every span exported there
+    (the standard OTEL_* variables, as an operator would set them). With `checkout`: the server
+    (and client) code of that checkout, ahead of this one's on the import path."""
     port = free_port()
     target = f"127.0.0.1:{port}"
     command = [sys.executable, "-m", "synthqa.server", "--model", model, "--port", str(port),
                *engine_args]
-    return BenchServer("synthqa", command, lambda: _grpc_serving(target),
-                       log_dir / "synthqa-server.log"), target
+    name, env = "synthqa", {}
+    if traces_endpoint is not None:
+        name = "synthqa-traced"
+        env = {"OTEL_EXPORTER_OTLP_ENDPOINT": traces_endpoint, "OTEL_TRACES_SAMPLER": "always_on"}
+    if checkout is not None:
+        name = "synthqa-baseline"
+        env = {"PYTHONPATH": os.pathsep.join(
+            str(checkout.resolve() / part) for part in ("server", "client/src"))}
+    return BenchServer(name, command, lambda: _grpc_serving(target),
+                       log_dir / f"{name}-server.log", env), target
 
 
 def openai_server(model: str, engine_args: list[str], log_dir: Path) -> tuple[BenchServer, str]:

@@ -15,7 +15,8 @@ from ..paths import REPO, TINY_MODEL
 
 pytestmark = pytest.mark.e2e
 
-ARMS = {"inprocess", "synthqa-bidi", "synthqa-unary", "vllm-openai", "batch-wait"}
+ARMS = {"inprocess", "synthqa-bidi", "synthqa-unary", "vllm-openai", "batch-wait",
+        "synthqa-traced"}
 RUN_FIGURES = {
     "wall_seconds", "output_tokens", "pairs", "chunks_completed", "chunks_failed",
     "documents_completed", "output_tokens_per_second", "pairs_per_second",
@@ -33,7 +34,8 @@ def test_every_arm_runs_and_reports_every_figure(tmp_path: Path) -> None:
            "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
     done = subprocess.run(
         [sys.executable, "-m", "synthqa_bench", "--model", str(TINY_MODEL), "--workload",
-         "smoke", "--repeats", "1", "--out", str(tmp_path), "--no-progress"],
+         "smoke", "--repeats", "1", "--out", str(tmp_path), "--no-progress",
+         "--arms", ",".join(sorted(ARMS))],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
 
@@ -56,5 +58,8 @@ def test_every_arm_runs_and_reports_every_figure(tmp_path: Path) -> None:
     assert all(row["throughput_vs_inprocess"] > 0 for row in result["summary"])
     # The table printed at the end and the plots.
     assert "| synthqa-bidi |" in done.stdout and "| batch-wait |" in done.stdout
+    # The traced arm's server really exported its spans, and its cost is reported.
+    assert "synthqa-traced: 0 spans" not in done.stdout and " spans exported" in done.stdout
+    assert "`synthqa-traced` (tracing on, every span exported) against" in done.stdout
     assert len(list(tmp_path.glob("*-throughput.png"))) == 1
     assert len(list(tmp_path.glob("*-first-pair.png"))) == 1
