@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import grpc
@@ -198,15 +198,19 @@ async def test_a_cancelled_call_ends_every_span_saying_so(
     server: ServerProcess, otlp_receiver: OtlpReceiver
 ) -> None:
     header, trace_id, _ = traceparent(sampled=True)
+    never = asyncio.Event()
     async with grpc.aio.insecure_channel(server.target) as channel:
         stub = pb_grpc.SynthQAServiceStub(channel)
 
-        def requests() -> Iterator[pb.GenerateRequest]:
+        async def requests() -> AsyncIterator[pb.GenerateRequest]:
             yield pb.GenerateRequest(options=pb.GenerationOptions(
                 num_pairs=2, max_generation_tokens=256, max_chunk_tokens=64,
                 chunk_overlap_tokens=0))
+            # About 170 chunks, 8 at a time: seconds of work, cut after its first pair.
             yield pb.GenerateRequest(document=pb.DocumentPart(document_id="cut",
-                                                              text=SAMPLE[:3000]))
+                                                              text=SAMPLE * 10))
+            # The input stays open, so the call cannot have finished when the cancel lands.
+            await never.wait()
 
         call = stub.Generate(requests(), metadata=[("traceparent", header)], timeout=300)
         async for event in call:
@@ -228,6 +232,31 @@ async def test_a_cancelled_call_ends_every_span_saying_so(
     assert unfinished, "the cut stream left no chunk unfinished"
     for span in unfinished:
         assert span.status_code == 2 and "cancelled" in span.status_message
+
+
+async def test_a_passed_deadline_ends_the_call_span_saying_so(
+    server: ServerProcess, otlp_receiver: OtlpReceiver
+) -> None:
+    header, trace_id, _ = traceparent(sampled=True)
+    async with grpc.aio.insecure_channel(server.target) as channel:
+        stub = pb_grpc.SynthQAServiceStub(channel)
+        request = pb.GenerateDocumentRequest(
+            document_id="late", text=SAMPLE * 3,
+            options=pb.GenerationOptions(num_pairs=2, max_generation_tokens=256,
+                                         max_chunk_tokens=64, chunk_overlap_tokens=0))
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            async for _ in stub.GenerateDocument(request, metadata=[("traceparent", header)],
+                                                 timeout=0.3):
+                pass
+    assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    spans = otlp_receiver.wait_for(
+        lambda spans: bool(rpc_spans(spans)) and bool(named(spans, "synthqa.document")),
+        trace_id=trace_id)
+    (server_span,) = rpc_spans(spans)
+    assert server_span.attributes["rpc.grpc.status_code"] == 4
+    assert server_span.status_message.startswith("DEADLINE_EXCEEDED")
+    (document,) = named(spans, "synthqa.document")
+    assert document.status_code == 2
 
 
 async def test_an_invalid_document_ends_its_spans_with_the_error(

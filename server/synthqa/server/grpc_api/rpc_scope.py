@@ -52,42 +52,61 @@ class RpcScope:
         self, method: str, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[RpcRecord]:
         record = RpcRecord(method, context.peer())
+        # The RPC's server span (a no-op span with tracing off), held here: a cancelled stream's
+        # generators may be closed after the call's context is gone.
+        span = trace.get_current_span()
+        # Fires once the call is over, however it ended: a client's cancellation can land in
+        # gRPC's own code, outside these handlers, and then no exception passes through here.
+        def done(_: grpc.aio.ServicerContext[Any, Any]) -> None:
+            self._finish(record, span, context)
+
+        context.add_done_callback(done)  # type: ignore[arg-type] # the stubs' nominal type
         try:
             yield record
         except ServiceError as error:
             status = to_grpc_status(error)
-            self._fail(record, status.code, error.message)
+            _fail(record, span, status.code, error.message)
             await context.abort_with_status(status)
         except grpc.aio.AbortError:
             raise
-        except asyncio.CancelledError:
-            remaining = context.time_remaining()
-            if remaining is not None and remaining <= 0:
-                self._fail(record, grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed")
-            else:
-                self._fail(record, grpc.StatusCode.CANCELLED, "the client cancelled the call")
+        except (asyncio.CancelledError, GeneratorExit):
+            _fail(record, span, *_why_cut_short(context))
             raise
         except Exception:
             log.exception("unexpected error in a call")
-            self._fail(record, grpc.StatusCode.INTERNAL, "internal server error")
+            _fail(record, span, grpc.StatusCode.INTERNAL, "internal server error")
             await context.abort_with_status(internal_status("internal server error"))
-        finally:
-            self._finish(record)
 
-    @staticmethod
-    def _fail(record: RpcRecord, code: grpc.StatusCode, description: str) -> None:
-        record.code = code
-        span = trace.get_current_span()
-        span.set_attribute("rpc.grpc.status_code", code.value[0])
-        span.set_status(Status(StatusCode.ERROR, f"{code.name}: {description}"))
-
-    def _finish(self, record: RpcRecord) -> None:
+    def _finish(self, record: RpcRecord, span: trace.Span,
+                context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        if record.code is grpc.StatusCode.OK and context.cancelled():
+            _fail(record, span, *_why_cut_short(context))
         seconds = time.monotonic() - record.started
         if self._metrics is not None:
             self._metrics.rpc_done(record.method, record.code.name, seconds)
-        access_log.info(
-            "%s peer=%s code=%s duration=%.3fs documents=%d pairs=%d", record.method,
-            record.peer, record.code.name, seconds, record.documents, record.pairs,
-            extra={"rpc_method": record.method, "peer": record.peer,
-                   "code": record.code.name, "duration_seconds": round(seconds, 6),
-                   "documents": record.documents, "pairs": record.pairs})
+        with trace.use_span(span, end_on_exit=False):  # the line carries the call's trace
+            access_log.info(
+                "%s peer=%s code=%s duration=%.3fs documents=%d pairs=%d", record.method,
+                record.peer, record.code.name, seconds, record.documents, record.pairs,
+                extra={"rpc_method": record.method, "peer": record.peer,
+                       "code": record.code.name, "duration_seconds": round(seconds, 6),
+                       "documents": record.documents, "pairs": record.pairs})
+
+
+def _why_cut_short(context: grpc.aio.ServicerContext[Any, Any]) -> tuple[grpc.StatusCode, str]:
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        return grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed"
+    return grpc.StatusCode.CANCELLED, "the client cancelled the call"
+
+
+def _fail(record: RpcRecord, span: trace.Span, code: grpc.StatusCode, description: str) -> None:
+    if record.code is not grpc.StatusCode.OK:
+        return  # the first reason stands
+    record.code = code
+    _mark(span, code, description)
+
+
+def _mark(span: trace.Span, code: grpc.StatusCode, description: str) -> None:
+    span.set_attribute("rpc.grpc.status_code", code.value[0])
+    span.set_status(Status(StatusCode.ERROR, f"{code.name}: {description}"))

@@ -51,7 +51,8 @@ class Observability:
     def telemetry(self, model: str) -> Telemetry:
         members: list[Telemetry] = []
         if self.tracer_provider is not None:
-            members.append(SpanTelemetry(self.tracer_provider, model))
+            members.append(SpanTelemetry(self.tracer_provider, model,
+                                         engine_traces=self.engine_traces_endpoint is not None))
         if self.metrics is not None:
             members.append(self.metrics)
         if not members:

@@ -43,13 +43,16 @@ class _OpenChunk:
 
 
 class SpanTelemetry(Telemetry):
-    def __init__(self, tracer_provider: trace.TracerProvider, model: str) -> None:
+    def __init__(self, tracer_provider: trace.TracerProvider, model: str,
+                 engine_traces: bool = True) -> None:
         self._tracer = tracer_provider.get_tracer("synthqa.server")
         self._model = model
+        # Trace headers go to the engine only when it makes spans: vLLM warns otherwise.
+        self._engine_traces = engine_traces
 
     def call(self, options: GenerationOptions) -> CallTelemetry:
-        return CallSpans(self._tracer, otel_context.get_current(), self._request_attributes(
-            options))
+        return CallSpans(self._tracer, otel_context.get_current(),
+                         self._request_attributes(options), self._engine_traces)
 
     def _request_attributes(self, options: GenerationOptions) -> dict[str, str | int | float]:
         attributes: dict[str, str | int | float] = {
@@ -68,9 +71,11 @@ class SpanTelemetry(Telemetry):
 
 class CallSpans(CallTelemetry):
     def __init__(self, tracer: trace.Tracer, parent: otel_context.Context,
-                 request_attributes: Mapping[str, str | int | float]) -> None:
+                 request_attributes: Mapping[str, str | int | float],
+                 engine_traces: bool = True) -> None:
         self._tracer = tracer
         self._parent = parent
+        self._engine_traces = engine_traces
         self._request_attributes = request_attributes
         self._documents: dict[str, Span] = {}
         self._chunks: dict[ChunkKey, _OpenChunk] = {}
@@ -106,6 +111,8 @@ class CallSpans(CallTelemetry):
                         "synthqa.chunk.char_end": chunk.char_end,
                         "synthqa.chunk.tokens": chunk.token_count})
         self._chunks[(document_id, chunk.index)] = _OpenChunk(span, time.monotonic())
+        if not self._engine_traces:
+            return None
         headers: dict[str, str] = {}
         _PROPAGATOR.inject(headers, context=trace.set_span_in_context(span))
         return headers

@@ -18,10 +18,6 @@ class TelemetryGroup(Telemetry):
     def call(self, options: GenerationOptions) -> CallTelemetry:
         return CallTelemetryGroup([m.call(options) for m in self._members])
 
-    def shutdown(self) -> None:
-        for member in self._members:
-            member.shutdown()
-
 
 class CallTelemetryGroup(CallTelemetry):
     def __init__(self, members: Sequence[CallTelemetry]) -> None:

@@ -46,6 +46,3 @@ class Telemetry:
     def call(self, options: GenerationOptions) -> CallTelemetry:
         """Telemetry for a call starting now, in the caller's trace context."""
         return self._NOTHING
-
-    def shutdown(self) -> None:
-        """Flush what is buffered; the server is stopping."""
