@@ -26,9 +26,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def health_status(target: str, timeout: float = 1.0) -> int | None:
+def health_status(target: str, timeout: float = 1.0,
+                  credentials: grpc.ChannelCredentials | None = None) -> int | None:
     """The server's health for the synthqa service, or None when it does not answer."""
-    with grpc.insecure_channel(target) as channel:
+    channel = (grpc.secure_channel(target, credentials) if credentials is not None
+               else grpc.insecure_channel(target))
+    with channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=SERVICE), timeout=timeout
@@ -61,6 +64,8 @@ class ServerProcess:
     extra_args: list[str] = field(default_factory=list)
     # Added to this process's environment (OTEL_* variables, say).
     extra_env: dict[str, str] = field(default_factory=dict)
+    # For a server that serves TLS: how the health checks reach it.
+    credentials: grpc.ChannelCredentials | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -97,7 +102,7 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(
                     f"server exited with {self.process.returncode}; see {self.log_path}")
-            status = health_status(self.target, timeout=0.5)
+            status = health_status(self.target, timeout=0.5, credentials=self.credentials)
             if not seen or seen[-1] != status:
                 seen.append(status)
             if status == health_pb2.HealthCheckResponse.SERVING:

@@ -41,3 +41,24 @@ def test_keepalive_flags_become_grpc_options() -> None:
     assert options["grpc.http2.min_ping_interval_without_data_ms"] == 10_000
     with pytest.raises(SystemExit):
         parse(["--model", "m", "--keepalive-time", "0"])
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--tls-cert-file", "c.pem"], "--tls-cert-file and --tls-key-file go together"),
+    (["--tls-client-ca-file", "ca.pem"], "--tls-client-ca-file needs --tls-cert-file"),
+])
+def test_tls_flags_come_in_working_sets(flags: list[str], message: str,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse(["--model", "m", *flags])
+    assert message in capsys.readouterr().err
+
+
+def test_security_flags_reach_the_settings() -> None:
+    _, settings = parse(["--model", "m", "--tls-cert-file", "c.pem", "--tls-key-file", "k.pem",
+                         "--tls-client-ca-file", "ca.pem", "--auth-token-file", "tokens"])
+    tls = settings.security.tls
+    assert tls is not None and str(tls.client_ca_file) == "ca.pem"
+    assert str(settings.security.token_file) == "tokens"
+    _, plain = parse(["--model", "m"])
+    assert plain.security.tls is None and plain.security.token_file is None

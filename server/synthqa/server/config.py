@@ -8,6 +8,7 @@ import argparse
 import dataclasses
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.utils.argparse_utils import FlexibleArgumentParser
@@ -15,6 +16,7 @@ from vllm.utils.argparse_utils import FlexibleArgumentParser
 from synthqa.contract.options import INT32_MAX, OPTIONS, GenerationOptions
 
 from .engine.supervisor import RestartPolicy
+from .grpc_api.security import SecuritySettings, TlsFiles
 from .observability import ObservabilitySettings
 from .observability.logs import LOG_FORMATS
 from .observability.tracing import TracingConfigError, tracing_settings
@@ -31,6 +33,13 @@ LIMIT_HELP = {
                                "(unfinished, being tokenized, or waiting for the engine; "
                                "tokenizing peaks at about 140 MiB per million); past it a "
                                "document gets RESOURCE_EXHAUSTED with RetryInfo",
+    "max_documents_per_call": "documents one call may send; past it the call takes no more, "
+                              "finishes those it has and ends RESOURCE_EXHAUSTED",
+    "max_calls_per_client": "calls one client address may have open at once (health and "
+                            "GetServerInfo not counted)",
+    "max_unread_seconds": "seconds a client may leave its stream unread before the call is "
+                          "cancelled and its engine work aborted",
+    "max_call_seconds": "longest a call may last",
 }
 
 
@@ -65,6 +74,7 @@ class ServerSettings:
     limits: ServiceLimits
     log_level: str
     observability: ObservabilitySettings
+    security: SecuritySettings = SecuritySettings()
     log_format: str = "text"
     keepalive: Keepalive = Keepalive()
     restarts: RestartPolicy = RestartPolicy()
@@ -91,6 +101,16 @@ def build_parser() -> argparse.ArgumentParser:
                      "on this port at /metrics; 0 for none (default %(default)s)")
     own.add_argument("--metrics-host", default=None,
                      help="address for the metrics endpoint (default: --host)")
+    security = parser.add_argument_group("synthqa security (files are read again on SIGHUP)")
+    security.add_argument("--tls-cert-file", type=Path, default=None,
+                          help="serve TLS with this PEM certificate chain (with --tls-key-file)")
+    security.add_argument("--tls-key-file", type=Path, default=None,
+                          help="the PEM private key of --tls-cert-file")
+    security.add_argument("--tls-client-ca-file", type=Path, default=None,
+                          help="mutual TLS: require client certificates signed by this PEM CA")
+    security.add_argument("--auth-token-file", type=Path, default=None,
+                          help="require 'authorization: Bearer <token>' on every call but "
+                          "health checks; one token per line")
     keepalive = Keepalive()
     own.add_argument("--keepalive-time", type=float, default=keepalive.time_seconds,
                      help="seconds between the server's pings on a quiet connection "
@@ -143,6 +163,10 @@ def parse(argv: list[str] | None = None) -> tuple[AsyncEngineArgs, ServerSetting
     for name in ("engine_max_restarts", "engine_restart_backoff"):
         if getattr(args, name) < 0:
             parser.error(f"--{name.replace('_', '-')} must not be negative")
+    if (args.tls_cert_file is None) != (args.tls_key_file is None):
+        parser.error("--tls-cert-file and --tls-key-file go together")
+    if args.tls_client_ca_file is not None and args.tls_cert_file is None:
+        parser.error("--tls-client-ca-file needs --tls-cert-file and --tls-key-file")
     if not 0 <= args.metrics_port <= 65535:
         parser.error("--metrics-port must be between 0 (off) and 65535")
     try:
@@ -158,6 +182,10 @@ def parse(argv: list[str] | None = None) -> tuple[AsyncEngineArgs, ServerSetting
         shutdown_grace=args.shutdown_grace,
         log_level=args.server_log_level,
         log_format=args.log_format,
+        security=SecuritySettings(
+            tls=TlsFiles(args.tls_cert_file, args.tls_key_file, args.tls_client_ca_file)
+            if args.tls_cert_file else None,
+            token_file=args.auth_token_file),
         observability=ObservabilitySettings(
             tracing=tracing, metrics_host=args.metrics_host or args.host,
             metrics_port=args.metrics_port),

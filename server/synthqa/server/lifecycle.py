@@ -16,7 +16,9 @@ from .config import ServerSettings
 from .engine.process_tree import terminate_children
 from .engine.supervisor import EngineGaveUp, EngineSupervisor
 from .engine.vllm_engine import VllmEngine
+from .grpc_api.call_limits import CallGuard, CallLimits
 from .grpc_api.rpc_scope import RpcScope
+from .grpc_api.security import SecurityConfigError, ServerSecurity, is_loopback
 from .grpc_api.server import Health, build_grpc_server, message_size_options
 from .observability import Observability
 from .pipeline.service import GenerationService
@@ -33,6 +35,7 @@ class ServerLifecycle:
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
         self._engine_gone = False
+        self._security: ServerSecurity | None = None
         self.health = Health()
 
     def request_stop(self) -> None:
@@ -43,12 +46,25 @@ class ServerLifecycle:
 
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
-        # SIGHUP: the terminal closed. The engine is in a group of its own and will not get it.
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
+        # SIGHUP re-reads certificates and tokens, as daemons do; a server with none to read
+        # takes it as its terminal closing and stops. The engine is in a process group of its
+        # own and does not get it.
+        loop.add_signal_handler(signal.SIGHUP, self._hang_up)
+
+    def _hang_up(self) -> None:
+        if self._security is not None and self._security.reloadable:
+            self._security.reload()
+        else:
+            self.request_stop()
 
     async def run(self) -> None:
         settings = self._settings
+        try:
+            self._security = ServerSecurity(settings.security)
+        except SecurityConfigError as error:
+            raise RuntimeError(str(error)) from None
         # Before the engine: its spans then go through synthqa's tracer provider.
         observability = Observability(settings.observability)
         try:
@@ -58,6 +74,8 @@ class ServerLifecycle:
 
     async def _serve(self, observability: Observability) -> None:
         settings = self._settings
+        security = self._security
+        assert security is not None
         log.info("starting the engine for %s", self._engine_args.model)
         engine = EngineSupervisor(lambda: VllmEngine.start(self._engine_args), settings.restarts)
         # The engine exists before the gRPC server: its core process is spawned first.
@@ -67,23 +85,34 @@ class ServerLifecycle:
         if observability.metrics is not None:
             observability.metrics.watch_load(lambda: service.load.active_calls,
                                              lambda: service.load.in_flight_chunks)
+        limits = settings.limits
+        guard = CallGuard(CallLimits(limits.max_calls_per_client, limits.max_unread_seconds,
+                                     limits.max_call_seconds))
+        rpc_scope = RpcScope(observability.metrics, guard)
         server = build_grpc_server(
             service, self.health,
             message_size_options(settings.limits.max_message_bytes)
             + settings.keepalive.grpc_options(),
-            interceptors=observability.server_interceptors(),
-            rpc_scope=RpcScope(observability.metrics))
+            # Outermost first: a refused call is never traced or counted as served.
+            interceptors=[*security.interceptors(), *observability.server_interceptors()],
+            rpc_scope=rpc_scope)
         address = f"{settings.host}:{settings.port}"
         try:
-            server.add_insecure_port(address)
+            security.add_port(server, address)
         except RuntimeError as error:
             await engine.shutdown()
             terminate_children(os.getpid())
             raise RuntimeError(f"cannot listen on {address}: {error}") from None
         await self.health.not_serving()
         await server.start()
-        log.info("listening on %s; warming up", address)
+        log.info("listening on %s (%s); warming up", address, security.describe())
+        if not security.authenticates and not is_loopback(settings.host):
+            log.warning(
+                "NO AUTHENTICATION on %s, which is not a loopback address: anyone who can reach "
+                "this port can run the engine. Set --auth-token-file or --tls-client-ca-file, "
+                "or listen on 127.0.0.1.", address)
         supervision = asyncio.create_task(self._supervise(engine, service))
+        watch = asyncio.create_task(guard.watch())
         try:
             observability.start_metrics_endpoint()
             await service.warm_up()
@@ -95,7 +124,8 @@ class ServerLifecycle:
             await self._stop.wait()
         finally:
             supervision.cancel()
-            await asyncio.gather(supervision, return_exceptions=True)
+            watch.cancel()
+            await asyncio.gather(supervision, watch, return_exceptions=True)
             await self._shut_down(server, service, engine)
         if self._engine_gone:
             raise RuntimeError("the engine kept dying; exiting so that a supervisor sees it")

@@ -11,6 +11,7 @@ Events are `synthqa.v1.synthqa_pb2.GenerateResponse` messages (typed by the bund
 """
 
 from .aio import AsyncSynthQAClient
+from .channel import Credentials
 from .documents import Document
 from .errors import FieldViolation, SynthQAError
 from .events import pair_record
@@ -19,6 +20,7 @@ from .sync import SynthQAClient
 
 __all__ = [
     "AsyncSynthQAClient",
+    "Credentials",
     "Document",
     "FieldViolation",
     "SynthQAClient",

@@ -21,6 +21,7 @@ from .channel import (
     READY_CHECK,
     READY_CHECK_TIMEOUT_SECONDS,
     READY_POLL_SECONDS,
+    Credentials,
     is_serving,
     not_ready,
 )
@@ -46,17 +47,25 @@ class AsyncSynthQAClient:
     def __init__(
         self, target: str = "localhost:50051", *, timeout: float | None = None,
         retries: int = DEFAULT_RETRIES, retry_wait: float = DEFAULT_RETRY_WAIT_SECONDS,
-        trace: bool = False,
+        trace: bool = False, credentials: Credentials | None = None,
     ) -> None:
         self.target = target
         self.timeout = timeout
         self.retries = retries
         self.retry_wait = retry_wait
+        credentials = credentials or Credentials()
+        # Every call but the health check carries the token.
+        self._metadata = credentials.call_metadata()
         # trace: every call gets a client span under the caller's current one, and the server
         # joins the trace (needs the otel extra).
         interceptors = tracing.aio_interceptors() if trace else None
-        self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS,
-                                                  interceptors=interceptors)
+        if credentials.secure:
+            self._channel = grpc.aio.secure_channel(
+                target, credentials.channel_credentials(), options=CHANNEL_OPTIONS,
+                interceptors=interceptors)
+        else:
+            self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS,
+                                                      interceptors=interceptors)
         self._stub = pb_grpc.SynthQAServiceStub(self._channel)  # typed as the async stub
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
@@ -99,7 +108,8 @@ class AsyncSynthQAClient:
             Document(document_id or DEFAULT_DOCUMENT_ID, text, chunk_indexes))
         while document is not None:
             request = generate_document_request(document, message)
-            call = self._stub.GenerateDocument(request, timeout=self.timeout)
+            call = self._stub.GenerateDocument(request, timeout=self.timeout,
+                                               metadata=self._metadata)
             try:
                 async for event in call:
                     if (passed := retries.filter(as_generate_response(event))) is not None:
@@ -171,7 +181,7 @@ class AsyncSynthQAClient:
                 failures.append(error)
                 raise
 
-        call = self._stub.Generate(requests(), timeout=self.timeout)
+        call = self._stub.Generate(requests(), timeout=self.timeout, metadata=self._metadata)
         try:
             async for event in call:
                 yield event
@@ -193,6 +203,6 @@ class AsyncSynthQAClient:
         self, method: grpc.aio.UnaryUnaryMultiCallable[Request, Response], request: Request
     ) -> Response:
         try:
-            return await method(request, timeout=self.timeout)
+            return await method(request, timeout=self.timeout, metadata=self._metadata)
         except grpc.RpcError as error:
             raise SynthQAError.from_rpc_error(error) from None

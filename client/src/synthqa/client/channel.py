@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
 from grpc_health.v1 import health_pb2
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -23,3 +27,35 @@ def is_serving(reply: health_pb2.HealthCheckResponse) -> bool:
 
 def not_ready(target: str, within: float) -> TimeoutError:
     return TimeoutError(f"{target} did not become SERVING within {within} s")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """How the client proves itself and checks the server. `tls` with no `ca_file` trusts the
+    system's roots; `cert_file` and `key_file` are the client's certificate for mutual TLS;
+    `token` goes with every call as `authorization: Bearer <token>`."""
+
+    tls: bool = False
+    ca_file: str | Path | None = None
+    cert_file: str | Path | None = None
+    key_file: str | Path | None = None
+    token: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+
+    @property
+    def secure(self) -> bool:
+        return self.tls or self.ca_file is not None or self.cert_file is not None
+
+    def channel_credentials(self) -> grpc.ChannelCredentials:
+        def read(path: str | Path | None) -> bytes | None:
+            return Path(path).read_bytes() if path is not None else None
+
+        return grpc.ssl_channel_credentials(
+            root_certificates=read(self.ca_file), private_key=read(self.key_file),
+            certificate_chain=read(self.cert_file))
+
+    def call_metadata(self) -> tuple[tuple[str, str], ...] | None:
+        return (("authorization", f"Bearer {self.token}"),) if self.token else None

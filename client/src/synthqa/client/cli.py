@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,12 +13,14 @@ from google.protobuf import json_format
 from synthqa.contract.options import OPTIONS
 
 from . import tracing
+from .channel import Credentials
 from .cli_generate import EXIT_CALL_FAILED, EXIT_INTERRUPTED, InputError, read_text, run_generate
 from .errors import SynthQAError
 from .retry import DEFAULT_RETRIES, DEFAULT_RETRY_WAIT_SECONDS
 from .sync import SynthQAClient
 
 TRACED_SERVICE_NAME = "synthqa-cli"
+TOKEN_VARIABLE = "SYNTHQA_TOKEN"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +33,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--retry-wait", type=float, default=DEFAULT_RETRY_WAIT_SECONDS,
                         metavar="SECONDS", help="how long a retry waits for the server to be "
                         "SERVING again (default %(default)s)")
+    security = parser.add_argument_group("security")
+    security.add_argument("--tls", action="store_true",
+                          help="TLS, checking the server against the system's CAs or --ca-file")
+    security.add_argument("--ca-file", type=Path, default=None,
+                          help="PEM CA that signed the server's certificate (implies --tls)")
+    security.add_argument("--cert-file", type=Path, default=None,
+                          help="client certificate for mutual TLS (with --key-file)")
+    security.add_argument("--key-file", type=Path, default=None,
+                          help="the PEM private key of --cert-file")
+    security.add_argument("--token", default=os.environ.get(TOKEN_VARIABLE) or None,
+                          help=f"bearer token for every call (default: ${TOKEN_VARIABLE})")
     parser.add_argument("--trace", action="store_true",
                         help="trace the command with OpenTelemetry, configured by the standard "
                         "OTEL_* variables (exporter otlp by default); the server's spans join "
@@ -64,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.retries < 0:
         parser.error("--retries must not be negative")
+    if (args.cert_file is None) != (args.key_file is None):
+        parser.error("--cert-file and --key-file go together")
     if not args.trace:
         return _run(args)
     try:
@@ -81,8 +97,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
+        credentials = Credentials(tls=args.tls, ca_file=args.ca_file, cert_file=args.cert_file,
+                                  key_file=args.key_file, token=args.token)
         with SynthQAClient(args.target, timeout=args.timeout, retries=args.retries,
-                           retry_wait=args.retry_wait, trace=args.trace) as client:
+                           retry_wait=args.retry_wait, trace=args.trace,
+                           credentials=credentials) as client:
             if args.command == "wait":
                 client.wait_ready(args.wait_for)
                 return 0

@@ -19,6 +19,7 @@ from .channel import (
     READY_CHECK,
     READY_CHECK_TIMEOUT_SECONDS,
     READY_POLL_SECONDS,
+    Credentials,
     is_serving,
     not_ready,
 )
@@ -51,13 +52,20 @@ class SynthQAClient:
     def __init__(
         self, target: str = "localhost:50051", *, timeout: float | None = None,
         retries: int = DEFAULT_RETRIES, retry_wait: float = DEFAULT_RETRY_WAIT_SECONDS,
-        trace: bool = False,
+        trace: bool = False, credentials: Credentials | None = None,
     ) -> None:
         self.target = target
         self.timeout = timeout
         self.retries = retries
         self.retry_wait = retry_wait
-        channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+        credentials = credentials or Credentials()
+        # Every call but the health check carries the token.
+        self._metadata = credentials.call_metadata()
+        if credentials.secure:
+            channel = grpc.secure_channel(target, credentials.channel_credentials(),
+                                          options=CHANNEL_OPTIONS)
+        else:
+            channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
         # trace: every call gets a client span under the caller's current one, and the server
         # joins the trace (needs the otel extra).
         self._channel = tracing.traced_channel(channel) if trace else channel
@@ -106,7 +114,9 @@ class SynthQAClient:
         while document is not None:
             request = generate_document_request(document, message)
             try:
-                for event in self._stub.GenerateDocument(request, timeout=self.timeout):
+                events = self._stub.GenerateDocument(request, timeout=self.timeout,
+                                                     metadata=self._metadata)
+                for event in events:
                     if (passed := retries.filter(as_generate_response(event))) is not None:
                         yield passed
             except grpc.RpcError as error:
@@ -155,7 +165,7 @@ class SynthQAClient:
                 failures.append(error)
                 raise
 
-        call = self._stub.Generate(guarded(), timeout=self.timeout)
+        call = self._stub.Generate(guarded(), timeout=self.timeout, metadata=self._metadata)
         try:
             yield from call
         except grpc.RpcError as error:
@@ -169,6 +179,6 @@ class SynthQAClient:
         self, method: grpc.UnaryUnaryMultiCallable[Request, Response], request: Request
     ) -> Response:
         try:
-            return method(request, timeout=self.timeout)
+            return method(request, timeout=self.timeout, metadata=self._metadata)
         except grpc.RpcError as error:
             raise SynthQAError.from_rpc_error(error) from None

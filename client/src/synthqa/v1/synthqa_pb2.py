@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18synthqa/v1/synthqa.proto\x12\nsynthqa.v1\x1a\x17google/rpc/status.proto\"\xcb\x02\n\x11GenerationOptions\x12\x16\n\tnum_pairs\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\"\n\x15max_generation_tokens\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x18\n\x0btemperature\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x12\n\x05top_p\x18\x04 \x01(\x01H\x03\x88\x01\x01\x12!\n\x14\x63hunk_overlap_tokens\x18\x05 \x01(\x05H\x04\x88\x01\x01\x12\x1d\n\x10max_chunk_tokens\x18\x06 \x01(\x05H\x05\x88\x01\x01\x12\x11\n\x04seed\x18\x07 \x01(\x03H\x06\x88\x01\x01\x42\x0c\n\n_num_pairsB\x18\n\x16_max_generation_tokensB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x17\n\x15_chunk_overlap_tokensB\x13\n\x11_max_chunk_tokensB\x07\n\x05_seed\"_\n\x05\x43hunk\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x13\n\x0btoken_count\x18\x03 \x01(\x05\x12\x12\n\nchar_start\x18\x04 \x01(\x05\x12\x10\n\x08\x63har_end\x18\x05 \x01(\x05\"^\n\x0c\x44ocumentPart\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x14\n\x0cmore_follows\x18\x03 \x01(\x08\x12\x15\n\rchunk_indexes\x18\x04 \x03(\x05\"\xdd\x01\n\x06Limits\x12\x19\n\x11max_message_bytes\x18\x01 \x01(\x05\x12\x1a\n\x12max_document_chars\x18\x02 \x01(\x05\x12\x15\n\rmax_num_pairs\x18\x03 \x01(\x05\x12%\n\x1dmax_in_flight_chunks_per_call\x18\x04 \x01(\x05\x12\x1c\n\x14max_in_flight_chunks\x18\x05 \x01(\x05\x12\x1f\n\x17max_chunks_per_document\x18\x06 \x01(\x05\x12\x1f\n\x17max_held_document_chars\x18\x07 \x01(\x05\"r\n\nServerLoad\x12\x14\n\x0c\x61\x63tive_calls\x18\x01 \x01(\x05\x12\x18\n\x10in_flight_chunks\x18\x02 \x01(\x05\x12\x17\n\x0f\x65ngine_requests\x18\x03 \x01(\x05\x12\x1b\n\x13held_document_chars\x18\x04 \x01(\x05\"\x16\n\x14GetServerInfoRequest\"\x9c\x02\n\x15GetServerInfoResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x15\n\rmax_model_len\x18\x02 \x01(\x05\x12\x18\n\x10max_chunk_tokens\x18\x03 \x01(\x05\x12/\n\x08\x64\x65\x66\x61ults\x18\x04 \x01(\x0b\x32\x1d.synthqa.v1.GenerationOptions\x12\x0f\n\x07version\x18\x05 \x01(\t\x12\"\n\x06limits\x18\x06 \x01(\x0b\x32\x12.synthqa.v1.Limits\x12$\n\x04load\x18\x07 \x01(\x0b\x32\x16.synthqa.v1.ServerLoad\x12\x1e\n\x16prompt_template_tokens\x18\x08 \x01(\x05\x12\x17\n\x0f\x65ngine_restarts\x18\t \x01(\x05\"T\n\x14\x43hunkDocumentRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12.\n\x07options\x18\x02 \x01(\x0b\x32\x1d.synthqa.v1.GenerationOptions\"k\n\x15\x43hunkDocumentResponse\x12!\n\x06\x63hunks\x18\x01 \x03(\x0b\x32\x11.synthqa.v1.Chunk\x12\x13\n\x0btoken_count\x18\x02 \x01(\x05\x12\x1a\n\x12\x63hunk_token_budget\x18\x03 \x01(\x05\"\x83\x01\n\x17GenerateDocumentRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12.\n\x07options\x18\x03 \x01(\x0b\x32\x1d.synthqa.v1.GenerationOptions\x12\x15\n\rchunk_indexes\x18\x04 \x03(\x05\"|\n\x0fGenerateRequest\x12\x30\n\x07options\x18\x01 \x01(\x0b\x32\x1d.synthqa.v1.GenerationOptionsH\x00\x12,\n\x08\x64ocument\x18\x02 \x01(\x0b\x32\x18.synthqa.v1.DocumentPartH\x00\x42\t\n\x07request\"\x88\x01\n\x0c\x43hunkStarted\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63hunk_index\x18\x02 \x01(\x05\x12\x13\n\x0b\x63hunk_count\x18\x03 \x01(\x05\x12\x13\n\x0btoken_count\x18\x04 \x01(\x05\x12\x12\n\nchar_start\x18\x05 \x01(\x05\x12\x10\n\x08\x63har_end\x18\x06 \x01(\x05\"h\n\x06QaPair\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63hunk_index\x18\x02 \x01(\x05\x12\x12\n\npair_index\x18\x03 \x01(\x05\x12\x10\n\x08question\x18\x04 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x05 \x01(\t\"\xba\x01\n\x0e\x43hunkCompleted\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63hunk_index\x18\x02 \x01(\x05\x12\x1a\n\x12prompt_token_count\x18\x03 \x01(\x05\x12\x1d\n\x15generated_token_count\x18\x04 \x01(\x05\x12/\n\rfinish_reason\x18\x05 \x01(\x0e\x32\x18.synthqa.v1.FinishReason\x12\x12\n\npair_count\x18\x06 \x01(\x05\"\xbe\x01\n\x0b\x43hunkFailed\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63hunk_index\x18\x02 \x01(\x05\x12!\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x12.google.rpc.Status\x12\x12\n\npair_count\x18\x04 \x01(\x05\x12\x1d\n\x15generated_token_count\x18\x05 \x01(\x05\x12/\n\rfinish_reason\x18\x06 \x01(\x0e\x32\x18.synthqa.v1.FinishReason\"\xa1\x01\n\x11\x44ocumentCompleted\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63hunk_count\x18\x02 \x01(\x05\x12\x1d\n\x15\x63ompleted_chunk_count\x18\x03 \x01(\x05\x12\x1a\n\x12\x66\x61iled_chunk_count\x18\x04 \x01(\x05\x12\x12\n\npair_count\x18\x05 \x01(\x05\x12\x13\n\x0btoken_count\x18\x06 \x01(\x05\"\x9a\x02\n\x10GenerateResponse\x12\x31\n\rchunk_started\x18\x01 \x01(\x0b\x32\x18.synthqa.v1.ChunkStartedH\x00\x12%\n\x07qa_pair\x18\x02 \x01(\x0b\x32\x12.synthqa.v1.QaPairH\x00\x12\x35\n\x0f\x63hunk_completed\x18\x03 \x01(\x0b\x32\x1a.synthqa.v1.ChunkCompletedH\x00\x12/\n\x0c\x63hunk_failed\x18\x04 \x01(\x0b\x32\x17.synthqa.v1.ChunkFailedH\x00\x12;\n\x12\x64ocument_completed\x18\x05 \x01(\x0b\x32\x1d.synthqa.v1.DocumentCompletedH\x00\x42\x07\n\x05\x65vent\"\xa2\x02\n\x18GenerateDocumentResponse\x12\x31\n\rchunk_started\x18\x01 \x01(\x0b\x32\x18.synthqa.v1.ChunkStartedH\x00\x12%\n\x07qa_pair\x18\x02 \x01(\x0b\x32\x12.synthqa.v1.QaPairH\x00\x12\x35\n\x0f\x63hunk_completed\x18\x03 \x01(\x0b\x32\x1a.synthqa.v1.ChunkCompletedH\x00\x12/\n\x0c\x63hunk_failed\x18\x04 \x01(\x0b\x32\x17.synthqa.v1.ChunkFailedH\x00\x12;\n\x12\x64ocument_completed\x18\x05 \x01(\x0b\x32\x1d.synthqa.v1.DocumentCompletedH\x00\x42\x07\n\x05\x65vent*\x91\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x17\n\x13\x46INISH_REASON_ABORT\x10\x03\x12\x17\n\x13\x46INISH_REASON_ERROR\x10\x04\x32\xe8\x02\n\x0eSynthQAService\x12T\n\rGetServerInfo\x12 .synthqa.v1.GetServerInfoRequest\x1a!.synthqa.v1.GetServerInfoResponse\x12T\n\rChunkDocument\x12 .synthqa.v1.ChunkDocumentRequest\x1a!.synthqa.v1.ChunkDocumentResponse\x12_\n\x10GenerateDocument\x12#.synthqa.v1.GenerateDocumentRequest\x1a$.synthqa.v1.GenerateDocumentResponse0\x01\x12I\n\x08Generate\x12\x1b.synthqa.v1.GenerateRequest\x1a\x1c.synthqa.v1.GenerateResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18synthqa/v1/synthqa.proto\x12\nsynthqa.v1\x1a\x17google/rpc/status.proto\"\xcb\x02\n\x11GenerationOptions\x12\x16\n\tnum_pairs\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\"\n\x15max_generation_tokens\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x18\n\x0btemperature\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x12\n\x05top_p\x18\x04 \x01(\x01H\x03\x88\x01\x01\x12!\n\x14\x63hunk_overlap_tokens\x18\x05 \x01(\x05H\x04\x88\x01\x01\x12\x1d\n\x10max_chunk_tokens\x18\x06 \x01(\x05H\x05\x88\x01\x01\x12\x11\n\x04seed\x18\x07 \x01(\x03H\x06\x88\x01\x01\x42\x0c\n\n_num_pairsB\x18\n\x16_max_generation_tokensB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x17\n\x15_chunk_overlap_tokensB\x13\n\x11_max_chunk_tokensB\x07\n\x05_seed\"_\n\x05\x43hunk\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x13\n\x0btoken_count\x18\x03 \x01(\x05\x12\x12\n\nchar_start\x18\x04 \x01(\x05\x12\x10\n\x08\x63har_end\x18\x05 \x01(\x05\"^\n\x0c\x44ocumentPart\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x14\n\x0cmore_follows\x18\x03 \x01(\x08\x12\x15\n\rchunk_indexes\x18\x04 \x03(\x05\"\xd1\x02\n\x06Limits\x12\x19\n\x11max_message_bytes\x18\x01 \x01(\x05\x12\x1a\n\x12max_document_chars\x18\x02 \x01(\x05\x12\x15\n\rmax_num_pairs\x18\x03 \x01(\x05\x12%\n\x1dmax_in_flight_chunks_per_call\x18\x04 \x01(\x05\x12\x1c\n\x14max_in_flight_chunks\x18\x05 \x01(\x05\x12\x1f\n\x17max_chunks_per_document\x18\x06 \x01(\x05\x12\x1f\n\x17max_held_document_chars\x18\x07 \x01(\x05\x12\x1e\n\x16max_documents_per_call\x18\x08 \x01(\x05\x12\x1c\n\x14max_calls_per_client\x18\t \x01(\x05\x12\x1a\n\x12max_unread_seconds\x18\n \x01(\x05\x12\x18\n\x10max_call_seconds\x18\x0b \x01(\x05\"r\n\nServerLoad\x12\x14\n\x0c\x61\x63tive_calls\x18\x01 \x01(\x05\x12\x18\n\x10in_flight_chunks\x18\x02 \x01(\x05\x12\x17\n\x0f\x65ngine_requests\x18\x03 \x01(\x05\x12\x1b\n\x13held_document_chars\x18\x04 \x01(\x05\"\x16\n\x14GetServerInfoRequest\"\x9c\x02\n\x15GetServerInfoResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x15\n\rmax_model_len\x18\x02 \x01(\x05\x12\x18\n\x10max_chunk_tokens\x18\x03 \x01(\x05\x12/\n\x08\x64\x65\x66\x61ults\x18\x04 \x01(\x0b\x32\x1d.synthqa.v1.GenerationOptions\x12\x0f\n\x07version\x18\x05 \x01(\t\x12\"\n\x06limits\x18\x06 \x01(\x0b\x32\x12.synthqa.v1.Limits\x12$\n\x04load\x18\x07 \x01(\x0b\x32\x16.synthqa.v1.ServerLoad\x12\x1e\n\x16prompt_template_tokens\x18\x08 \x01(\x05\x12\x17\n\x0f\x65ngine_restarts\x18\t \x01(\x05\"T\n\x14\x43hunkDocumentRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12.\n\x07options\x18\x02 \x01(\x0b\x32\x1d.synthqa.v1.GenerationOptions\"k\n\x15\x43hunkDocumentResponse\x12!\n\x06\x63hunks\x18\x01 \x03(\x0b\x32\x11.synthqa.v1.Chunk\x12\x13\n\x0btoken_count\x18\x02 \x01(\x05\x12\x1a\n\x12\x63hunk_token_budget\x18\x03 \x01(\x05\"\x83\x01\n\x17GenerateDocumentRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12.\n\x07options\x18\x03 \x01(\x0b\x32\x1d.synthqa.v1.GenerationOptions\x12\x15\n\rchunk_indexes\x18\x04 \x03(\x05\"|\n\x0fGenerateRequest\x12\x30\n\x07options\x18\x01 \x01(\x0b\x32\x1d.synthqa.v1.GenerationOptionsH\x00\x12,\n\x08\x64ocument\x18\x02 \x01(\x0b\x32\x18.synthqa.v1.DocumentPartH\x00\x42\t\n\x07request\"\x88\x01\n\x0c\x43hunkStarted\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63hunk_index\x18\x02 \x01(\x05\x12\x13\n\x0b\x63hunk_count\x18\x03 \x01(\x05\x12\x13\n\x0btoken_count\x18\x04 \x01(\x05\x12\x12\n\nchar_start\x18\x05 \x01(\x05\x12\x10\n\x08\x63har_end\x18\x06 \x01(\x05\"h\n\x06QaPair\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63hunk_index\x18\x02 \x01(\x05\x12\x12\n\npair_index\x18\x03 \x01(\x05\x12\x10\n\x08question\x18\x04 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x05 \x01(\t\"\xba\x01\n\x0e\x43hunkCompleted\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63hunk_index\x18\x02 \x01(\x05\x12\x1a\n\x12prompt_token_count\x18\x03 \x01(\x05\x12\x1d\n\x15generated_token_count\x18\x04 \x01(\x05\x12/\n\rfinish_reason\x18\x05 \x01(\x0e\x32\x18.synthqa.v1.FinishReason\x12\x12\n\npair_count\x18\x06 \x01(\x05\"\xbe\x01\n\x0b\x43hunkFailed\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63hunk_index\x18\x02 \x01(\x05\x12!\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x12.google.rpc.Status\x12\x12\n\npair_count\x18\x04 \x01(\x05\x12\x1d\n\x15generated_token_count\x18\x05 \x01(\x05\x12/\n\rfinish_reason\x18\x06 \x01(\x0e\x32\x18.synthqa.v1.FinishReason\"\xa1\x01\n\x11\x44ocumentCompleted\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63hunk_count\x18\x02 \x01(\x05\x12\x1d\n\x15\x63ompleted_chunk_count\x18\x03 \x01(\x05\x12\x1a\n\x12\x66\x61iled_chunk_count\x18\x04 \x01(\x05\x12\x12\n\npair_count\x18\x05 \x01(\x05\x12\x13\n\x0btoken_count\x18\x06 \x01(\x05\"\x9a\x02\n\x10GenerateResponse\x12\x31\n\rchunk_started\x18\x01 \x01(\x0b\x32\x18.synthqa.v1.ChunkStartedH\x00\x12%\n\x07qa_pair\x18\x02 \x01(\x0b\x32\x12.synthqa.v1.QaPairH\x00\x12\x35\n\x0f\x63hunk_completed\x18\x03 \x01(\x0b\x32\x1a.synthqa.v1.ChunkCompletedH\x00\x12/\n\x0c\x63hunk_failed\x18\x04 \x01(\x0b\x32\x17.synthqa.v1.ChunkFailedH\x00\x12;\n\x12\x64ocument_completed\x18\x05 \x01(\x0b\x32\x1d.synthqa.v1.DocumentCompletedH\x00\x42\x07\n\x05\x65vent\"\xa2\x02\n\x18GenerateDocumentResponse\x12\x31\n\rchunk_started\x18\x01 \x01(\x0b\x32\x18.synthqa.v1.ChunkStartedH\x00\x12%\n\x07qa_pair\x18\x02 \x01(\x0b\x32\x12.synthqa.v1.QaPairH\x00\x12\x35\n\x0f\x63hunk_completed\x18\x03 \x01(\x0b\x32\x1a.synthqa.v1.ChunkCompletedH\x00\x12/\n\x0c\x63hunk_failed\x18\x04 \x01(\x0b\x32\x17.synthqa.v1.ChunkFailedH\x00\x12;\n\x12\x64ocument_completed\x18\x05 \x01(\x0b\x32\x1d.synthqa.v1.DocumentCompletedH\x00\x42\x07\n\x05\x65vent*\x91\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x17\n\x13\x46INISH_REASON_ABORT\x10\x03\x12\x17\n\x13\x46INISH_REASON_ERROR\x10\x04\x32\xe8\x02\n\x0eSynthQAService\x12T\n\rGetServerInfo\x12 .synthqa.v1.GetServerInfoRequest\x1a!.synthqa.v1.GetServerInfoResponse\x12T\n\rChunkDocument\x12 .synthqa.v1.ChunkDocumentRequest\x1a!.synthqa.v1.ChunkDocumentResponse\x12_\n\x10GenerateDocument\x12#.synthqa.v1.GenerateDocumentRequest\x1a$.synthqa.v1.GenerateDocumentResponse0\x01\x12I\n\x08Generate\x12\x1b.synthqa.v1.GenerateRequest\x1a\x1c.synthqa.v1.GenerateResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'synthqa.v1.synthqa_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FINISHREASON']._serialized_start=3068
-  _globals['_FINISHREASON']._serialized_end=3213
+  _globals['_FINISHREASON']._serialized_start=3184
+  _globals['_FINISHREASON']._serialized_end=3329
   _globals['_GENERATIONOPTIONS']._serialized_start=66
   _globals['_GENERATIONOPTIONS']._serialized_end=397
   _globals['_CHUNK']._serialized_start=399
@@ -41,35 +41,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DOCUMENTPART']._serialized_start=496
   _globals['_DOCUMENTPART']._serialized_end=590
   _globals['_LIMITS']._serialized_start=593
-  _globals['_LIMITS']._serialized_end=814
-  _globals['_SERVERLOAD']._serialized_start=816
-  _globals['_SERVERLOAD']._serialized_end=930
-  _globals['_GETSERVERINFOREQUEST']._serialized_start=932
-  _globals['_GETSERVERINFOREQUEST']._serialized_end=954
-  _globals['_GETSERVERINFORESPONSE']._serialized_start=957
-  _globals['_GETSERVERINFORESPONSE']._serialized_end=1241
-  _globals['_CHUNKDOCUMENTREQUEST']._serialized_start=1243
-  _globals['_CHUNKDOCUMENTREQUEST']._serialized_end=1327
-  _globals['_CHUNKDOCUMENTRESPONSE']._serialized_start=1329
-  _globals['_CHUNKDOCUMENTRESPONSE']._serialized_end=1436
-  _globals['_GENERATEDOCUMENTREQUEST']._serialized_start=1439
-  _globals['_GENERATEDOCUMENTREQUEST']._serialized_end=1570
-  _globals['_GENERATEREQUEST']._serialized_start=1572
-  _globals['_GENERATEREQUEST']._serialized_end=1696
-  _globals['_CHUNKSTARTED']._serialized_start=1699
-  _globals['_CHUNKSTARTED']._serialized_end=1835
-  _globals['_QAPAIR']._serialized_start=1837
-  _globals['_QAPAIR']._serialized_end=1941
-  _globals['_CHUNKCOMPLETED']._serialized_start=1944
-  _globals['_CHUNKCOMPLETED']._serialized_end=2130
-  _globals['_CHUNKFAILED']._serialized_start=2133
-  _globals['_CHUNKFAILED']._serialized_end=2323
-  _globals['_DOCUMENTCOMPLETED']._serialized_start=2326
-  _globals['_DOCUMENTCOMPLETED']._serialized_end=2487
-  _globals['_GENERATERESPONSE']._serialized_start=2490
-  _globals['_GENERATERESPONSE']._serialized_end=2772
-  _globals['_GENERATEDOCUMENTRESPONSE']._serialized_start=2775
-  _globals['_GENERATEDOCUMENTRESPONSE']._serialized_end=3065
-  _globals['_SYNTHQASERVICE']._serialized_start=3216
-  _globals['_SYNTHQASERVICE']._serialized_end=3576
+  _globals['_LIMITS']._serialized_end=930
+  _globals['_SERVERLOAD']._serialized_start=932
+  _globals['_SERVERLOAD']._serialized_end=1046
+  _globals['_GETSERVERINFOREQUEST']._serialized_start=1048
+  _globals['_GETSERVERINFOREQUEST']._serialized_end=1070
+  _globals['_GETSERVERINFORESPONSE']._serialized_start=1073
+  _globals['_GETSERVERINFORESPONSE']._serialized_end=1357
+  _globals['_CHUNKDOCUMENTREQUEST']._serialized_start=1359
+  _globals['_CHUNKDOCUMENTREQUEST']._serialized_end=1443
+  _globals['_CHUNKDOCUMENTRESPONSE']._serialized_start=1445
+  _globals['_CHUNKDOCUMENTRESPONSE']._serialized_end=1552
+  _globals['_GENERATEDOCUMENTREQUEST']._serialized_start=1555
+  _globals['_GENERATEDOCUMENTREQUEST']._serialized_end=1686
+  _globals['_GENERATEREQUEST']._serialized_start=1688
+  _globals['_GENERATEREQUEST']._serialized_end=1812
+  _globals['_CHUNKSTARTED']._serialized_start=1815
+  _globals['_CHUNKSTARTED']._serialized_end=1951
+  _globals['_QAPAIR']._serialized_start=1953
+  _globals['_QAPAIR']._serialized_end=2057
+  _globals['_CHUNKCOMPLETED']._serialized_start=2060
+  _globals['_CHUNKCOMPLETED']._serialized_end=2246
+  _globals['_CHUNKFAILED']._serialized_start=2249
+  _globals['_CHUNKFAILED']._serialized_end=2439
+  _globals['_DOCUMENTCOMPLETED']._serialized_start=2442
+  _globals['_DOCUMENTCOMPLETED']._serialized_end=2603
+  _globals['_GENERATERESPONSE']._serialized_start=2606
+  _globals['_GENERATERESPONSE']._serialized_end=2888
+  _globals['_GENERATEDOCUMENTRESPONSE']._serialized_start=2891
+  _globals['_GENERATEDOCUMENTRESPONSE']._serialized_end=3181
+  _globals['_SYNTHQASERVICE']._serialized_start=3332
+  _globals['_SYNTHQASERVICE']._serialized_end=3692
 # @@protoc_insertion_point(module_scope)

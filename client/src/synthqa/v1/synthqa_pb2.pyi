@@ -222,6 +222,10 @@ class Limits(_message.Message):
     MAX_IN_FLIGHT_CHUNKS_FIELD_NUMBER: _builtins.int
     MAX_CHUNKS_PER_DOCUMENT_FIELD_NUMBER: _builtins.int
     MAX_HELD_DOCUMENT_CHARS_FIELD_NUMBER: _builtins.int
+    MAX_DOCUMENTS_PER_CALL_FIELD_NUMBER: _builtins.int
+    MAX_CALLS_PER_CLIENT_FIELD_NUMBER: _builtins.int
+    MAX_UNREAD_SECONDS_FIELD_NUMBER: _builtins.int
+    MAX_CALL_SECONDS_FIELD_NUMBER: _builtins.int
     max_message_bytes: _builtins.int
     """Largest message the server accepts or sends, in bytes."""
     max_document_chars: _builtins.int
@@ -240,6 +244,20 @@ class Limits(_message.Message):
     for the engine. A document or part that would go past it is refused with
     RESOURCE_EXHAUSTED and RetryInfo.
     """
+    max_documents_per_call: _builtins.int
+    """Most documents one call may send. Past it the call takes no more documents, finishes
+    those it has, and ends with RESOURCE_EXHAUSTED.
+    """
+    max_calls_per_client: _builtins.int
+    """Most calls one client address may have open at once (GetServerInfo and health checks
+    are not counted); one more is refused with RESOURCE_EXHAUSTED and RetryInfo.
+    """
+    max_unread_seconds: _builtins.int
+    """Seconds a client may leave its stream unread before the call is cancelled and its
+    engine work aborted.
+    """
+    max_call_seconds: _builtins.int
+    """Longest a call may last, in seconds; then it is cancelled."""
     def __init__(
         self,
         *,
@@ -250,10 +268,14 @@ class Limits(_message.Message):
         max_in_flight_chunks: _builtins.int = ...,
         max_chunks_per_document: _builtins.int = ...,
         max_held_document_chars: _builtins.int = ...,
+        max_documents_per_call: _builtins.int = ...,
+        max_calls_per_client: _builtins.int = ...,
+        max_unread_seconds: _builtins.int = ...,
+        max_call_seconds: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_chunks_per_document", b"max_chunks_per_document", "max_document_chars", b"max_document_chars", "max_held_document_chars", b"max_held_document_chars", "max_in_flight_chunks", b"max_in_flight_chunks", "max_in_flight_chunks_per_call", b"max_in_flight_chunks_per_call", "max_message_bytes", b"max_message_bytes", "max_num_pairs", b"max_num_pairs"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_call_seconds", b"max_call_seconds", "max_calls_per_client", b"max_calls_per_client", "max_chunks_per_document", b"max_chunks_per_document", "max_document_chars", b"max_document_chars", "max_documents_per_call", b"max_documents_per_call", "max_held_document_chars", b"max_held_document_chars", "max_in_flight_chunks", b"max_in_flight_chunks", "max_in_flight_chunks_per_call", b"max_in_flight_chunks_per_call", "max_message_bytes", b"max_message_bytes", "max_num_pairs", b"max_num_pairs", "max_unread_seconds", b"max_unread_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -17,6 +17,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from ..pipeline.errors import ServiceError
 from ..pipeline.events import DocumentCompleted, GenerationEvent, PairGenerated
+from .call_limits import CallGuard, WatchedCall, client_address
 from .status import internal_status, to_grpc_status
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,17 @@ class RpcRecord:
     code: grpc.StatusCode = grpc.StatusCode.OK
     documents: int = 0
     pairs: int = 0
+    # Counted against its client and watched (calls that generate or chunk); None otherwise.
+    call: WatchedCall | None = None
+
+    def handing_over(self) -> None:
+        """An event is about to be handed to gRPC: from now, a wait is the client's."""
+        if self.call is not None:
+            self.call.waiting_since = time.monotonic()
+
+    def handed_over(self) -> None:
+        if self.call is not None:
+            self.call.waiting_since = None
 
     def count(self, event: GenerationEvent) -> None:
         if isinstance(event, PairGenerated):
@@ -43,9 +55,15 @@ class RpcRecord:
             self.documents += 1
 
 
+# GetServerInfo is cheap and monitoring polls it: it is neither counted nor watched.
+GUARDED_METHODS = frozenset({"ChunkDocument", "GenerateDocument", "Generate"})
+
+
 class RpcScope:
-    def __init__(self, metrics: RpcMetrics | None = None) -> None:
+    def __init__(self, metrics: RpcMetrics | None = None,
+                 guard: CallGuard | None = None) -> None:
         self._metrics = metrics
+        self.guard = guard
 
     @contextlib.asynccontextmanager
     async def __call__(
@@ -62,6 +80,11 @@ class RpcScope:
 
         context.add_done_callback(done)  # type: ignore[arg-type] # the stubs' nominal type
         try:
+            if self.guard is not None and method in GUARDED_METHODS:
+                call = WatchedCall(client_address(record.peer), task=asyncio.current_task(),
+                                   context=context)
+                self.guard.admit(call)
+                record.call = call
             yield record
         except ServiceError as error:
             status = to_grpc_status(error)
@@ -70,7 +93,7 @@ class RpcScope:
         except grpc.aio.AbortError:
             raise
         except (asyncio.CancelledError, GeneratorExit):
-            _fail(record, span, *_why_cut_short(context))
+            _fail(record, span, *_why_cut_short(record, context))
             raise
         except Exception:
             log.exception("unexpected error in a call")
@@ -79,8 +102,11 @@ class RpcScope:
 
     def _finish(self, record: RpcRecord, span: trace.Span,
                 context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        if record.code is grpc.StatusCode.OK and context.cancelled():
-            _fail(record, span, *_why_cut_short(context))
+        if self.guard is not None and record.call is not None:
+            self.guard.release(record.call)
+        if record.code is grpc.StatusCode.OK and (
+                context.cancelled() or (record.call is not None and record.call.cut)):
+            _fail(record, span, *_why_cut_short(record, context))
         seconds = time.monotonic() - record.started
         if self._metrics is not None:
             self._metrics.rpc_done(record.method, record.code.name, seconds)
@@ -93,7 +119,10 @@ class RpcScope:
                        "documents": record.documents, "pairs": record.pairs})
 
 
-def _why_cut_short(context: grpc.aio.ServicerContext[Any, Any]) -> tuple[grpc.StatusCode, str]:
+def _why_cut_short(record: RpcRecord, context: grpc.aio.ServicerContext[Any, Any],
+                   ) -> tuple[grpc.StatusCode, str]:
+    if record.call is not None and record.call.cut is not None:
+        return record.call.cut
     remaining = context.time_remaining()
     if remaining is not None and remaining <= 0:
         return grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed"

@@ -63,7 +63,9 @@ class SynthQAHandlers(pb_grpc.SynthQAServiceServicer):
 
             async for event in self._service.generate(messages(), GENERATE_DOCUMENT_PATHS):
                 record.count(event)
+                record.handing_over()
                 yield convert.event_to_proto(event, pb.GenerateDocumentResponse)
+                record.handed_over()
 
     async def Generate(
         self, request_iterator: AsyncIterator[pb.GenerateRequest],
@@ -77,4 +79,6 @@ class SynthQAHandlers(pb_grpc.SynthQAServiceServicer):
 
             async for event in self._service.generate(messages(), GENERATE_PATHS):
                 record.count(event)
+                record.handing_over()
                 yield convert.event_to_proto(event)
+                record.handed_over()

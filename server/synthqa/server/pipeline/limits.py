@@ -16,6 +16,13 @@ class ServiceLimits:
     max_chunks_per_document: int = 20_000
     # Tokenizing takes about 140 MiB per million characters at its peak (measured on CPU).
     max_held_document_chars: int = 32_000_000
+    max_documents_per_call: int = 100_000
+    # Calls one client address may have open at once (GetServerInfo and health not counted).
+    max_calls_per_client: int = 64
+    # A stream whose client reads nothing for this long is cancelled and its engine work
+    # aborted; its events wait in the per-call window meanwhile.
+    max_unread_seconds: int = 120
+    max_call_seconds: int = 86_400
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

@@ -90,6 +90,7 @@ class GenerationService:
         self.engine_restarts = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._sessions: set[CallSession] = set()
         self.default_plan = self._planner.plan(self.defaults, field_prefix="defaults")
 
     # Lifecycle ---------------------------------------------------------------------------
@@ -124,8 +125,14 @@ class GenerationService:
 
     async def drain(self, grace: float, force: asyncio.Event) -> bool:
         """Refuse new calls and wait up to `grace` seconds, or until `force` is set, for the
-        calls in flight. True if they all finished."""
+        calls in flight. True if they all finished. Open streams take no new documents: those
+        they have finish, then the stream ends UNAVAILABLE."""
         self._draining = True
+        for session in list(self._sessions):
+            session.stop_taking(Unavailable(
+                "the server is shutting down: documents sent after this point were not taken "
+                "(those without DocumentCompleted); send them to another server",
+                retry_after_seconds=RETRY_AFTER_SECONDS))
         idle = asyncio.create_task(self._idle.wait())
         forced = asyncio.create_task(force.wait())
         done, _ = await asyncio.wait({idle, forced}, timeout=grace,
@@ -202,9 +209,17 @@ class GenerationService:
     ) -> None:
         text_path = paths.in_document("text")
         documents = whole_documents(messages, paths, self.limits.max_document_chars, self.memory)
+        taken = 0
         # aclosing: a failed or cancelled call gives its documents' memory back at once.
         async with contextlib.aclosing(documents):
             async for document in documents:
+                if taken == self.limits.max_documents_per_call:
+                    session.stop_taking(ResourceExhausted(
+                        "documents per call",
+                        f"a call may send {taken} documents; {document.document_id!r} and any "
+                        "after it were not taken: send them on a new call"))
+                    return
+                taken += 1
                 telemetry.document_received(document.document_id, len(document.text))
                 chunked = await self._chunk(document.text, plan, text_path)
                 selected = _select_chunks(chunked.chunks, document.chunk_indexes,
@@ -282,6 +297,7 @@ class GenerationService:
             self._generator, plan, self.load, window=self.limits.max_in_flight_chunks_per_call,
             telemetry=telemetry)
         error: BaseException | None = None
+        self._sessions.add(session)
         try:
             yield session
         except BaseException as raised:
@@ -296,6 +312,7 @@ class GenerationService:
                     # clean-up is itself cancelled.
                     await asyncio.shield(self._engine.abort(session.open_request_ids))
                 finally:
+                    self._sessions.discard(session)
                     telemetry.ended(error)
 
 
@@ -347,6 +364,7 @@ async def _beside(work: Coroutine[Any, Any, None], session: CallSession) -> Asyn
             session.fail(error)
 
     task = asyncio.create_task(guarded())
+    session.feeder = task
     try:
         yield
     finally:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 from ..text.chunker import Chunk
+from .errors import ServiceError
 from .events import (
     ChunkCompleted,
     ChunkFailed,
@@ -89,6 +90,10 @@ class CallSession:
         self._documents = 0
         self._input_closed = False
         self._ended = False
+        # Set by stop_taking: the stream ends with this error once the work taken is done.
+        self._end_error: ServiceError | None = None
+        # The task reading the client's documents, so stop_taking can end it.
+        self.feeder: asyncio.Task[None] | None = None
         self.id = uuid.uuid4().hex[:12]
         # Engine requests started and not seen to finish: aborted when the call ends.
         self.open_request_ids: set[str] = set()
@@ -126,6 +131,19 @@ class CallSession:
         """The client will send no more documents."""
         self._input_closed = True
         self._maybe_end()
+
+    def stop_taking(self, error: ServiceError) -> None:
+        """Take no more documents: those taken finish and stream their events, then the
+        stream ends with `error` (a limit reached, the server draining), so the client knows
+        exactly which documents were done (those with DocumentCompleted). A stream whose
+        client already sent everything refuses nothing and ends as usual."""
+        if self._input_closed:
+            return
+        if self._end_error is None:
+            self._end_error = error
+        if self.feeder is not None and self.feeder is not asyncio.current_task():
+            self.feeder.cancel()
+        self.close_input()
 
     def fail(self, error: BaseException) -> None:
         """End the stream with an error once the events already queued are out."""
@@ -222,4 +240,5 @@ class CallSession:
     def _maybe_end(self) -> None:
         if self._input_closed and not self._tasks and not self._ended:
             self._ended = True
-            self._events.put_nowait(_End())
+            self._events.put_nowait(_End() if self._end_error is None
+                                    else _Failure(self._end_error))
