@@ -53,6 +53,7 @@ class CallGuard:
         self.limits = limits
         self._open_per_client: Counter[str] = Counter()
         self._watched: set[WatchedCall] = set()
+        self._cutting: set[asyncio.Task[None]] = set()
 
     def admit(self, call: WatchedCall) -> None:
         """Count the call against its client, or raise RESOURCE_EXHAUSTED."""
@@ -98,8 +99,23 @@ class CallGuard:
             else:
                 continue
             log.warning("cancelling a call of %s: %s", call.client, call.cut[1])
-            if call.context is not None:
-                call.context.set_code(call.cut[0])
-                call.context.set_details(call.cut[1])
-            call.task.cancel()
+            self._cutting.add(asyncio.create_task(self._cut(call)))
 
+    async def _cut(self, call: WatchedCall) -> None:
+        """The status goes out first (gRPC sends it after the events already queued, so a
+        client that reads again learns why), then the handler is cancelled, which aborts the
+        call's engine work."""
+        assert call.cut is not None and call.task is not None
+        if call.context is not None:
+            status = asyncio.create_task(call.context.abort(*call.cut))
+            status.add_done_callback(_quietly)
+            await asyncio.sleep(0)  # let the status be queued before the cancellation
+        call.task.cancel()
+        self._cutting.discard(asyncio.current_task())
+
+
+
+def _quietly(task: asyncio.Task[object]) -> None:
+    # abort() raises AbortError in the task that called it, by design; here that is the end.
+    if not task.cancelled():
+        task.exception()
