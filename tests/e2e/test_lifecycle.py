@@ -9,6 +9,7 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Iterator
 
 import grpc
 import psutil
@@ -149,22 +150,48 @@ def kill_engine_core(process: ServerProcess) -> list[psutil.Process]:
     """SIGKILL the engine core, as the kernel's OOM killer would; returns the engine's processes
     as they were."""
     engine = [c for c in process.descendants() if c.name().startswith("VLLM::")]
-    core = [c for c in engine if "EngineCore" in c.name()]
-    assert core, [c.name() for c in engine]
-    core[0].kill()
+    # After a restart the dead engine's core can linger a moment (a zombie not yet reaped):
+    # the running engine's core is the newest live one.
+    core = sorted((c for c in engine if "EngineCore" in c.name() and _alive(c)),
+                  key=lambda c: c.create_time())
+    assert core, [(c.name(), c.status()) for c in engine]
+    core[-1].kill()
     return engine
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def engine_death_documents() -> list[Document]:
+    # The first is long (24 chunks, 4 in the engine at a time): whenever the kill lands, some
+    # of it is still in the engine.
+    return [Document("doc-0", SAMPLE * 3), Document("doc-1", SAMPLE), Document("doc-2", SAMPLE)]
 
 
 def generate_killing_the_engine(
     process: ServerProcess, documents: list[Document], **client_args
 ) -> list:
-    """Generate over one stream and kill the engine core when the first pair arrives."""
+    """Generate over one stream and kill the engine core when the first pair arrives. The
+    documents after the first are sent only once the engine is dead, so however late this
+    client reads, the death lands mid-stream with work still to do."""
     events = []
+    killed = threading.Event()
+
+    def sent_around_the_kill() -> Iterator[Document]:
+        yield documents[0]
+        killed.wait(timeout=300)
+        yield from documents[1:]
+
     with SynthQAClient(process.target, timeout=600, **client_args) as client:
-        for event in client.generate(documents, num_pairs=2, max_chunk_tokens=200):
+        for event in client.generate(sent_around_the_kill(), num_pairs=2, max_chunk_tokens=200):
             events.append(event)
             if event.HasField("qa_pair") and sum(e.HasField("qa_pair") for e in events) == 1:
                 kill_engine_core(process)
+                killed.set()
     return events
 
 
@@ -178,7 +205,7 @@ def test_engine_death_fails_lost_chunks_in_the_open_stream_and_a_new_engine_take
                      daemon=True).start()
     assert seen.get(timeout=10) == SERVING
 
-    documents = [Document(f"doc-{n}", SAMPLE) for n in range(3)]
+    documents = engine_death_documents()
     events = generate_killing_the_engine(process, documents, retries=0)
 
     grouped = by_document(events)
@@ -205,7 +232,7 @@ def test_engine_death_fails_lost_chunks_in_the_open_stream_and_a_new_engine_take
 def test_the_client_retries_chunks_lost_with_the_engine_and_gets_each_once(
     supervised_server,
 ) -> None:
-    documents = [Document(f"doc-{n}", SAMPLE) for n in range(3)]
+    documents = engine_death_documents()
     events = generate_killing_the_engine(supervised_server, documents)  # default retries
     grouped = by_document(events)
     assert sorted(grouped) == ["doc-0", "doc-1", "doc-2"]
