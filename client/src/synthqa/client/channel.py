@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,9 +11,28 @@ from grpc_health.v1 import health_pb2
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
+# gRPC's own retries for the calls that send everything up front, on UNAVAILABLE only (an
+# engine warming up or restarting, a server shutting down, a lost connection). A streaming
+# call is retried only until its first event arrives, so nothing is received twice. The
+# server's RetryInfo delay also goes out as gRPC's retry pushback, which these retries obey.
+RETRIED_METHODS = ("GetServerInfo", "ChunkDocument", "GenerateDocument")
+RETRY_POLICY = {
+    "maxAttempts": 5,
+    "initialBackoff": "0.5s",
+    "maxBackoff": "10s",
+    "backoffMultiplier": 2,
+    "retryableStatusCodes": ["UNAVAILABLE"],
+}
+SERVICE_CONFIG = json.dumps({"methodConfig": [{
+    "name": [{"service": "synthqa.v1.SynthQAService", "method": m} for m in RETRIED_METHODS],
+    "retryPolicy": RETRY_POLICY,
+}]})
+
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", DEFAULT_MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", DEFAULT_MAX_MESSAGE_BYTES),
+    ("grpc.enable_retries", 1),
+    ("grpc.service_config", SERVICE_CONFIG),
 ]
 
 # Readiness: the server reports SERVING for its service once the engine is up and warm.

@@ -11,6 +11,8 @@ from grpc_status import rpc_status
 
 from ..pipeline.errors import InvalidArgument, ResourceExhausted, ServiceError, Unavailable
 
+RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
+
 
 def _pack(message: object) -> any_pb2.Any:
     packed = any_pb2.Any()
@@ -50,12 +52,18 @@ def to_grpc_status(error: ServiceError) -> grpc.Status:
     else:
         assert isinstance(error, Unavailable), type(error)
         code = code_pb2.UNAVAILABLE
+    pushback: tuple[tuple[str, str], ...] = ()
     if isinstance(error, ResourceExhausted | Unavailable) and error.retry_after_seconds:
         delay = duration_pb2.Duration()
         delay.FromNanoseconds(int(error.retry_after_seconds * 1e9))
         details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
-    return typing.cast(grpc.Status, rpc_status.to_status(
-        status_pb2.Status(code=code, message=error.message, details=details)))
+        if code == code_pb2.UNAVAILABLE:
+            # The same delay as gRPC's retry pushback, which clients' built-in retries obey.
+            pushback = ((RETRY_PUSHBACK_KEY, str(int(error.retry_after_seconds * 1000))),)
+    status = rpc_status.to_status(
+        status_pb2.Status(code=code, message=error.message, details=details))
+    return typing.cast(grpc.Status, status._replace(
+        trailing_metadata=tuple(status.trailing_metadata) + pushback))
 
 
 def internal_status(message: str) -> grpc.Status:
