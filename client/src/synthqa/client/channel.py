@@ -11,11 +11,12 @@ from grpc_health.v1 import health_pb2
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
-# gRPC's own retries for the calls that send everything up front, on UNAVAILABLE only (an
-# engine warming up or restarting, a server shutting down, a lost connection). A streaming
-# call is retried only until its first event arrives, so nothing is received twice. The
-# server's RetryInfo delay also goes out as gRPC's retry pushback, which these retries obey.
-RETRIED_METHODS = ("GetServerInfo", "ChunkDocument", "GenerateDocument")
+# gRPC's own retries for the unary calls, on UNAVAILABLE only (an engine warming up or
+# restarting, a server shutting down, a lost connection). The server's RetryInfo delay also
+# goes out as gRPC's retry pushback, which these retries obey. Not the streaming calls: with
+# GenerateDocument retried, a call refused by a draining server hung past its deadline here
+# (grpcio 1.85); their lost chunks are retried by the client itself (retry.py).
+RETRIED_METHODS = ("GetServerInfo", "ChunkDocument")
 RETRY_POLICY = {
     "maxAttempts": 5,
     "initialBackoff": "0.5s",
