@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -38,6 +38,8 @@ class RpcRecord:
     pairs: int = 0
     # Counted against its client and watched (calls that generate or chunk); None otherwise.
     call: WatchedCall | None = None
+    # The handler ran to its end (an error included); False when the call was cut short.
+    handler_ended: bool = False
 
     def handing_over(self) -> None:
         """An event is about to be handed to gRPC: from now, a wait is the client's."""
@@ -86,7 +88,9 @@ class RpcScope:
                 self.guard.admit(call)
                 record.call = call
             yield record
+            record.handler_ended = True
         except ServiceError as error:
+            record.handler_ended = True
             status = to_grpc_status(error)
             _fail(record, span, status.code, error.message)
             await context.abort_with_status(status)
@@ -96,6 +100,7 @@ class RpcScope:
             _fail(record, span, *_why_cut_short(record, context))
             raise
         except Exception:
+            record.handler_ended = True
             log.exception("unexpected error in a call")
             _fail(record, span, grpc.StatusCode.INTERNAL, "internal server error")
             await context.abort_with_status(internal_status("internal server error"))
@@ -104,8 +109,11 @@ class RpcScope:
                 context: grpc.aio.ServicerContext[Any, Any]) -> None:
         if self.guard is not None and record.call is not None:
             self.guard.release(record.call)
+        # Over before its handler ended: cut short, whatever gRPC's own flag says yet (it can
+        # still read "not cancelled" when the client's cancellation lands in gRPC's send).
         if record.code is grpc.StatusCode.OK and (
-                context.cancelled() or (record.call is not None and record.call.cut)):
+                not record.handler_ended or context.cancelled()
+                or (record.call is not None and record.call.cut)):
             _fail(record, span, *_why_cut_short(record, context))
         seconds = time.monotonic() - record.started
         if self._metrics is not None:
@@ -117,6 +125,46 @@ class RpcScope:
                 extra={"rpc_method": record.method, "peer": record.peer,
                        "code": record.code.name, "duration_seconds": round(seconds, 6),
                        "documents": record.documents, "pairs": record.pairs})
+
+
+class CutShortStreams(grpc.aio.ServerInterceptor):
+    """Outermost, with tracing on. A stream the client cancels while gRPC is sending is closed
+    from the outside in, and the tracing interceptor's span can end before the handlers inside
+    it learn why. This layer holds the RPC's span (current once the first event is out), puts
+    the reason on it, and only then closes what is inside."""
+
+    async def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Any:
+        handler = await continuation(handler_call_details)
+        if handler is None or not handler.response_streaming:
+            return handler
+        if handler.request_streaming:
+            return handler._replace(stream_stream=_marking(handler.stream_stream))
+        return handler._replace(unary_stream=_marking(handler.unary_stream))
+
+
+def _marking(behavior: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+    async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        responses = behavior(request, context)
+        span: trace.Span | None = None
+        try:
+            async for response in responses:
+                span = trace.get_current_span()
+                yield response
+        except (asyncio.CancelledError, GeneratorExit):
+            if span is not None and span.is_recording():
+                remaining = context.time_remaining()
+                if remaining is not None and remaining <= 0:
+                    _mark(span, grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed")
+                else:
+                    _mark(span, grpc.StatusCode.CANCELLED, "the client cancelled the call")
+            raise
+        finally:
+            await responses.aclose()  # type: ignore[attr-defined]
+
+    return stream
 
 
 def _why_cut_short(record: RpcRecord, context: grpc.aio.ServicerContext[Any, Any],
