@@ -9,8 +9,8 @@ import pytest
 from synthqa.client import SynthQAClient
 
 from ..paths import REPO, TINY_MODEL
-from .otlp_receiver import OtlpReceiver
-from .serverproc import ServerProcess, assert_all_gone, free_port
+from .otlp_receiver import OtlpReceiver, receiving
+from .serverproc import ServerProcess, free_port, serving
 
 
 def tracing_environment(endpoint: str, **more: str) -> dict[str, str]:
@@ -26,11 +26,7 @@ def tiny_model_path() -> str:
 @pytest.fixture(scope="session")
 def otlp_receiver() -> Iterator[OtlpReceiver]:
     """Where the session server sends its spans."""
-    receiver = OtlpReceiver().start()
-    try:
-        yield receiver
-    finally:
-        receiver.stop()
+    yield from receiving()
 
 
 @pytest.fixture(scope="session")
@@ -45,15 +41,7 @@ def server(tiny_model_path: str, otlp_receiver: OtlpReceiver) -> Iterator[Server
         # Tracing on, as a platform team would run it; spans leave within 0.1 s of ending.
         extra_env=tracing_environment(otlp_receiver.endpoint),
     )
-    process.start()
-    try:
-        process.wait_serving()
-        yield process
-    finally:
-        children = process.descendants()
-        code = process.stop()
-        assert code == 0, f"server exited with {code}; see {process.log_path}"
-        assert_all_gone(children)
+    yield from serving(process)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,3 +114,12 @@ class OtlpReceiver:
                 names = sorted(s.name for s in spans)
                 raise TimeoutError(f"spans not complete after {timeout} s; have {names}")
             time.sleep(0.2)
+
+
+def receiving() -> Iterator[OtlpReceiver]:
+    """For a fixture: a started receiver, stopped afterwards."""
+    receiver = OtlpReceiver().start()
+    try:
+        yield receiver
+    finally:
+        receiver.stop()

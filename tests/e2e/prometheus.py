@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import json
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -23,6 +22,7 @@ from types import TracebackType
 from typing import Any
 
 from ..paths import REPO
+from .serverproc import free_port
 
 CACHE = REPO / ".cache" / "prometheus"
 JOB = "synthqa"
@@ -74,12 +74,6 @@ def prometheus_binary() -> Path:
     return binary
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
 
 class PrometheusServer:
     """Prometheus scraping `targets` (host:port) under job "synthqa", on a free loopback port.
@@ -117,7 +111,7 @@ class PrometheusServer:
         }
         config_path = self.workdir / "prometheus.yml"
         config_path.write_text(json.dumps(config, indent=2))
-        self.port = _free_port()
+        self.port = free_port()
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 [

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,12 +46,12 @@ def assert_all_gone(processes: list[psutil.Process], within: float = 10.0) -> No
     """The processes exit soon after the server (multiprocessing's resource tracker leaves
     once the server's end of its pipe closes)."""
     deadline = time.monotonic() + within
-    while leftovers := [p for p in processes if _alive(p)]:
+    while leftovers := [p for p in processes if alive(p)]:
         assert time.monotonic() < deadline, f"processes outlived the server: {leftovers}"
         time.sleep(0.1)
 
 
-def _alive(process: psutil.Process) -> bool:
+def alive(process: psutil.Process) -> bool:
     try:
         return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
@@ -129,3 +130,17 @@ class ServerProcess:
                 child.kill()
             self.process.kill()
             raise
+
+
+def serving(process: ServerProcess) -> Iterator[ServerProcess]:
+    """For a fixture: the server started and SERVING; afterwards stopped cleanly (exit 0) with
+    no process of its tree left."""
+    process.start()
+    try:
+        process.wait_serving()
+        yield process
+    finally:
+        children = process.descendants()
+        code = process.stop()
+        assert code == 0, f"server exited with {code}; see {process.log_path}"
+        assert_all_gone(children)

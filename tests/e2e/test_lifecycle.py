@@ -20,7 +20,7 @@ from synthqa.client import Document, SynthQAClient, SynthQAError
 
 from ..paths import REPO
 from .helpers import SAMPLE, assert_document_complete, by_document
-from .serverproc import ServerProcess, assert_all_gone, free_port
+from .serverproc import ServerProcess, alive, assert_all_gone, free_port
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -152,18 +152,11 @@ def kill_engine_core(process: ServerProcess) -> list[psutil.Process]:
     engine = [c for c in process.descendants() if c.name().startswith("VLLM::")]
     # After a restart the dead engine's core can linger a moment (a zombie not yet reaped):
     # the running engine's core is the newest live one.
-    core = sorted((c for c in engine if "EngineCore" in c.name() and _alive(c)),
+    core = sorted((c for c in engine if "EngineCore" in c.name() and alive(c)),
                   key=lambda c: c.create_time())
     assert core, [(c.name(), c.status()) for c in engine]
     core[-1].kill()
     return engine
-
-
-def _alive(process: psutil.Process) -> bool:
-    try:
-        return process.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 def engine_death_documents() -> list[Document]:

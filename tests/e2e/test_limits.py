@@ -19,7 +19,7 @@ from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
 
 from ..paths import REPO
 from .helpers import SAMPLE
-from .serverproc import ServerProcess, assert_all_gone, free_port
+from .serverproc import ServerProcess, free_port, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -39,14 +39,7 @@ def limited(tiny_model_path: str) -> Iterator[ServerProcess]:
                     "--max-documents-per-call", str(DOCUMENTS_PER_CALL),
                     "--max-unread-seconds", str(UNREAD_SECONDS),
                     "--max-call-seconds", str(CALL_SECONDS)])
-    process.start()
-    try:
-        process.wait_serving()
-        yield process
-    finally:
-        children = process.descendants()
-        assert process.stop() == 0, f"see {process.log_path}"
-        assert_all_gone(children)
+    yield from serving(process)
 
 
 def options(**fields: int) -> pb.GenerateRequest:

@@ -16,20 +16,16 @@ from synthqa.client import Document, SynthQAClient
 from ..paths import REPO
 from .conftest import tracing_environment
 from .helpers import SAMPLE
-from .otlp_receiver import OtlpReceiver
+from .otlp_receiver import OtlpReceiver, receiving
 from .prometheus import PrometheusServer, value
-from .serverproc import ServerProcess, assert_all_gone, free_port
+from .serverproc import ServerProcess, free_port, serving
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def quiet_receiver() -> Iterator[OtlpReceiver]:
-    receiver = OtlpReceiver().start()
-    try:
-        yield receiver
-    finally:
-        receiver.stop()
+    yield from receiving()
 
 
 @pytest.fixture(scope="module")
@@ -38,14 +34,7 @@ def observed_server(tiny_model_path: str, quiet_receiver: OtlpReceiver) -> Itera
         port=free_port(), log_path=REPO / "out" / "test-observed-server.log",
         extra_args=["--metrics-port", str(free_port()), "--log-format", "json"],
         extra_env=tracing_environment(quiet_receiver.endpoint, OTEL_TRACES_SAMPLER="always_off"))
-    process.start()
-    try:
-        process.wait_serving()
-        yield process
-    finally:
-        children = process.descendants()
-        assert process.stop() == 0, f"see {process.log_path}"
-        assert_all_gone(children)
+    yield from serving(process)
 
 
 def metrics_target(server: ServerProcess) -> str:

@@ -26,7 +26,7 @@ from synthqa.client import Credentials, Document, SynthQAClient, SynthQAError
 from ..paths import REPO
 from .certs import Authority, Issued
 from .helpers import SAMPLE
-from .serverproc import ServerProcess, assert_all_gone, free_port
+from .serverproc import ServerProcess, free_port, serving
 from .test_interop import NODE_DIR, node_packages  # noqa: F401 - the fixture
 from .test_ops import GRPCURL
 
@@ -65,21 +65,10 @@ def channel_credentials(ca: Issued, client: Issued | None = None) -> grpc.Channe
     return grpc.ssl_channel_credentials(ca.cert.read_bytes(), key, cert)
 
 
-def started(process: ServerProcess) -> Iterator[ServerProcess]:
-    process.start()
-    try:
-        process.wait_serving()
-        yield process
-    finally:
-        children = process.descendants()
-        assert process.stop() == 0, f"see {process.log_path}"
-        assert_all_gone(children)
-
-
 @pytest.fixture(scope="module")
 def tls_server(tiny_model_path: str, pki: Pki) -> Iterator[ServerProcess]:
     """TLS and bearer tokens."""
-    yield from started(ServerProcess(
+    yield from serving(ServerProcess(
         port=free_port(), log_path=REPO / "out" / "test-tls-server.log",
         extra_args=["--tls-cert-file", str(pki.server.cert), "--tls-key-file",
                     str(pki.server.key), "--auth-token-file", str(pki.tokens)],
@@ -94,7 +83,7 @@ def mtls_server(tiny_model_path: str, pki: Pki,
     cert, key = live / "server.pem", live / "server.key"
     shutil.copy(pki.server.cert, cert)
     shutil.copy(pki.server.key, key)
-    yield from started(ServerProcess(
+    yield from serving(ServerProcess(
         port=free_port(), log_path=REPO / "out" / "test-mtls-server.log",
         extra_args=["--tls-cert-file", str(cert), "--tls-key-file", str(key),
                     "--tls-client-ca-file", str(pki.ca.cert)],

@@ -155,11 +155,7 @@ def _marking(behavior: Callable[..., AsyncIterator[Any]]) -> Callable[..., Async
                 yield response
         except (asyncio.CancelledError, GeneratorExit):
             if span is not None and span.is_recording():
-                remaining = context.time_remaining()
-                if remaining is not None and remaining <= 0:
-                    _mark(span, grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed")
-                else:
-                    _mark(span, grpc.StatusCode.CANCELLED, "the client cancelled the call")
+                _mark(span, *_cut_by_client(context))
             raise
         finally:
             await responses.aclose()  # type: ignore[attr-defined]
@@ -171,6 +167,10 @@ def _why_cut_short(record: RpcRecord, context: grpc.aio.ServicerContext[Any, Any
                    ) -> tuple[grpc.StatusCode, str]:
     if record.call is not None and record.call.cut is not None:
         return record.call.cut
+    return _cut_by_client(context)
+
+
+def _cut_by_client(context: grpc.aio.ServicerContext[Any, Any]) -> tuple[grpc.StatusCode, str]:
     remaining = context.time_remaining()
     if remaining is not None and remaining <= 0:
         return grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed"
