@@ -26,7 +26,7 @@ from synthqa.client import Credentials, Document, SynthQAClient, SynthQAError
 from ..paths import REPO
 from .certs import Authority, Issued
 from .helpers import SAMPLE
-from .serverproc import ServerProcess, free_port, serving
+from .serverproc import ServerProcess, free_port, health_status, serving
 from .test_interop import NODE_DIR, node_packages  # noqa: F401 - the fixture
 from .test_ops import GRPCURL
 
@@ -78,7 +78,8 @@ def tls_server(tiny_model_path: str, pki: Pki) -> Iterator[ServerProcess]:
 @pytest.fixture(scope="module")
 def mtls_server(tiny_model_path: str, pki: Pki,
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """Mutual TLS, no tokens; its certificate files are copies the tests may replace."""
+    """Mutual TLS, no tokens, and a plaintext health-only port; its certificate files are
+    copies the tests may replace."""
     live = tmp_path_factory.mktemp("live")
     cert, key = live / "server.pem", live / "server.key"
     shutil.copy(pki.server.cert, cert)
@@ -86,7 +87,8 @@ def mtls_server(tiny_model_path: str, pki: Pki,
     yield from serving(ServerProcess(
         port=free_port(), log_path=REPO / "out" / "test-mtls-server.log",
         extra_args=["--tls-cert-file", str(cert), "--tls-key-file", str(key),
-                    "--tls-client-ca-file", str(pki.ca.cert)],
+                    "--tls-client-ca-file", str(pki.ca.cert), "--health-port",
+                    str(free_port())],
         credentials=channel_credentials(pki.ca, pki.client)))
 
 
@@ -203,6 +205,21 @@ def test_mutual_tls_lets_in_only_certificates_of_its_ca(mtls_server: ServerProce
                                 key_file=pki.rogue_client.key),  # one of another CA
                     Credentials()):  # plaintext
         assert server_info_code(target, refused) == grpc.StatusCode.UNAVAILABLE
+
+
+def test_health_port_answers_probes_in_plaintext_and_nothing_else(
+        mtls_server: ServerProcess) -> None:
+    """kubelet's gRPC probes can do neither TLS nor client certificates."""
+    port = mtls_server.extra_args[mtls_server.extra_args.index("--health-port") + 1]
+    health_target = f"127.0.0.1:{port}"
+    assert health_status(health_target, timeout=10) == health_pb2.HealthCheckResponse.SERVING
+    with grpc.insecure_channel(health_target) as channel:
+        info = channel.unary_unary(f"/{SERVICE}/GetServerInfo")
+        with pytest.raises(grpc.RpcError) as refused:
+            info(b"", timeout=10)
+        assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    # The main port still wants a client certificate.
+    assert health_status(mtls_server.target, timeout=5) is None
 
 
 def served_certificate(target: str, pki: Pki) -> bytes:

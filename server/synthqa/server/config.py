@@ -77,6 +77,9 @@ class ServerSettings:
     security: SecuritySettings = SecuritySettings()
     log_format: str = "text"
     keepalive: Keepalive = Keepalive()
+    # A health-only plaintext listener; port 0 for none.
+    health_host: str = ""
+    health_port: int = 0
     restarts: RestartPolicy = RestartPolicy()
 
 
@@ -101,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
                      "on this port at /metrics; 0 for none (default %(default)s)")
     own.add_argument("--metrics-host", default=None,
                      help="address for the metrics endpoint (default: --host)")
+    own.add_argument("--health-port", type=int, default=0,
+                     help="also serve grpc.health.v1 alone, in plaintext and without tokens, on "
+                     "this port, for probes that cannot do TLS (kubelet's); 0 for none "
+                     "(default %(default)s)")
+    own.add_argument("--health-host", default=None,
+                     help="address for the health-only port (default: --host)")
     security = parser.add_argument_group("synthqa security (files are read again on SIGHUP)")
     security.add_argument("--tls-cert-file", type=Path, default=None,
                           help="serve TLS with this PEM certificate chain (with --tls-key-file)")
@@ -167,8 +176,11 @@ def parse(argv: list[str] | None = None) -> tuple[AsyncEngineArgs, ServerSetting
         parser.error("--tls-cert-file and --tls-key-file go together")
     if args.tls_client_ca_file is not None and args.tls_cert_file is None:
         parser.error("--tls-client-ca-file needs --tls-cert-file and --tls-key-file")
-    if not 0 <= args.metrics_port <= 65535:
-        parser.error("--metrics-port must be between 0 (off) and 65535")
+    for name in ("metrics_port", "health_port"):
+        if not 0 <= getattr(args, name) <= 65535:
+            parser.error(f"--{name.replace('_', '-')} must be between 0 (off) and 65535")
+    if args.health_port and args.health_port == args.port:
+        parser.error("--health-port must differ from --port")
     try:
         # The standard OTEL_* variables, plus vLLM's own --otlp-traces-endpoint flag.
         tracing = tracing_settings(os.environ, args.otlp_traces_endpoint)
@@ -180,6 +192,8 @@ def parse(argv: list[str] | None = None) -> tuple[AsyncEngineArgs, ServerSetting
         host=args.host,
         port=args.port,
         shutdown_grace=args.shutdown_grace,
+        health_host=args.health_host or args.host,
+        health_port=args.health_port,
         log_level=args.server_log_level,
         log_format=args.log_format,
         security=SecuritySettings(

@@ -19,7 +19,7 @@ from .engine.vllm_engine import VllmEngine
 from .grpc_api.call_limits import CallGuard, CallLimits
 from .grpc_api.rpc_scope import CutShortStreams, RpcScope
 from .grpc_api.security import SecurityConfigError, ServerSecurity, is_loopback
-from .grpc_api.server import Health, build_grpc_server, message_size_options
+from .grpc_api.server import Health, build_grpc_server, build_health_server, message_size_options
 from .observability import Observability
 from .pipeline.service import GenerationService
 
@@ -97,14 +97,23 @@ class ServerLifecycle:
             interceptors=[*security.interceptors(), *_traced(observability.server_interceptors())],
             rpc_scope=rpc_scope)
         address = f"{settings.host}:{settings.port}"
+        health_address = f"{settings.health_host}:{settings.health_port}"
+        servers = [server]
         try:
             security.add_port(server, address)
+            if settings.health_port:
+                servers.append(build_health_server(self.health))
+                servers[-1].add_insecure_port(health_address)
         except RuntimeError as error:
             await engine.shutdown()
             terminate_children(os.getpid())
-            raise RuntimeError(f"cannot listen on {address}: {error}") from None
+            where = health_address if len(servers) > 1 else address
+            raise RuntimeError(f"cannot listen on {where}: {error}") from None
         await self.health.not_serving()
-        await server.start()
+        for listener in servers:
+            await listener.start()
+        if settings.health_port:
+            log.info("health checks alone, in plaintext, on %s", health_address)
         log.info("listening on %s (%s); warming up", address, security.describe())
         if not security.authenticates and not is_loopback(settings.host):
             log.warning(
@@ -126,7 +135,7 @@ class ServerLifecycle:
             supervision.cancel()
             watch.cancel()
             await asyncio.gather(supervision, watch, return_exceptions=True)
-            await self._shut_down(server, service, engine)
+            await self._shut_down(servers, service, engine)
         if self._engine_gone:
             raise RuntimeError("the engine kept dying; exiting so that a supervisor sees it")
 
@@ -153,7 +162,7 @@ class ServerLifecycle:
             self._stop.set()
 
     async def _shut_down(
-        self, server: grpc.aio.Server, service: GenerationService, engine: EngineSupervisor
+        self, servers: list[grpc.aio.Server], service: GenerationService, engine: EngineSupervisor
     ) -> None:
         log.info("shutting down: refusing new calls, draining in-flight ones")
         await self.health.shutting_down()
@@ -167,7 +176,8 @@ class ServerLifecycle:
         if not await service.drain(grace, self._force):
             log.warning("grace period over: cancelling calls still in flight")
         # Cancels what is left; each cancelled call aborts its engine requests.
-        await server.stop(0)
+        for listener in servers:
+            await listener.stop(0)
         await engine.shutdown()
         stopped = terminate_children(os.getpid())
         if stopped:

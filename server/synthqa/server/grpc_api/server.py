@@ -57,6 +57,14 @@ def build_grpc_server(
     return server
 
 
+def build_health_server(health_status: Health) -> grpc.aio.Server:
+    """A plaintext listener with grpc.health.v1 alone, for probes that speak neither TLS nor
+    tokens (kubelet's gRPC probes). It reveals only the serving status."""
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    health_pb2_grpc.add_HealthServicer_to_server(health_status.servicer, server)
+    return server
+
+
 def message_size_options(max_message_bytes: int) -> list[tuple[str, int]]:
     return [
         ("grpc.max_receive_message_length", max_message_bytes),
