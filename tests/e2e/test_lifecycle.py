@@ -38,10 +38,11 @@ def own_server(server: ServerProcess):
         process.stop()
 
 
-def watch_health(target: str, seen: queue.Queue, stop: threading.Event) -> None:
+def watch_health(target: str, seen: queue.Queue, stop: threading.Event,
+                 service: str = "synthqa.v1.SynthQAService") -> None:
     with grpc.insecure_channel(target) as channel:
         stream = health_pb2_grpc.HealthStub(channel).Watch(
-            health_pb2.HealthCheckRequest(service="synthqa.v1.SynthQAService"))
+            health_pb2.HealthCheckRequest(service=service))
         try:
             for reply in stream:
                 seen.put(reply.status)
@@ -196,6 +197,10 @@ def test_engine_death_fails_lost_chunks_in_the_open_stream_and_a_new_engine_take
     stop_watch = threading.Event()
     threading.Thread(target=watch_health, args=(process.target, seen, stop_watch),
                      daemon=True).start()
+    # Liveness ("") stays SERVING through the restart: a probe must not kill a recovering pod.
+    liveness: queue.Queue = queue.Queue()
+    threading.Thread(target=watch_health, args=(process.target, liveness, stop_watch, ""),
+                     daemon=True).start()
     assert seen.get(timeout=10) == SERVING
 
     documents = engine_death_documents()
@@ -218,6 +223,7 @@ def test_engine_death_fails_lost_chunks_in_the_open_stream_and_a_new_engine_take
     assert seen.get(timeout=30) == NOT_SERVING
     assert seen.get(timeout=300) == SERVING
     stop_watch.set()
+    assert list(liveness.queue) == [SERVING]
     with SynthQAClient(process.target, timeout=30) as client:
         assert client.server_info().engine_restarts == 1
 

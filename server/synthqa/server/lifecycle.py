@@ -109,7 +109,7 @@ class ServerLifecycle:
             terminate_children(os.getpid())
             where = health_address if len(servers) > 1 else address
             raise RuntimeError(f"cannot listen on {where}: {error}") from None
-        await self.health.not_serving()
+        await self.health.listening()
         for listener in servers:
             await listener.start()
         if settings.health_port:

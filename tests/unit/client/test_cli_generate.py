@@ -53,7 +53,7 @@ class StandIn:
                 yield pb.GenerateResponse(chunk_failed=pb.ChunkFailed(
                     document_id=document.document_id, chunk_index=1))
             yield pb.GenerateResponse(document_completed=pb.DocumentCompleted(
-                document_id=document.document_id))
+                document_id=document.document_id, failed_chunk_count=int(self.fail_chunk)))
 
 
 @pytest.fixture
@@ -129,3 +129,79 @@ def test_an_interrupt_says_one_line_and_leaves_valid_jsonl(
     assert len(lines(out.with_name("pairs.jsonl.partial"))) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("synthqa: interrupted; 1 pairs kept in")
+
+
+def run_resumed(client: StandIn, files: list[Path], out: Path,
+                options: dict[str, Any] | None = None) -> int:
+    return run_generate(client, files, out, options or {}, show=0,  # type: ignore[arg-type]
+                        progress_enabled=False, strict=False, resume=True)
+
+
+@pytest.fixture
+def three_files(tmp_path: Path) -> list[Path]:
+    paths = [tmp_path / f"doc{n}.txt" for n in range(3)]
+    for path in paths:
+        path.write_text(f"Text of {path.name}.", encoding="utf-8")
+    return paths
+
+
+def test_resume_sends_only_unfinished_documents_and_writes_no_pair_twice(
+    three_files: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "pairs.jsonl"
+    # The first document finishes; the second is cut after one of its pairs.
+    assert run(StandIn(interrupt_after=3), three_files, out) == EXIT_INTERRUPTED
+    assert "--resume finishes the rest" in capsys.readouterr().err
+    again = StandIn()
+    assert run_resumed(again, three_files, out) == EXIT_OK
+    assert again.sent == [f"1:{three_files[1]}", f"2:{three_files[2]}"]
+    written = [(record["document_id"], record["pair_index"]) for record in lines(out)]
+    assert sorted(written) == sorted(
+        (f"{n}:{path}", index) for n, path in enumerate(three_files) for index in range(2))
+    assert "and 2 pairs of 1 document(s) from the resumed run" in capsys.readouterr().err
+    assert not out.with_name("pairs.jsonl.partial").exists()
+    assert not out.with_name("pairs.jsonl.partial.done").exists()
+
+
+def test_resume_cuts_a_torn_last_line(three_files: list[Path], tmp_path: Path) -> None:
+    out = tmp_path / "pairs.jsonl"
+    assert run(StandIn(interrupt_after=2), three_files, out) == EXIT_INTERRUPTED
+    partial = out.with_name("pairs.jsonl.partial")
+    with partial.open("ab") as torn:  # a kill in the middle of a write
+        torn.write(b'{"document_id": "1:x", "question": "Wh')
+    with out.with_name("pairs.jsonl.partial.done").open("ab") as torn:
+        torn.write(b'{"done": "1:')
+    assert run_resumed(StandIn(), three_files, out) == EXIT_OK
+    assert len(lines(out)) == 6
+
+
+def test_resume_refuses_a_run_with_other_options(
+    three_files: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "pairs.jsonl"
+    assert run(StandIn(interrupt_after=3), three_files, out) == EXIT_INTERRUPTED
+    client = StandIn()
+    assert run_resumed(client, three_files, out, {"num_pairs": 4}) == EXIT_CALL_FAILED
+    assert client.sent == []
+    assert "other input files or options" in capsys.readouterr().err
+    assert run_resumed(client, three_files[:2], out) == EXIT_CALL_FAILED
+
+
+def test_resume_with_nothing_unfinished_is_a_fresh_run(
+    three_files: list[Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "pairs.jsonl"
+    client = StandIn()
+    assert run_resumed(client, three_files, out) == EXIT_OK
+    assert len(client.sent) == 3 and len(lines(out)) == 6
+
+
+def test_resume_reports_chunks_that_failed_before(
+    three_files: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "pairs.jsonl"
+    # The first document ends with a failed chunk, then the call is interrupted.
+    assert run(StandIn(fail_chunk=True, interrupt_after=3), three_files, out) == \
+        EXIT_INTERRUPTED
+    assert run_resumed(StandIn(), three_files, out) == EXIT_SOME_FAILED
+    assert "1 chunk(s) failed in the resumed run" in capsys.readouterr().err

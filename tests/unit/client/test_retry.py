@@ -98,3 +98,33 @@ def test_a_document_without_failures_is_forgotten_once_done() -> None:
     events = [started(0), pair(0, 0), completed(0), document_done(1, 1, 0, 1)]
     assert seen(retries, events) == events
     assert not retries.pending and retries.next_round() == []
+
+
+def test_a_broken_call_resends_every_unfinished_chunk_and_skips_delivered_pairs() -> None:
+    retries = ChunkRetries(max_retries=1)
+    retries.sent(Document("d", "text"))
+    seen(retries, [started(0), started(1), pair(0, 0), pair(1, 0), completed(1)])
+    assert retries.call_lost(["d"]) == []
+    assert retries.next_round() == [Document("d", "text", (0, 2))]
+    shown = seen(retries, [started(0), pair(0, 0, "again"), pair(0, 1), completed(0),
+                           started(2), pair(2, 0), completed(2), document_done(2, 2, 0, 3)])
+    assert [(e.qa_pair.chunk_index, e.qa_pair.pair_index) for e in shown
+            if e.HasField("qa_pair")] == [(0, 1), (2, 0)]
+    summary = shown[-1].document_completed
+    assert (summary.chunk_count, summary.completed_chunk_count, summary.pair_count) == (3, 3, 4)
+
+
+def test_a_document_lost_before_any_chunk_started_is_sent_again_whole() -> None:
+    retries = ChunkRetries(max_retries=1)
+    retries.sent(Document("d", "text", (1, 2)))
+    assert retries.call_lost(["d"]) == []
+    assert retries.next_round() == [Document("d", "text", (1, 2))]
+
+
+def test_a_document_lost_with_only_its_summary_missing_gets_one() -> None:
+    retries = ChunkRetries(max_retries=1)
+    retries.sent(Document("d", "text", (0,)))
+    seen(retries, [started(0), pair(0, 0), completed(0)])
+    [summary] = retries.call_lost(["d", "done-before"])
+    assert summary.document_completed.completed_chunk_count == 1
+    assert not retries.pending and retries.unfinished == []

@@ -22,6 +22,9 @@ from .channel import (
     READY_CHECK_TIMEOUT_SECONDS,
     READY_POLL_SECONDS,
     Credentials,
+    Target,
+    channel_target,
+    describe_target,
     is_serving,
     not_ready,
 )
@@ -45,11 +48,11 @@ class AsyncSynthQAClient:
     """The asyncio twin of SynthQAClient: the same methods, awaited."""
 
     def __init__(
-        self, target: str = "localhost:50051", *, timeout: float | None = None,
+        self, target: Target = "localhost:50051", *, timeout: float | None = None,
         retries: int = DEFAULT_RETRIES, retry_wait: float = DEFAULT_RETRY_WAIT_SECONDS,
         trace: bool = False, credentials: Credentials | None = None,
     ) -> None:
-        self.target = target
+        self.target = describe_target(target)
         self.timeout = timeout
         self.retries = retries
         self.retry_wait = retry_wait
@@ -59,13 +62,14 @@ class AsyncSynthQAClient:
         # trace: every call gets a client span under the caller's current one, and the server
         # joins the trace (needs the otel extra).
         interceptors = tracing.aio_interceptors() if trace else None
+        address, more_options = channel_target(target)
         if credentials.secure:
             self._channel = grpc.aio.secure_channel(
-                target, credentials.channel_credentials(), options=CHANNEL_OPTIONS,
-                interceptors=interceptors)
+                address, credentials.channel_credentials(),
+                options=CHANNEL_OPTIONS + more_options, interceptors=interceptors)
         else:
-            self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS,
-                                                      interceptors=interceptors)
+            self._channel = grpc.aio.insecure_channel(
+                address, options=CHANNEL_OPTIONS + more_options, interceptors=interceptors)
         self._stub = pb_grpc.SynthQAServiceStub(self._channel)  # typed as the async stub
         self._health = health_pb2_grpc.HealthStub(self._channel)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,10 +26,15 @@ RETRY_POLICY = {
     "backoffMultiplier": 2,
     "retryableStatusCodes": ["UNAVAILABLE"],
 }
-SERVICE_CONFIG = json.dumps({"methodConfig": [{
-    "name": [{"service": "synthqa.v1.SynthQAService", "method": m} for m in RETRIED_METHODS],
-    "retryPolicy": RETRY_POLICY,
-}]})
+SERVICE_CONFIG = json.dumps({
+    # Calls spread over every address a target resolves to: replicas behind a dns:/// name
+    # or a list of targets.
+    "loadBalancingConfig": [{"round_robin": {}}],
+    "methodConfig": [{
+        "name": [{"service": "synthqa.v1.SynthQAService", "method": m} for m in RETRIED_METHODS],
+        "retryPolicy": RETRY_POLICY,
+    }],
+})
 
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", DEFAULT_MAX_MESSAGE_BYTES),
@@ -35,6 +42,51 @@ CHANNEL_OPTIONS = [
     ("grpc.enable_retries", 1),
     ("grpc.service_config", SERVICE_CONFIG),
 ]
+
+Target = str | Sequence[str]
+
+
+def channel_target(target: Target) -> tuple[str, list[tuple[str, str]]]:
+    """The gRPC target and extra channel options for one target (host:port or any gRPC
+    target, such as dns:///name:port) or several host:port replicas. Several become one
+    ipv4: or ipv6: address list, resolved now; their first host is the name TLS checks, so
+    the replicas' certificates must all be valid for it. For replicas that come and go, use
+    one dns:/// name instead, which gRPC re-resolves."""
+    if isinstance(target, str):
+        return target, []
+    if not target:
+        raise ValueError("no target given")
+    if len(target) == 1:
+        return target[0], []
+    addresses = [_resolve(one) for one in target]
+    families = {family for family, _ in addresses}
+    if len(families) > 1:
+        raise ValueError("the targets mix IPv4 and IPv6 addresses; give one dns:/// name")
+    scheme = "ipv6" if socket.AF_INET6 in families else "ipv4"
+    authority = target[0]
+    return f"{scheme}:{','.join(address for _, address in addresses)}", [
+        ("grpc.default_authority", authority)]
+
+
+def describe_target(target: Target) -> str:
+    return target if isinstance(target, str) else ",".join(target)
+
+
+def _resolve(host_port: str) -> tuple[int, str]:
+    host, separator, port = host_port.rpartition(":")
+    if not separator or not port.isdigit() or not host:
+        raise ValueError(f"target {host_port!r} is not host:port")
+    host = host.strip("[]")
+    try:
+        found = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise ValueError(f"cannot resolve {host}: {error.strerror}") from None
+    # IPv4 first: the server's default --host 0.0.0.0 listens on IPv4 only.
+    family, _, _, _, sockaddr = min(found, key=lambda entry: entry[0] != socket.AF_INET)
+    if family == socket.AF_INET6:
+        return family, f"[{sockaddr[0]}]:{port}"
+    return family, f"{sockaddr[0]}:{port}"
+
 
 # Readiness: the server reports SERVING for its service once the engine is up and warm.
 READY_CHECK = health_pb2.HealthCheckRequest(service="synthqa.v1.SynthQAService")

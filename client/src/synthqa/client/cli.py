@@ -25,7 +25,10 @@ TOKEN_VARIABLE = "SYNTHQA_TOKEN"
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="synthqa", description=__doc__)
-    parser.add_argument("--target", default="localhost:50051", help="server host:port")
+    parser.add_argument("--target", default="localhost:50051", type=_targets,
+                        help="server host:port, any gRPC target (dns:///name:port spreads "
+                        "calls over every address of the name), or several host:port "
+                        "replicas separated by commas (default %(default)s)")
     parser.add_argument("--timeout", type=float, default=None, help="call deadline in seconds")
     parser.add_argument("--retries", type=int, default=DEFAULT_RETRIES, metavar="N",
                         help="times chunks lost to a failed engine are asked for again, once "
@@ -57,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
                           help="print the first N pairs to the terminal")
     generate.add_argument("--no-progress", action="store_true",
                           help="no progress bar (the default when stderr is not a terminal)")
+    generate.add_argument("--resume", action="store_true",
+                          help="finish the unfinished run into --out (same files and "
+                          "options): send only the documents not done, keep their pairs")
+    generate.add_argument("--streams", type=int, default=None, metavar="N",
+                          help="calls at once, each taking the next document when it has "
+                          "room; with replicas each call goes to another one (default: the "
+                          "number of --target replicas)")
     generate.add_argument("--strict", action="store_true",
                           help="stop before any work if an input file is unreadable or empty "
                           "(default: skip it, report it, exit 3)")
@@ -80,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--retries must not be negative")
     if (args.cert_file is None) != (args.key_file is None):
         parser.error("--cert-file and --key-file go together")
+    if args.command == "generate":
+        if args.streams is None:
+            args.streams = len(args.target) if isinstance(args.target, list) else 1
+        if args.streams < 1:
+            parser.error("--streams must be at least 1")
     if not args.trace:
         return _run(args)
     try:
@@ -113,7 +128,8 @@ def _run(args: argparse.Namespace) -> int:
                 return _chunk(client, args, options)
             return run_generate(
                 client, args.files, args.out, options, show=args.show, strict=args.strict,
-                progress_enabled=not args.no_progress and sys.stderr.isatty())
+                progress_enabled=not args.no_progress and sys.stderr.isatty(),
+                resume=args.resume, streams=args.streams)
     except SynthQAError as error:
         print(f"synthqa: {error}", file=sys.stderr)
         for violation in error.field_violations + error.quota_violations:
@@ -121,12 +137,23 @@ def _run(args: argparse.Namespace) -> int:
         if error.retry_after is not None:
             print(f"  the server asks to retry after {error.retry_after:g} s", file=sys.stderr)
         return EXIT_CALL_FAILED
-    except (OSError, TimeoutError, InputError) as error:
+    except (OSError, TimeoutError, InputError, ValueError) as error:
         print(f"synthqa: {error}", file=sys.stderr)
         return EXIT_CALL_FAILED
     except KeyboardInterrupt:
         print("synthqa: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+# gRPC's own target schemes; their values may hold commas (ipv4:a:1,b:2) and pass as they are.
+TARGET_SCHEMES = ("dns:", "ipv4:", "ipv6:", "unix:", "unix-abstract:", "vsock:", "xds:")
+
+
+def _targets(value: str) -> str | list[str]:
+    """One gRPC target, or several host:port replicas separated by commas."""
+    if "," not in value or value.startswith(TARGET_SCHEMES):
+        return value
+    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 def _chunk(client: SynthQAClient, args: argparse.Namespace, options: dict[str, Any]) -> int:

@@ -4,19 +4,18 @@ says what failed.
 Exit codes: 0 everything was generated; 3 the call finished but some chunks, documents or
 input files failed (the summary names them); 1 the call itself failed; 130 interrupted.
 Output goes to `<out>.partial` and replaces `<out>` only when the call finishes, so a failed or
-interrupted run never destroys an earlier file; the partial file is valid JSONL.
+interrupted run never destroys an earlier file; `--resume` finishes an unfinished run,
+sending only the documents not yet done (output_journal.py).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from tqdm import tqdm
 
@@ -24,6 +23,7 @@ from synthqa.v1 import synthqa_pb2 as pb
 
 from .documents import Document
 from .events import pair_record
+from .output_journal import OutputJournal, ResumeError, run_key
 from .sync import SynthQAClient
 
 EXIT_OK = 0
@@ -52,6 +52,8 @@ def read_text(path: Path) -> str:
 @dataclass
 class RunReport:
     pairs: int = 0
+    pairs_carried_over: int = 0
+    documents_carried_over: int = 0
     chunks_done: int = 0
     chunks_failed: int = 0
     documents_done: int = 0
@@ -60,8 +62,9 @@ class RunReport:
 
 
 class Progress:
-    def __init__(self, total_documents: int, enabled: bool) -> None:
-        self.bar = tqdm(total=total_documents, unit="doc", disable=not enabled, file=sys.stderr)
+    def __init__(self, total_documents: int, done: int, enabled: bool) -> None:
+        self.bar = tqdm(total=total_documents, initial=done, unit="doc", disable=not enabled,
+                        file=sys.stderr)
         self.started = time.monotonic()
 
     def update(self, report: RunReport) -> None:
@@ -92,10 +95,16 @@ def usable_files(files: list[Path], report: RunReport, strict: bool) -> list[Pat
     return usable
 
 
-def documents(files: list[Path], positions: dict[Path, int]) -> Iterator[Document]:
+def documents(files: list[Path], positions: dict[Path, int],
+              done: Collection[str] = ()) -> Iterator[Document]:
     for path in files:
-        # Two files may share a name; the position keeps document ids unique in the call.
-        yield Document(f"{positions[path]}:{path}", read_text(path))
+        if (document_id := document_id_of(path, positions)) not in done:
+            yield Document(document_id, read_text(path))
+
+
+def document_id_of(path: Path, positions: dict[Path, int]) -> str:
+    # Two files may share a name; the position keeps document ids unique in the call.
+    return f"{positions[path]}:{path}"
 
 
 def run_generate(
@@ -107,6 +116,8 @@ def run_generate(
     show: int,
     progress_enabled: bool,
     strict: bool,
+    resume: bool = False,
+    streams: int = 1,
 ) -> int:
     report = RunReport()
     positions = {path: index for index, path in enumerate(files)}
@@ -118,14 +129,31 @@ def run_generate(
     if not usable:
         print("synthqa: no input file has text to send", file=sys.stderr)
         return EXIT_CALL_FAILED
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
-    progress = Progress(len(usable), enabled=progress_enabled)
+    journal = OutputJournal(out)
+    key = run_key([document_id_of(path, positions) for path in usable], options)
+    done: dict[str, int] = {}
+    if resume:
+        try:
+            done, report.pairs_carried_over = journal.resume(key)
+        except ResumeError as error:
+            print(f"synthqa: {error}", file=sys.stderr)
+            return EXIT_CALL_FAILED
+        report.documents_carried_over = len(done)
+        report.failures += [f"{document_id}: {failed} chunk(s) failed in the resumed run"
+                            for document_id, failed in done.items() if failed]
+        if done:
+            print(f"synthqa: resuming: {len(done)} of {len(usable)} document(s) done, "
+                  f"{report.pairs_carried_over} pairs kept", file=sys.stderr)
+    else:
+        journal.start(key)
+    progress = Progress(len(usable), len(done), enabled=progress_enabled)
     outcome = "failed"
     try:
-        with partial.open("w", encoding="utf-8") as sink:
-            for event in client.generate(documents(usable, positions), **options):
-                _record(event, report, sink, progress.bar, show)
+        if len(done) < len(usable):
+            events = client.generate(documents(usable, positions, done), streams=streams,
+                                     **options)
+            for event in events:
+                _record(event, report, journal, progress.bar, show)
                 progress.update(report)
         outcome = "finished"
     except KeyboardInterrupt:
@@ -134,27 +162,32 @@ def run_generate(
     finally:
         progress.bar.close()
         if outcome != "finished":
-            _keep_partial(partial, out, report.pairs, outcome)
-    os.replace(partial, out)
+            _keep_partial(journal, report, outcome)
+    journal.finish()
     return _summarize(report, len(usable), out)
 
 
-def _keep_partial(partial: Path, out: Path, pairs: int, outcome: str) -> None:
+def _keep_partial(journal: OutputJournal, report: RunReport, outcome: str) -> None:
     """After a call that did not finish: keep what arrived beside the earlier output."""
-    kept = f"{pairs} pairs kept in {partial}" if pairs else "no pairs arrived"
-    if not pairs:
-        partial.unlink(missing_ok=True)
-    earlier = f"; {out} left as it was" if out.exists() else ""
+    pairs = report.pairs + report.pairs_carried_over
+    done = report.documents_done + report.documents_carried_over
+    if not pairs and not done:
+        journal.discard()
+        kept = "no pairs arrived"
+    else:
+        journal.close()
+        kept = (f"{pairs} pairs kept in {journal.partial} ({done} document(s) finished; "
+                "the same command with --resume finishes the rest)")
+    earlier = f"; {journal.out} left as it was" if journal.out.exists() else ""
     what = "interrupted" if outcome == "interrupted" else "the call did not finish"
     print(f"synthqa: {what}; {kept}{earlier}", file=sys.stderr)
 
 
-def _record(event: pb.GenerateResponse, report: RunReport, sink: TextIO, bar: tqdm,
+def _record(event: pb.GenerateResponse, report: RunReport, journal: OutputJournal, bar: tqdm,
             show: int) -> None:
     kind = event.WhichOneof("event")
     if kind == "qa_pair":
-        # One whole line per write: an interrupted run leaves valid JSONL.
-        sink.write(json.dumps(pair_record(event.qa_pair), ensure_ascii=False) + "\n")
+        journal.write_pair(pair_record(event.qa_pair))
         report.pairs += 1
         if report.pairs <= show:
             pair = event.qa_pair
@@ -170,17 +203,23 @@ def _record(event: pb.GenerateResponse, report: RunReport, sink: TextIO, bar: tq
         report.failures.append(f"{failed.document_id} chunk {failed.chunk_index}: "
                                f"{failed.error.message}")
     elif kind == "document_completed":
+        completed = event.document_completed
+        journal.document_done(completed.document_id, completed.failed_chunk_count)
         report.documents_done += 1
         bar.update(1)
 
 
 def _summarize(report: RunReport, documents_sent: int, out: Path) -> int:
-    print(f"wrote {report.pairs} pairs from {report.documents_done} of {documents_sent} "
-          f"document(s), {report.chunks_done} chunk(s) ({report.chunks_failed} failed), "
-          f"to {out}", file=sys.stderr)
+    carried = (f" (and {report.pairs_carried_over} pairs of {report.documents_carried_over} "
+               "document(s) from the resumed run)" if report.documents_carried_over else "")
+    print(f"wrote {report.pairs} pairs from {report.documents_done} of "
+          f"{documents_sent - report.documents_carried_over} document(s), "
+          f"{report.chunks_done} chunk(s) ({report.chunks_failed} failed), to {out}{carried}",
+          file=sys.stderr)
     for failure in report.failures:
         print(f"  failed: {failure}", file=sys.stderr)
     for skipped in report.skipped:
         print(f"  skipped: {skipped}", file=sys.stderr)
-    incomplete = report.failures or report.skipped or report.documents_done < documents_sent
+    done = report.documents_done + report.documents_carried_over
+    incomplete = report.failures or report.skipped or done < documents_sent
     return EXIT_SOME_FAILED if incomplete else EXIT_OK

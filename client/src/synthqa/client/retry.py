@@ -1,6 +1,8 @@
-"""Retrying the chunks that failed with UNAVAILABLE (the engine died under them), so a long run
-ends complete across an engine restart. The caller sees one stream: each chunk starts once,
-ends once, and no pair index of a chunk arrives twice."""
+"""Retrying lost work, so a long run ends complete across an engine restart, a server restart
+or a replica's death: the chunks that failed with UNAVAILABLE (the engine died under them),
+and every unfinished chunk of a call that broke with UNAVAILABLE (the server went away). The
+caller sees one stream: each chunk starts once, ends once, and no pair index of a chunk
+arrives twice."""
 
 from __future__ import annotations
 
@@ -28,12 +30,25 @@ class _Tally:
     completed: int = 0
     failed: int = 0
     pairs: int = 0
-    chunk_count: int = 0
     token_count: int = 0
+    # Chunks in the whole document, once a chunk_started has said.
+    document_chunks: int = 0
     retried: bool = False
     # Per chunk still running: pairs the caller already has (a retry skips them).
     delivered: dict[int, int] = field(default_factory=dict)
+    # Chunks whose final outcome the caller has.
+    finished: set[int] = field(default_factory=set)
     to_retry: set[int] = field(default_factory=set)
+    # Lost before any chunk started: send it again as first asked.
+    resend_whole: bool = False
+
+    @property
+    def waiting(self) -> bool:
+        return bool(self.to_retry) or self.resend_whole
+
+    def unfinished_chunks(self) -> set[int]:
+        asked = self.document.chunk_indexes or range(self.document_chunks)
+        return set(asked) - self.finished
 
 
 class ChunkRetries:
@@ -59,18 +74,49 @@ class ChunkRetries:
     @property
     def pending(self) -> bool:
         """Chunks wait for another round."""
-        return any(tally.to_retry for tally in self._tallies.values())
+        return any(tally.waiting for tally in list(self._tallies.values()))
+
+    @property
+    def can_retry(self) -> bool:
+        return self._round < self._max_retries
+
+    @property
+    def unfinished(self) -> list[str]:
+        """Documents sent whose document_completed the caller has not had."""
+        return list(self._tallies)
 
     def next_round(self) -> list[Document]:
         """The documents to send again, each with only the chunks to retry."""
         self._round += 1
         documents = []
-        for tally in self._tallies.values():
-            if tally.to_retry:
+        for tally in list(self._tallies.values()):
+            if tally.resend_whole:
+                documents.append(tally.document)
+            elif tally.to_retry:
                 documents.append(Document(tally.document.document_id, tally.document.text,
                                           tuple(sorted(tally.to_retry))))
-                tally.to_retry.clear()
+            tally.to_retry.clear()
+            tally.resend_whole = False
         return documents
+
+    def call_lost(self, document_ids: list[str]) -> list[pb.GenerateResponse]:
+        """A call broke (UNAVAILABLE) with these documents on it: their unfinished chunks wait
+        for the next round. Returns the document_completed events of documents that had
+        nothing left but their summary."""
+        summaries = []
+        for document_id in document_ids:
+            tally = self._tallies.get(document_id)
+            if tally is None:
+                continue  # its document_completed came through
+            tally.retried = True
+            if not tally.document_chunks:
+                tally.resend_whole = True
+                continue
+            tally.to_retry |= tally.unfinished_chunks()
+            if not tally.waiting:
+                del self._tallies[document_id]
+                summaries.append(self._summary(tally))
+        return summaries
 
     def filter(self, event: pb.GenerateResponse) -> pb.GenerateResponse | None:
         """The event to hand the caller, or None for one it must not see (a retried chunk's
@@ -82,6 +128,7 @@ class ChunkRetries:
             return event
         if kind == "chunk_started":
             index = event.chunk_started.chunk_index
+            tally.document_chunks = event.chunk_started.chunk_count
             if index in tally.delivered:
                 return None  # the caller saw this chunk start before its retry
             tally.delivered[index] = 0
@@ -95,15 +142,17 @@ class ChunkRetries:
             return event
         if kind == "chunk_completed":
             tally.delivered.pop(event.chunk_completed.chunk_index, None)
+            tally.finished.add(event.chunk_completed.chunk_index)
             tally.completed += 1
             return event
         if kind == "chunk_failed":
             failed = event.chunk_failed
-            if failed.error.code == _UNAVAILABLE and self._round < self._max_retries:
+            if failed.error.code == _UNAVAILABLE and self.can_retry:
                 tally.to_retry.add(failed.chunk_index)
                 tally.retried = True
                 return None
             tally.delivered.pop(failed.chunk_index, None)
+            tally.finished.add(failed.chunk_index)
             tally.failed += 1
             return event
         if kind == "document_completed":
@@ -113,17 +162,20 @@ class ChunkRetries:
     def _document_completed(
         self, tally: _Tally, done: pb.DocumentCompleted, event: pb.GenerateResponse
     ) -> pb.GenerateResponse | None:
-        if not tally.chunk_count:  # the first round's count covers every chunk asked for
-            tally.chunk_count = done.chunk_count
-            tally.token_count = done.token_count
-        if tally.to_retry:
+        tally.token_count = tally.token_count or done.token_count
+        if tally.waiting:
             return None  # not done yet: it ends after its retry
         del self._tallies[done.document_id]
         if not tally.retried:
             return event
+        return self._summary(tally)
+
+    @staticmethod
+    def _summary(tally: _Tally) -> pb.GenerateResponse:
+        """The document's summary over every round it took."""
         return pb.GenerateResponse(document_completed=pb.DocumentCompleted(
-            document_id=done.document_id,
-            chunk_count=tally.chunk_count,
+            document_id=tally.document.document_id,
+            chunk_count=tally.completed + tally.failed,
             completed_chunk_count=tally.completed,
             failed_chunk_count=tally.failed,
             pair_count=tally.pairs,

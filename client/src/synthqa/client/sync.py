@@ -20,6 +20,9 @@ from .channel import (
     READY_CHECK_TIMEOUT_SECONDS,
     READY_POLL_SECONDS,
     Credentials,
+    Target,
+    channel_target,
+    describe_target,
     is_serving,
     not_ready,
 )
@@ -32,6 +35,7 @@ from .documents import (
 )
 from .errors import SynthQAError
 from .events import as_generate_response
+from .lanes import LostCall, SharedDocuments, run_lanes
 from .options import generation_options
 from .retry import DEFAULT_RETRIES, DEFAULT_RETRY_WAIT_SECONDS, ChunkRetries
 
@@ -50,22 +54,23 @@ class SynthQAClient:
     """
 
     def __init__(
-        self, target: str = "localhost:50051", *, timeout: float | None = None,
+        self, target: Target = "localhost:50051", *, timeout: float | None = None,
         retries: int = DEFAULT_RETRIES, retry_wait: float = DEFAULT_RETRY_WAIT_SECONDS,
         trace: bool = False, credentials: Credentials | None = None,
     ) -> None:
-        self.target = target
+        self.target = describe_target(target)
         self.timeout = timeout
         self.retries = retries
         self.retry_wait = retry_wait
         credentials = credentials or Credentials()
         # Every call but the health check carries the token.
         self._metadata = credentials.call_metadata()
+        address, more_options = channel_target(target)
         if credentials.secure:
-            channel = grpc.secure_channel(target, credentials.channel_credentials(),
-                                          options=CHANNEL_OPTIONS)
+            channel = grpc.secure_channel(address, credentials.channel_credentials(),
+                                          options=CHANNEL_OPTIONS + more_options)
         else:
-            channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+            channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS + more_options)
         # trace: every call gets a client span under the caller's current one, and the server
         # joins the trace (needs the otel extra).
         self._channel = tracing.traced_channel(channel) if trace else channel
@@ -128,52 +133,53 @@ class SynthQAClient:
         self,
         documents: Iterable[Document],
         *,
+        streams: int = 1,
         part_chars: int = DEFAULT_PART_CHARS,
         **options: OptionValue | None,
     ) -> Iterator[pb.GenerateResponse]:
-        """Stream documents in and events out over one call (and a call per retry round).
-        Documents are read lazily, so an iterator of any length works; events for different
-        documents come interleaved. Each document is held until it is done, for retries."""
+        """Stream documents in and events out. Documents are read lazily, so an iterator of
+        any length works; events for different documents come interleaved. Each document is
+        held until it is done, for retries.
+
+        `streams` calls run at once, each taking the next document when it has room: with
+        several replicas (several targets or a dns:/// name), each call goes to another
+        one. A call that breaks with UNAVAILABLE (a server gone) hands its unfinished chunks
+        to the next round, which waits for a SERVING server."""
+        if streams < 1:
+            raise ValueError("streams must be at least 1")
         retries = ChunkRetries(self.retries)
-        round_documents: Iterable[Document] = retries.track(iter(documents))
+        rest = retries.track(iter(documents))
+        first: list[Document] = []
+        message = generation_options(**options)
+
+        def start_call(lane: Iterable[Document]) -> grpc._CallIterator[pb.GenerateResponse]:
+            requests = generate_requests(lane, message, part_chars)
+            return self._stub.Generate(requests, timeout=self.timeout, metadata=self._metadata)
+
+        # With several calls, each holds no more than the server's per-call window, so the
+        # documents spread by where there is room.
+        window = (self.server_info().limits.max_in_flight_chunks_per_call
+                  if streams > 1 else None)
         while True:
-            for event in self._generate_once(round_documents, part_chars, options):
-                if (passed := retries.filter(event)) is not None:
+            shared = SharedDocuments(first, rest, window)
+            for item in run_lanes(start_call, shared, streams):
+                if isinstance(item, LostCall):
+                    if not retries.can_retry:
+                        raise item.error
+                    yield from retries.call_lost(item.document_ids)
+                elif (passed := retries.filter(item)) is not None:
                     yield passed
-            round_documents = self._next_round(retries)
-            if not round_documents:
+            first = shared.left_over()
+            if not first and not retries.pending and shared.exhausted:
                 return
+            self.wait_ready(within=self.retry_wait)
+            first += retries.next_round()
 
     def _next_round(self, retries: ChunkRetries) -> list[Document]:
         if not retries.pending:
             return []
         self.wait_ready(within=self.retry_wait)
         return retries.next_round()
-
-    def _generate_once(
-        self, documents: Iterable[Document], part_chars: int, options: dict[str, OptionValue | None]
-    ) -> Iterator[pb.GenerateResponse]:
-        requests = generate_requests(documents, generation_options(**options), part_chars)
-        # gRPC reads `requests` on its own thread, where an exception only cancels the call:
-        # keep it, to raise it here instead of an opaque CANCELLED.
-        failures: list[Exception] = []
-
-        def guarded() -> Iterator[pb.GenerateRequest]:
-            try:
-                yield from requests
-            except Exception as error:
-                failures.append(error)
-                raise
-
-        call = self._stub.Generate(guarded(), timeout=self.timeout, metadata=self._metadata)
-        try:
-            yield from call
-        except grpc.RpcError as error:
-            if failures:
-                raise failures[0] from None
-            raise SynthQAError.from_rpc_error(error) from None
-        finally:
-            call.cancel()  # no-op when finished; stops the server's work when abandoned
 
     def _call(
         self, method: grpc.UnaryUnaryMultiCallable[Request, Response], request: Request

@@ -22,24 +22,27 @@ HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
 
 class Health:
-    """grpc.health.v1 for the whole server ("") and for the synthqa service."""
+    """grpc.health.v1 in two parts, as liveness and readiness probes want them: the whole
+    server ("") is SERVING from the moment it listens until it shuts down, engine restarts
+    included (the process is alive and recovering); the synthqa service is SERVING only while
+    the engine is up and warm (ready for work)."""
 
     def __init__(self) -> None:
         self.servicer = health.aio.HealthServicer()
 
+    async def listening(self) -> None:
+        await self.servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self.not_serving()
+
     async def serving(self) -> None:
-        await self._set(health_pb2.HealthCheckResponse.SERVING)
+        await self.servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
 
     async def not_serving(self) -> None:
-        await self._set(health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
 
     async def shutting_down(self) -> None:
-        """NOT_SERVING for good: later status changes are ignored."""
+        """NOT_SERVING for both, for good: later status changes are ignored."""
         await self.servicer.enter_graceful_shutdown()
-
-    async def _set(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
-        for name in ("", SERVICE_NAME):
-            await self.servicer.set(name, status)
 
 
 def build_grpc_server(

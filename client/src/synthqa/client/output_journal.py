@@ -1,0 +1,161 @@
+"""The CLI's output while a run is unfinished, kept so that `--resume` can finish it.
+
+Pairs go to `<out>.partial` as they arrive; each document whose document_completed has arrived
+is then named in `<out>.partial.done`, after a first line that identifies the run (its
+document ids and options). Every line is appended with one unbuffered write, so a killed
+process leaves at most its last line torn, and resuming cuts that line off. On resume, pairs of
+documents the journal does not name are dropped and those documents sent again: no pair is
+written twice. A finished run moves the partial file onto `<out>` and removes the journal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+JOURNAL_VERSION = 1
+_TAIL_BLOCK_BYTES = 1 << 16
+
+
+class ResumeError(Exception):
+    """The unfinished run cannot be resumed by this command."""
+
+
+def run_key(document_ids: list[str], options: dict[str, Any]) -> dict[str, Any]:
+    """What a resumed run must share with the run it continues."""
+    return {
+        "journal": JOURNAL_VERSION,
+        "documents": document_ids,
+        "options": {name: value for name, value in sorted(options.items()) if value is not None},
+    }
+
+
+class OutputJournal:
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.partial = out.with_name(out.name + ".partial")
+        self.journal = out.with_name(out.name + ".partial.done")
+        self._pairs_fd: int | None = None
+        self._journal_fd: int | None = None
+
+    def start(self, key: dict[str, Any]) -> None:
+        """A new run: any earlier unfinished one is discarded."""
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self._pairs_fd = _open_append(self.partial, truncate=True)
+        self._journal_fd = _open_append(self.journal, truncate=True)
+        _append_line(self._journal_fd, json.dumps(key))
+
+    def resume(self, key: dict[str, Any]) -> tuple[dict[str, int], int]:
+        """Continue the unfinished run, if there is one (else start one): the documents
+        already done (id: chunks that failed), and the pairs kept for them."""
+        header, done = self._read_journal()
+        if header is None:
+            self.start(key)
+            return {}, 0
+        if header != key:
+            raise ResumeError(
+                f"{self.journal} belongs to a run with other input files or options; run "
+                "without --resume to start over")
+        repair_torn_tail(self.partial)
+        kept = _keep_pairs_of(self.partial, set(done))
+        self._pairs_fd = _open_append(self.partial, truncate=False)
+        self._journal_fd = _open_append(self.journal, truncate=False)
+        return done, kept
+
+    def write_pair(self, record: dict[str, Any]) -> None:
+        assert self._pairs_fd is not None
+        _append_line(self._pairs_fd, json.dumps(record, ensure_ascii=False))
+
+    def document_done(self, document_id: str, failed_chunks: int) -> None:
+        """Only after the document's pairs are written: the journal must never name a
+        document whose pairs a crash could lose."""
+        assert self._journal_fd is not None
+        _append_line(self._journal_fd, json.dumps(
+            {"done": document_id, "failed_chunks": failed_chunks}, ensure_ascii=False))
+
+    def finish(self) -> None:
+        self.close()
+        os.replace(self.partial, self.out)
+        self.journal.unlink(missing_ok=True)
+
+    def discard(self) -> None:
+        self.close()
+        self.partial.unlink(missing_ok=True)
+        self.journal.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        for fd in (self._pairs_fd, self._journal_fd):
+            if fd is not None:
+                os.close(fd)
+        self._pairs_fd = self._journal_fd = None
+
+    def _read_journal(self) -> tuple[dict[str, Any] | None, dict[str, int]]:
+        if not self.journal.exists() or not self.partial.exists():
+            return None, {}
+        repair_torn_tail(self.journal)
+        lines = iter(_lines(self.journal))
+        header = next(lines, None)
+        if header is None:
+            return None, {}  # killed before the run began
+        done = {}
+        for line in lines:
+            entry = json.loads(line)
+            done[entry["done"]] = entry["failed_chunks"]
+        return json.loads(header), done
+
+
+def repair_torn_tail(path: Path) -> bool:
+    """Cut a last line that has no newline (a write cut short by a kill); True if cut."""
+    with path.open("r+b") as file:
+        size = file.seek(0, os.SEEK_END)
+        if size == 0:
+            return False
+        file.seek(size - 1)
+        if file.read(1) == b"\n":
+            return False
+        end = size
+        while end > 0:  # back to the last newline, a block at a time
+            start = max(0, end - _TAIL_BLOCK_BYTES)
+            file.seek(start)
+            newline = file.read(end - start).rfind(b"\n")
+            if newline >= 0:
+                file.truncate(start + newline + 1)
+                return True
+            end = start
+        file.truncate(0)
+        return True
+
+
+def _keep_pairs_of(partial: Path, documents: set[str]) -> int:
+    """Drop the pairs of documents not done (they will be generated again); the pairs kept."""
+    kept = 0
+    rewritten = partial.with_name(partial.name + ".tmp")
+    with rewritten.open("w", encoding="utf-8") as sink:
+        for line in _lines(partial):
+            if json.loads(line)["document_id"] in documents:
+                sink.write(line + "\n")
+                kept += 1
+    os.replace(rewritten, partial)
+    return kept
+
+
+def _lines(path: Path) -> Iterator[str]:
+    with path.open(encoding="utf-8") as source:
+        for line in source:
+            if line.strip():
+                yield line.rstrip("\n")
+
+
+def _open_append(path: Path, *, truncate: bool) -> int:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_TRUNC if truncate else 0)
+    return os.open(path, flags, 0o644)
+
+
+def _append_line(fd: int, text: str) -> None:
+    data = (text + "\n").encode("utf-8")
+    while data:  # a regular file takes it whole unless a signal cuts the write short
+        written = os.write(fd, data)
+        data = data[written:]

@@ -1,0 +1,172 @@
+"""Two replicas on the tiny model: the CLI spreads documents over both, one is SIGKILLed mid-run
+and every document is finished, once, on the other; a CLI SIGKILLed mid-run finishes with
+--resume, writing no pair twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from synthqa.client import SynthQAClient
+
+from ..paths import REPO
+from .helpers import SAMPLE
+from .serverproc import ServerProcess, alive, assert_all_gone, free_port, serving
+
+NUM_PAIRS = 2
+CHUNK_TOKENS = 128
+DOCUMENTS = 16
+
+
+def metrics_port(server: ServerProcess) -> int:
+    return int(server.extra_args[server.extra_args.index("--metrics-port") + 1])
+
+
+def metric(server: ServerProcess, name: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port(server)}/metrics",
+                                timeout=5) as reply:
+        for line in reply.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return 0.0
+
+
+def replica(name: str) -> ServerProcess:
+    # A small per-call window: the CLI's calls take documents only as they have room, so
+    # both replicas stay busy for the whole (short) run.
+    return ServerProcess(port=free_port(), log_path=REPO / "out" / f"test-replica-{name}.log",
+                         extra_args=["--metrics-port", str(free_port()),
+                                     "--max-in-flight-chunks-per-call", "4"])
+
+
+@pytest.fixture(scope="module")
+def survivor(tiny_model_path: str) -> Iterator[ServerProcess]:
+    yield from serving(replica("b"))
+
+
+@pytest.fixture
+def doomed(tiny_model_path: str, survivor: ServerProcess) -> Iterator[ServerProcess]:
+    """A replica the test kills; stopped cleanly if it is still alive at the end."""
+    server = replica("a")
+    server.start()
+    try:
+        server.wait_serving()
+        yield server
+    finally:
+        children = server.descendants()
+        if server.process is not None and server.process.poll() is None:
+            server.stop()
+        assert_all_gone(children)
+
+
+@pytest.fixture
+def inputs(tmp_path: Path) -> list[Path]:
+    paths = []
+    for n in range(DOCUMENTS):
+        path = tmp_path / f"doc{n:02}.txt"
+        start = (n * 397) % (len(SAMPLE) - 1100)
+        path.write_text(SAMPLE[start:start + 1100], encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def cli(target: str, inputs: list[Path], out: Path, *more: str) -> list[str]:
+    return [sys.executable, "-m", "synthqa.client.cli", "--target", target, "--retry-wait",
+            "120", "generate", *map(str, inputs), "--out", str(out), "--num-pairs",
+            str(NUM_PAIRS), "--max-chunk-tokens", str(CHUNK_TOKENS), *more]
+
+
+def assert_every_pair_once(out: Path, inputs: list[Path], server: ServerProcess) -> None:
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    written = [(r["document_id"], r["chunk_index"], r["pair_index"]) for r in records]
+    assert len(written) == len(set(written)), "a pair was written twice"
+    expected = set()
+    with SynthQAClient(server.target, timeout=60) as client:
+        for position, path in enumerate(inputs):
+            chunks = client.chunk(path.read_text(encoding="utf-8"),
+                                  max_chunk_tokens=CHUNK_TOKENS).chunks
+            expected |= {(f"{position}:{path}", chunk.index, pair)
+                         for chunk in chunks for pair in range(NUM_PAIRS)}
+    assert set(written) == expected
+
+
+def wait_for(condition: object, within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.1)
+
+
+@pytest.mark.timeout(900)
+def test_a_replica_killed_mid_run_leaves_every_document_to_the_other(
+    doomed: ServerProcess, survivor: ServerProcess, inputs: list[Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "pairs.jsonl"
+    run = subprocess.Popen(cli(f"{doomed.target},{survivor.target}", inputs, out),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        # Both replicas have work: the CLI's two calls went one to each.
+        wait_for(lambda: metric(doomed, "synthqa_pairs_total") > 0
+                 and metric(doomed, "synthqa_active_calls") == 1
+                 and metric(survivor, "synthqa_pairs_total") > 0, 300, "no pairs on a replica")
+        children = doomed.descendants()
+        assert doomed.process is not None
+        os.killpg(doomed.process.pid, signal.SIGKILL)
+        assert_all_gone(children)
+        _, errors = run.communicate(timeout=600)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 0, errors
+    assert not alive_process(doomed)
+    assert_every_pair_once(out, inputs, survivor)
+
+
+def alive_process(server: ServerProcess) -> bool:
+    import psutil
+
+    assert server.process is not None
+    server.process.poll()
+    try:
+        return alive(psutil.Process(server.process.pid))
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.mark.timeout(900)
+def test_a_cli_killed_mid_run_finishes_with_resume_writing_no_pair_twice(
+    survivor: ServerProcess, inputs: list[Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "pairs.jsonl"
+    partial = out.with_name("pairs.jsonl.partial")
+    journal = out.with_name("pairs.jsonl.partial.done")
+    run = subprocess.Popen(cli(survivor.target, inputs, out), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, cwd=REPO)
+    try:
+        # Killed once some documents are done and others are halfway.
+        wait_for(lambda: journal.exists() and len(journal.read_text().splitlines()) >= 3,
+                 300, "no document finished")
+        run.send_signal(signal.SIGKILL)
+        run.wait(timeout=30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert not out.exists()
+    done_before = len(journal.read_text().splitlines()) - 1
+    assert 0 < done_before < DOCUMENTS
+    resumed = subprocess.run(cli(survivor.target, inputs, out, "--resume"), capture_output=True,
+                             text=True, timeout=600, cwd=REPO)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming: {done_before} of {DOCUMENTS} document(s) done" in resumed.stderr
+    assert not partial.exists() and not journal.exists()
+    assert_every_pair_once(out, inputs, survivor)

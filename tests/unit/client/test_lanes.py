@@ -1,0 +1,144 @@
+"""Several calls fed from one source: each document goes to one call, a broken call hands its
+documents back, and other failures end the run. The real calls, on two replicas, are in
+tests/e2e/test_replicas.py."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterable, Iterator
+
+import grpc
+import pytest
+
+from synthqa.client.documents import Document
+from synthqa.client.errors import SynthQAError
+from synthqa.client.lanes import LostCall, SharedDocuments, run_lanes
+from synthqa.v1 import synthqa_pb2 as pb
+
+
+class Broken(grpc.RpcError):
+    def __init__(self, code: grpc.StatusCode) -> None:
+        self._code = code
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return "scripted"
+
+
+class ScriptedCall:
+    """Answers each document it takes with one completion; breaks after `break_after`."""
+
+    def __init__(self, documents: Iterable[Document], break_after: int | None,
+                 code: grpc.StatusCode) -> None:
+        self.documents = iter(documents)
+        self.break_after, self.code = break_after, code
+        self.cancelled = False
+
+    def __iter__(self) -> Iterator[pb.GenerateResponse]:
+        for taken, document in enumerate(self.documents, start=1):
+            if taken == self.break_after:
+                raise Broken(self.code)
+            yield pb.GenerateResponse(document_completed=pb.DocumentCompleted(
+                document_id=document.document_id))
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+def documents(count: int) -> Iterator[Document]:
+    return (Document(f"d{n}", "text") for n in range(count))
+
+
+def starter(
+    break_first_after: int | None = None, code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE
+) -> tuple[list[ScriptedCall], object]:
+    calls: list[ScriptedCall] = []
+    lock = threading.Lock()
+
+    def start(lane: Iterable[Document]) -> ScriptedCall:
+        with lock:
+            call = ScriptedCall(lane, break_first_after if not calls else None, code)
+            calls.append(call)
+        return call
+    return calls, start
+
+
+def test_every_document_goes_to_exactly_one_call() -> None:
+    calls, start = starter()
+    shared = SharedDocuments([Document("retry", "text")], documents(50))
+    events = list(run_lanes(start, shared, streams=3))  # type: ignore[arg-type]
+    done = sorted(e.document_completed.document_id for e in events)
+    assert done == sorted(["retry"] + [f"d{n}" for n in range(50)])
+    assert len(calls) == 3 and shared.exhausted
+
+
+def test_a_call_broken_with_unavailable_hands_back_what_it_took() -> None:
+    calls, start = starter(break_first_after=3)
+    shared = SharedDocuments([], documents(20))
+    items = list(run_lanes(start, shared, streams=2))  # type: ignore[arg-type]
+    [lost] = [item for item in items if isinstance(item, LostCall)]
+    assert lost.error.code == grpc.StatusCode.UNAVAILABLE
+    done = {e.document_completed.document_id for e in items if isinstance(e, pb.GenerateResponse)}
+    # The third document taken was lost with the call; the rest went through the other one.
+    assert len(lost.document_ids) == 1 and not set(lost.document_ids) & done
+    assert done | set(lost.document_ids) == {f"d{n}" for n in range(20)}
+
+
+class ReadingAhead:
+    """Like gRPC: reads its documents on a thread of its own, as fast as they come; answers
+    each with two chunks."""
+
+    def __init__(self, documents: Iterable[Document], taken: list[int]) -> None:
+        self.queue: queue.Queue[Document | None] = queue.Queue()
+        self.taken, self.held = taken, 0
+        self.lock = threading.Lock()
+        threading.Thread(target=self._read, args=(documents,), daemon=True).start()
+
+    def _read(self, documents: Iterable[Document]) -> None:
+        for document in documents:
+            with self.lock:
+                self.held += 1
+                self.taken.append(self.held)
+            self.queue.put(document)
+        self.queue.put(None)
+
+    def __iter__(self) -> Iterator[pb.GenerateResponse]:
+        while (document := self.queue.get()) is not None:
+            yield pb.GenerateResponse(chunk_started=pb.ChunkStarted(
+                document_id=document.document_id, chunk_count=2))
+            time.sleep(0.001)
+            with self.lock:
+                self.held -= 1
+            yield pb.GenerateResponse(document_completed=pb.DocumentCompleted(
+                document_id=document.document_id))
+
+    def cancel(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("window", [None, 2])
+def test_with_a_window_a_call_holds_only_what_fits(window: int | None) -> None:
+    taken: list[int] = []  # documents a call held, each time it took one
+    shared = SharedDocuments([], documents(60), window=window)
+    items = list(run_lanes(lambda lane: ReadingAhead(lane, taken),  # type: ignore[arg-type]
+                           shared, streams=2))
+    assert sum(item.HasField("document_completed") for item in items) == 60
+    if window is None:
+        assert max(taken) > 10, "without a window gRPC would take everything at once"
+    else:
+        # Until its chunk_started says two, a document counts as one chunk: at most two are
+        # taken, and once they are known, one fills the window.
+        assert max(taken) <= 2
+
+
+def test_any_other_failure_ends_the_run_and_cancels_every_call() -> None:
+    calls, start = starter(break_first_after=2, code=grpc.StatusCode.INVALID_ARGUMENT)
+    shared = SharedDocuments([], documents(1000))
+    with pytest.raises(SynthQAError) as failure:
+        list(run_lanes(start, shared, streams=2))  # type: ignore[arg-type]
+    assert failure.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert all(call.cancelled for call in calls)
