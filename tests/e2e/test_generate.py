@@ -31,6 +31,10 @@ def test_server_info_describes_model_budget_and_defaults(client: SynthQAClient) 
     assert info.limits.max_in_flight_chunks_per_call == 8
     assert info.limits.max_chunks_per_document == 1000
     assert info.version
+    layout = info.engine_layout
+    assert (layout.tensor_parallel_size, layout.pipeline_parallel_size,
+            layout.data_parallel_size, layout.device) == (1, 1, 1, "cpu")
+    assert layout.executor
 
 
 def test_interleaved_documents_on_one_stream(client: SynthQAClient) -> None:

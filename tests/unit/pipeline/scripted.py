@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 from synthqa.contract.options import GenerationOptions
-from synthqa.server.engine.types import EngineDead, EngineDelta, SamplingRequest
+from synthqa.server.engine.types import EngineDead, EngineDelta, EngineLayout, SamplingRequest
 from synthqa.server.pipeline.planner import GenerationPlan
 from synthqa.server.text.chunker import Chunk
 from synthqa.server.text.prompts import PromptFrame
@@ -28,6 +28,7 @@ class ScriptedEngine:
 
     model_name = "scripted"
     max_model_len = 2048
+    layout = EngineLayout(device="scripted")
 
     def __init__(self, text: str, finish_reason: str = "stop", fail: bool | Exception = False,
                  delay: float = 0.0, tokenizer: Any = None) -> None:

@@ -347,6 +347,7 @@ class GetServerInfoResponse(_message.Message):
     LOAD_FIELD_NUMBER: _builtins.int
     PROMPT_TEMPLATE_TOKENS_FIELD_NUMBER: _builtins.int
     ENGINE_RESTARTS_FIELD_NUMBER: _builtins.int
+    ENGINE_LAYOUT_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """The model the engine serves."""
     max_model_len: _builtins.int
@@ -371,6 +372,10 @@ class GetServerInfoResponse(_message.Message):
     def load(self) -> Global___ServerLoad:
         """The work in the server right now."""
 
+    @_builtins.property
+    def engine_layout(self) -> Global___EngineLayout:
+        """How the engine spreads the model over devices."""
+
     def __init__(
         self,
         *,
@@ -383,14 +388,53 @@ class GetServerInfoResponse(_message.Message):
         load: Global___ServerLoad | None = ...,
         prompt_template_tokens: _builtins.int = ...,
         engine_restarts: _builtins.int = ...,
+        engine_layout: Global___EngineLayout | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["defaults", b"defaults", "limits", b"limits", "load", b"load"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["defaults", b"defaults", "engine_layout", b"engine_layout", "limits", b"limits", "load", b"load"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["defaults", b"defaults", "engine_restarts", b"engine_restarts", "limits", b"limits", "load", b"load", "max_chunk_tokens", b"max_chunk_tokens", "max_model_len", b"max_model_len", "model", b"model", "prompt_template_tokens", b"prompt_template_tokens", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["defaults", b"defaults", "engine_layout", b"engine_layout", "engine_restarts", b"engine_restarts", "limits", b"limits", "load", b"load", "max_chunk_tokens", b"max_chunk_tokens", "max_model_len", b"max_model_len", "model", b"model", "prompt_template_tokens", b"prompt_template_tokens", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetServerInfoResponse: _TypeAlias = GetServerInfoResponse  # noqa: Y015
+
+@_typing.final
+class EngineLayout(_message.Message):
+    """EngineLayout is the engine's parallelism, as vLLM's flags set it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENSOR_PARALLEL_SIZE_FIELD_NUMBER: _builtins.int
+    PIPELINE_PARALLEL_SIZE_FIELD_NUMBER: _builtins.int
+    DATA_PARALLEL_SIZE_FIELD_NUMBER: _builtins.int
+    DEVICE_FIELD_NUMBER: _builtins.int
+    EXECUTOR_FIELD_NUMBER: _builtins.int
+    tensor_parallel_size: _builtins.int
+    """Devices one copy of the model is split across, layer by layer (--tensor-parallel-size)."""
+    pipeline_parallel_size: _builtins.int
+    """Stages the model's layers are split into (--pipeline-parallel-size)."""
+    data_parallel_size: _builtins.int
+    """Copies of the model serving at once (--data-parallel-size)."""
+    device: _builtins.str
+    """The device type the engine runs on: "cuda", "cpu", ..."""
+    executor: _builtins.str
+    """How the engine's workers are run: "mp", "ray", "uni", ..."""
+    def __init__(
+        self,
+        *,
+        tensor_parallel_size: _builtins.int = ...,
+        pipeline_parallel_size: _builtins.int = ...,
+        data_parallel_size: _builtins.int = ...,
+        device: _builtins.str = ...,
+        executor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data_parallel_size", b"data_parallel_size", "device", b"device", "executor", b"executor", "pipeline_parallel_size", b"pipeline_parallel_size", "tensor_parallel_size", b"tensor_parallel_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EngineLayout: _TypeAlias = EngineLayout  # noqa: Y015
 
 @_typing.final
 class ChunkDocumentRequest(_message.Message):

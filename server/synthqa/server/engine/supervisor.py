@@ -13,7 +13,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mappi
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .types import EngineDead, EngineDelta, GenerationEngine, SamplingRequest
+from .types import EngineDead, EngineDelta, EngineLayout, GenerationEngine, SamplingRequest
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,10 @@ class EngineSupervisor:
     @property
     def max_model_len(self) -> int:
         return self.engine.max_model_len
+
+    @property
+    def layout(self) -> EngineLayout:
+        return self.engine.layout
 
     @property
     def tokenizer(self) -> Any:

@@ -39,6 +39,17 @@ class EngineRequestFailed(EngineError):
     """The engine failed this one request and goes on serving others."""
 
 
+@dataclass(frozen=True)
+class EngineLayout:
+    """How the engine spreads the model over devices."""
+
+    tensor_parallel_size: int = 1
+    pipeline_parallel_size: int = 1
+    data_parallel_size: int = 1
+    device: str = ""
+    executor: str = ""
+
+
 class GenerationEngine(Protocol):
     """The engine as the pipeline uses it."""
 
@@ -47,6 +58,9 @@ class GenerationEngine(Protocol):
 
     @property
     def max_model_len(self) -> int: ...
+
+    @property
+    def layout(self) -> EngineLayout: ...
 
     @property
     def tokenizer(self) -> Any:

@@ -25,7 +25,7 @@ from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 from .grammar import json_schema_grammar
 from .process_group import mark_server_process
 from .process_tree import descendants, ipc_names, remove_ipc, terminate
-from .types import EngineDead, EngineDelta, EngineRequestFailed, SamplingRequest
+from .types import EngineDead, EngineDelta, EngineLayout, EngineRequestFailed, SamplingRequest
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,14 @@ class VllmEngine:
         # The engine's shared-memory queues and semaphores: a killed process leaves them.
         self._ipc = ipc or set()
         self.max_model_len: int = llm.model_config.max_model_len
+        parallel = llm.vllm_config.parallel_config
+        executor = parallel.distributed_executor_backend
+        self.layout = EngineLayout(
+            tensor_parallel_size=parallel.tensor_parallel_size,
+            pipeline_parallel_size=parallel.pipeline_parallel_size,
+            data_parallel_size=parallel.data_parallel_size,
+            device=str(llm.vllm_config.device_config.device_type),
+            executor=executor if isinstance(executor, str) else getattr(executor, "__name__", ""))
         self.tokenizer = llm.get_tokenizer()
 
     @classmethod

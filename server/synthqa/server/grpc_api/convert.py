@@ -3,6 +3,7 @@ messages."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TypeVar
 
 from google.rpc import status_pb2
@@ -96,6 +97,7 @@ def server_info_to_proto(info: ServerInfo) -> pb.GetServerInfoResponse:
         ),
         prompt_template_tokens=info.prompt_template_tokens,
         engine_restarts=info.engine_restarts,
+        engine_layout=pb.EngineLayout(**dataclasses.asdict(info.engine_layout)),
     )
 
 

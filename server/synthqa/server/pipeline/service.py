@@ -13,7 +13,7 @@ from typing import Any
 from synthqa.contract.options import GenerationOptions
 
 from .. import __version__
-from ..engine.types import GenerationEngine
+from ..engine.types import EngineLayout, GenerationEngine
 from ..text.chunker import (
     Chunk,
     TokenizedDocument,
@@ -53,6 +53,7 @@ class ServerInfo:
     engine_requests: int
     engine_restarts: int
     held_document_chars: int
+    engine_layout: EngineLayout
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,7 @@ class GenerationService:
             engine_requests=self._engine.unfinished_requests,
             engine_restarts=self.engine_restarts,
             held_document_chars=self.memory.held,
+            engine_layout=self._engine.layout,
         )
 
     async def chunk_document(self, overrides: Overrides, text: str) -> ChunkedDocument:
