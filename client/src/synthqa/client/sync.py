@@ -160,14 +160,19 @@ class SynthQAClient:
         # documents spread by where there is room.
         window = (self.server_info().limits.max_in_flight_chunks_per_call
                   if streams > 1 else None)
+        # A server that never answered is down or misnamed: that is reported at once, not
+        # waited for; one that broke off after answering is waited for (a restart, a failover).
+        answered = False
         while True:
             shared = SharedDocuments(first, rest, window)
             for item in run_lanes(start_call, shared, streams):
                 if isinstance(item, LostCall):
-                    if not retries.can_retry:
+                    if not (answered and retries.can_retry):
                         raise item.error
                     yield from retries.call_lost(item.document_ids)
-                elif (passed := retries.filter(item)) is not None:
+                    continue
+                answered = True
+                if (passed := retries.filter(item)) is not None:
                     yield passed
             first = shared.left_over()
             if not first and not retries.pending and shared.exhausted:
