@@ -142,3 +142,22 @@ def test_any_other_failure_ends_the_run_and_cancels_every_call() -> None:
         list(run_lanes(start, shared, streams=2))  # type: ignore[arg-type]
     assert failure.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert all(call.cancelled for call in calls)
+
+
+def test_a_source_that_waits_for_the_callers_events_does_not_block_them() -> None:
+    """Like a caller that sends its next document only after seeing the first one's events."""
+    first_seen = threading.Event()
+
+    def waiting_source() -> Iterator[Document]:
+        yield Document("d0", "text")
+        assert first_seen.wait(timeout=10), "the first document's events never came through"
+        yield Document("d1", "text")
+
+    calls, start = starter()
+    shared = SharedDocuments([], waiting_source())
+    done = []
+    for item in run_lanes(start, shared, streams=1):  # type: ignore[arg-type]
+        assert isinstance(item, pb.GenerateResponse)
+        done.append(item.document_completed.document_id)
+        first_seen.set()
+    assert done == ["d0", "d1"]

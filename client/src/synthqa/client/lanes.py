@@ -44,6 +44,9 @@ class SharedDocuments:
     def __init__(self, first: list[Document], rest: Iterator[Document],
                  window: int | None = None) -> None:
         self._room = threading.Condition()
+        # One reader of the source at a time. Separate from `_room`: the source may block
+        # (a slow reader of files, a generator that waits), and events must still be settled.
+        self._pulling = threading.Lock()
         self._first = deque(first)
         self._rest = rest
         self._window = window
@@ -54,8 +57,8 @@ class SharedDocuments:
         return Lane(self)
 
     def left_over(self) -> list[Document]:
-        """The documents of `first` no call took."""
-        with self._room:
+        """The documents of `first` no call took (and any a call took as it broke)."""
+        with self._pulling:
             left, self._first = list(self._first), deque()
             return left
 
@@ -74,22 +77,29 @@ class SharedDocuments:
             self._room.notify_all()
 
     def _take(self, lane: Lane) -> Document:
-        """Under the lock: the next document for `lane`, once it has room."""
-        while not lane.closed and self._window and lane.unfinished_chunks() >= self._window:
-            self._room.wait()
-        if lane.closed:
-            raise StopIteration
-        if self._first:
-            document = self._first.popleft()
-        else:
-            try:
-                document = next(self._rest)
-            except StopIteration:
-                self.exhausted = True
-                raise
-        lane.took(document)
-        self._owners[document.document_id] = lane
-        return document
+        """The next document for `lane`, once it has room."""
+        with self._room:
+            while not lane.closed and self._window and lane.unfinished_chunks() >= self._window:
+                self._room.wait()
+            if lane.closed:
+                raise StopIteration
+        with self._pulling:
+            if self._first:
+                document = self._first.popleft()
+            else:
+                try:
+                    document = next(self._rest)
+                except StopIteration:
+                    self.exhausted = True
+                    raise
+        with self._room:
+            if not lane.closed:
+                lane.took(document)
+                self._owners[document.document_id] = lane
+                return document
+        with self._pulling:  # the call broke meanwhile: the document goes to the next round
+            self._first.appendleft(document)
+        raise StopIteration
 
 
 _PROGRESS = ("chunk_started", "chunk_completed", "chunk_failed", "document_completed")
@@ -120,14 +130,13 @@ class Lane:
         return self
 
     def __next__(self) -> Document:
-        with self._shared._room:
-            try:
-                return self._shared._take(self)
-            except StopIteration:
-                raise  # the end, not a failure
-            except Exception as error:
-                self.failure = error
-                raise
+        try:
+            return self._shared._take(self)
+        except StopIteration:
+            raise  # the end, not a failure
+        except Exception as error:
+            self.failure = error
+            raise
 
     def took(self, document: Document) -> None:
         self._held[document.document_id] = _Held(document)
