@@ -111,8 +111,10 @@ def openai_server(model: str, engine_args: list[str], log_dir: Path) -> tuple[Be
 def _grpc_serving(target: str) -> bool:
     try:
         with grpc.insecure_channel(target) as channel:
+            # The service, not "": the whole server is SERVING (alive) before the engine is
+            # warm; the service only once it is ready for work.
             reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(), timeout=2)
+                health_pb2.HealthCheckRequest(service="synthqa.v1.SynthQAService"), timeout=2)
         return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
     except grpc.RpcError:
         return False
