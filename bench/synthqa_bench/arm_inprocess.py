@@ -23,7 +23,7 @@ from .workload import build_workload
 
 
 async def run(
-    llm: Any, chunk_plan: ChunkPlan, concurrency: int, only: str | None = None
+    llm: Any, chunk_plan: ChunkPlan, concurrency: int, only: list[str] | None = None
 ) -> RunRecorder:
     from vllm.inputs import TokensPrompt
 
@@ -31,9 +31,15 @@ async def run(
     from synthqa.server.engine.vllm_engine import sampling_params
 
     # The engine request synthqa makes, final output only: the same grammar and sampling.
-    params = sampling_params(SamplingRequest(**chunk_plan.sampling(),
-                                             json_schema=chunk_plan.schema), stream=False)
-    wanted = chunk_plan.plan.options.num_pairs
+    params_by_plan: dict[int, Any] = {}
+
+    def params_for(request: ChunkRequest) -> Any:
+        key = id(request.plan)
+        if key not in params_by_plan:
+            params_by_plan[key] = sampling_params(SamplingRequest(
+                **request.sampling(), json_schema=request.plan.schema), stream=False)
+        return params_by_plan[key]
+
     run_id = uuid.uuid4().hex[:8]
     recorder = RunRecorder()
 
@@ -42,21 +48,21 @@ async def run(
         final = None
         prompt = TokensPrompt(prompt_token_ids=request.prompt_ids)
         request_id = f"bench-{run_id}-{request.document_id}-{request.chunk_index}"
-        async for output in llm.generate(prompt, params, request_id):
+        async for output in llm.generate(prompt, params_for(request), request_id):
             final = output
         assert final is not None
         completion = final.outputs[0]
         pairs = count_pairs(completion.text)
         recorder.pair(request.document_id, pairs or 0)
         recorder.chunk_done(time.monotonic() - started, len(completion.token_ids),
-                            pairs == wanted)
+                            pairs == request.num_pairs)
 
     async def run_document(document_id: str) -> None:
         recorder.sent(document_id)
         await asyncio.gather(*(run_chunk(r) for r in chunk_plan.requests[document_id]))
         recorder.documents_completed += 1
 
-    document_ids = [only] if only else list(chunk_plan.requests)
+    document_ids = only or list(chunk_plan.requests)
     await for_each_document(document_ids, concurrency, run_document)
     recorder.stop()
     return recorder
@@ -71,7 +77,7 @@ async def serve(spec: dict[str, Any]) -> None:
     workload = build_workload(spec["workload"], **spec["options"])
     chunk_plan = plan_chunks(workload, llm.get_tokenizer(), llm.model_config.max_model_len)
     # Compiles the schema's grammar and warms the engine, as the servers' own warm-ups do.
-    await run(llm, chunk_plan, concurrency=1, only=workload.documents[0].document_id)
+    await run(llm, chunk_plan, concurrency=1, only=chunk_plan.warm_up_documents())
     print(ANSWER + "ready", flush=True)
     loop = asyncio.get_running_loop()
     try:

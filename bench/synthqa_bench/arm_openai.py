@@ -21,33 +21,33 @@ class OpenAIArms:
                                           timeout=3600)
         self._model = model
         self._plan = chunk_plan
-        self._extra = {"response_format": {
-            "type": "json_schema",
-            "json_schema": {"name": "qa_pairs", "schema": chunk_plan.schema}}}
 
     async def close(self) -> None:
         await self._client.close()
 
     async def warm_up(self) -> None:
-        """One document, unmeasured: compiles the schema's grammar."""
-        first = next(iter(self._plan.requests.values()))
-        await asyncio.gather(*(self._complete(r, RunRecorder()) for r in first))
+        """A document of each schema, unmeasured: compiles their grammars."""
+        for document_id in self._plan.warm_up_documents():
+            await asyncio.gather(*(self._complete(r, RunRecorder())
+                                   for r in self._plan.requests[document_id]))
 
     async def _complete(self, request: ChunkRequest, recorder: RunRecorder) -> None:
         started = time.monotonic()
         tokens = 0
         pairs = None
         try:
+            response_format = {"type": "json_schema", "json_schema": {
+                "name": "qa_pairs", "schema": request.plan.schema}}
             response = await self._client.completions.create(
-                model=self._model, prompt=request.prompt_ids, extra_body=self._extra,
-                **self._plan.sampling())
+                model=self._model, prompt=request.prompt_ids,
+                extra_body={"response_format": response_format}, **request.sampling())
             pairs = count_pairs(response.choices[0].text)
             tokens = response.usage.completion_tokens if response.usage else 0
         except openai.APIError:
             pass  # counted as a failed chunk
         recorder.pair(request.document_id, pairs or 0)
         recorder.chunk_done(time.monotonic() - started, tokens,
-                            pairs == self._plan.plan.options.num_pairs)
+                            pairs == request.num_pairs)
 
     async def all_at_once(self, concurrency: int) -> RunRecorder:
         recorder = RunRecorder()

@@ -1,6 +1,7 @@
 """The `synthqa-bidi` and `synthqa-unary` arms: the real server through the async client.
 `synthqa-bidi` sends every document on one Generate stream, keeping `concurrency` documents
-in flight; `synthqa-unary` makes one GenerateDocument call per document, `concurrency` at a
+in flight (a stream per distinct set of options, as options are per call, sharing those
+slots); `synthqa-unary` makes one GenerateDocument call per document, `concurrency` at a
 time. Retries are off: a failed chunk is counted, not hidden."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from synthqa.client import AsyncSynthQAClient, Document
 
 from .measure import RunRecorder, for_each_document
-from .workload import Workload
+from .workload import BenchDocument, Workload
 
 ChunkKey = tuple[str, int]
 
@@ -23,32 +24,44 @@ class SynthQAArms:
         self._client = AsyncSynthQAClient(target, timeout=3600, retries=0)
         self._workload = workload
         self._texts = {d.document_id: d.text for d in workload.documents}
+        self._groups = workload.option_groups()
 
     async def close(self) -> None:
         await self._client.close()
 
     async def warm_up(self) -> None:
-        """One document, unmeasured: compiles the schema's grammar for these options."""
-        first = self._workload.documents[0]
-        async for _ in self._client.generate_document(first.text, **self._workload.options):
-            pass
+        """A document of each set of options, unmeasured: compiles their schemas' grammars."""
+        for options, documents in self._groups:
+            async for _ in self._client.generate_document(documents[0].text, **options):
+                pass
 
     async def bidi(self, concurrency: int) -> RunRecorder:
         recorder = RunRecorder()
         slots = asyncio.Semaphore(concurrency)
 
-        async def documents() -> AsyncIterator[Document]:
-            for document in self._workload.documents:
-                await slots.acquire()
-                recorder.sent(document.document_id)
-                yield Document(document.document_id, document.text)
-
         started: dict[ChunkKey, float] = {}
         first_pairs: dict[ChunkKey, float] = {}
-        events = self._client.generate(documents(), **self._workload.options)
-        async for event in events:
-            if record(event, recorder, started, first_pairs):
-                slots.release()
+        # Slots are taken in workload order across the streams, as one stream would.
+        turns = [document.document_id for document in self._workload.documents]
+        turn = asyncio.Condition()
+
+        async def documents(group: list[BenchDocument]) -> AsyncIterator[Document]:
+            for document in group:
+                async with turn:
+                    await turn.wait_for(lambda first=document.document_id: turns[0] == first)
+                await slots.acquire()
+                recorder.sent(document.document_id)
+                async with turn:
+                    turns.pop(0)
+                    turn.notify_all()
+                yield Document(document.document_id, document.text)
+
+        async def stream(options: dict[str, Any], group: list[BenchDocument]) -> None:
+            async for event in self._client.generate(documents(group), **options):
+                if record(event, recorder, started, first_pairs):
+                    slots.release()
+
+        await asyncio.gather(*(stream(options, group) for options, group in self._groups))
         recorder.stop()
         return recorder
 
@@ -60,7 +73,8 @@ class SynthQAArms:
         async def run_document(document_id: str) -> None:
             recorder.sent(document_id)
             events = self._client.generate_document(
-                self._texts[document_id], document_id=document_id, **self._workload.options)
+                self._texts[document_id], document_id=document_id,
+                **self._workload.options_for(document_id))
             async for event in events:
                 record(event, recorder, started, first_pairs)
 

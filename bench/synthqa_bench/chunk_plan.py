@@ -20,21 +20,12 @@ class ChunkRequest:
     document_id: str
     chunk_index: int
     prompt_ids: list[int]
-
-
-@dataclass(frozen=True)
-class ChunkPlan:
+    # The document's options made into a plan: its schema and sampling.
     plan: GenerationPlan
-    # Per document, in workload order: its chunks' requests.
-    requests: dict[str, list[ChunkRequest]]
 
     @property
-    def schema(self) -> dict[str, Any]:
-        return self.plan.schema
-
-    @property
-    def chunk_count(self) -> int:
-        return sum(len(chunks) for chunks in self.requests.values())
+    def num_pairs(self) -> int:
+        return self.plan.options.num_pairs
 
     def sampling(self) -> dict[str, Any]:
         """The sampling fields every arm sends, by their vLLM names."""
@@ -43,17 +34,43 @@ class ChunkPlan:
                 "top_p": options.top_p, "seed": options.seed}
 
 
+@dataclass(frozen=True)
+class ChunkPlan:
+    # Per document, in workload order: its chunks' requests.
+    requests: dict[str, list[ChunkRequest]]
+
+    @property
+    def chunk_count(self) -> int:
+        return sum(len(chunks) for chunks in self.requests.values())
+
+    @property
+    def pair_count(self) -> int:
+        """Pairs the workload asks for: every chunk's num_pairs."""
+        return sum(r.num_pairs for chunks in self.requests.values() for r in chunks)
+
+    def warm_up_documents(self) -> list[str]:
+        """A document of each distinct plan: warming them compiles every schema's grammar."""
+        seen: dict[int, str] = {}
+        for document_id, chunks in self.requests.items():
+            if chunks:
+                seen.setdefault(id(chunks[0].plan), document_id)
+        return list(seen.values())
+
+
 def plan_chunks(workload: Workload, tokenizer: Any, max_model_len: int) -> ChunkPlan:
-    options = GenerationOptions(**workload.options)
-    plan = Planner(PromptBuilder(tokenizer), max_model_len).plan(options)
+    planner = Planner(PromptBuilder(tokenizer), max_model_len)
+    plans: dict[str, GenerationPlan] = {}
     requests = {}
     for document in workload.documents:
+        options = GenerationOptions(**workload.options_for(document.document_id))
+        plan = plans.setdefault(repr(options), planner.plan(options))
         chunks = chunk_document(tokenize_document(tokenizer, document.text),
                                 plan.chunk_token_budget, options.chunk_overlap_tokens)
         requests[document.document_id] = [
-            ChunkRequest(document.document_id, chunk.index, plan.frame.wrap(chunk.token_ids))
+            ChunkRequest(document.document_id, chunk.index, plan.frame.wrap(chunk.token_ids),
+                         plan)
             for chunk in chunks]
-    return ChunkPlan(plan, requests)
+    return ChunkPlan(requests)
 
 
 def count_pairs(output_text: str) -> int | None:

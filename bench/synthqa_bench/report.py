@@ -79,9 +79,11 @@ def _cell(row: dict[str, Any], name: str, scale: float = 1.0, digits: int = 2) -
 
 def markdown(result: dict[str, Any]) -> str:
     workload = result["workload"]
+    mix = "".join(f"; {group['documents']} documents with {group['options']}"
+                  for group in workload.get("option_mix", []))
     lines = [
         f"Workload `{workload['name']}`: {workload['documents']} documents, "
-        f"{workload['chunks']} chunks, options {workload['options']}; engine flags "
+        f"{workload['chunks']} chunks, options {workload['options']}{mix}; engine flags "
         f"`{' '.join(result['engine_args'])}`; {result['repeats']} repeats, median (min–max).",
         "",
         "| arm | docs in flight | output tok/s | × inprocess | pairs/s | docs/s | chunk p50 / p90 "

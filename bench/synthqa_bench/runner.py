@@ -38,7 +38,7 @@ ARMS = (*DEFAULT_ARMS, "synthqa-traced", "synthqa-baseline")
 GROUPS = {"inprocess": ("inprocess",), "synthqa": ("synthqa-bidi", "synthqa-unary"),
           "openai": ("vllm-openai", "batch-wait"), "traced": ("synthqa-traced",),
           "baseline": ("synthqa-baseline",)}
-CONCURRENCY = {"smoke": [1], "quick": [1, 16], "full": [1, 4, 16, 64]}
+CONCURRENCY = {"smoke": [1], "quick": [1, 16], "full": [1, 4, 16, 64], "straggle": [16]}
 TINY_MODEL_ENGINE_ARGS = "--max-model-len 2048 --enforce-eager"
 
 
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workload", choices=sorted(SHAPES), default="quick")
     parser.add_argument("--concurrency", default=None,
                         help="documents in flight, comma-separated (default: quick 1,16; "
-                             "full 1,4,16,64)")
+                             "full 1,4,16,64; straggle 16)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--arms", default=",".join(DEFAULT_ARMS),
                         help=f"comma-separated, of {', '.join(ARMS)} (default: all but "
@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": args.model,
         "engine_args": flags,
         "workload": {**workload.describe(), "chunks": bench.chunk_count,
+                     "pairs": bench.chunk_plan().pair_count,
                      "document_ids": [d.document_id for d in workload.documents]},
         "concurrency_levels": levels,
         "batch_size": args.batch_size,

@@ -30,6 +30,21 @@ class Workload:
     documents: tuple[BenchDocument, ...]
     # Generation options, the same in every arm; chunking is fixed by max_chunk_tokens.
     options: dict[str, Any] = field(default_factory=dict)
+    # Per document, options that replace some of `options` (the straggle workload's mix).
+    document_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def options_for(self, document_id: str) -> dict[str, Any]:
+        return {**self.options, **self.document_options.get(document_id, {})}
+
+    def option_groups(self) -> list[tuple[dict[str, Any], list[BenchDocument]]]:
+        """The documents by their options, each group in workload order; groups in order of
+        their first document."""
+        groups: dict[str, tuple[dict[str, Any], list[BenchDocument]]] = {}
+        for document in self.documents:
+            options = self.options_for(document.document_id)
+            key = repr(sorted(options.items()))
+            groups.setdefault(key, (options, []))[1].append(document)
+        return list(groups.values())
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -37,7 +52,20 @@ class Workload:
             "documents": len(self.documents),
             "characters": sum(len(d.text) for d in self.documents),
             "options": self.options,
+            "option_mix": [{"options": {k: v for k, v in options.items()
+                                        if v != self.options.get(k)},
+                            "documents": len(documents)}
+                           for options, documents in self.option_groups()]
+            if self.document_options else [],
         }
+
+
+# Pair counts with a generation budget to match: a mixed workload takes them in turn.
+MIXED_PROFILES: tuple[dict[str, Any], ...] = (
+    {"num_pairs": 1, "max_generation_tokens": 96},
+    {"num_pairs": 2, "max_generation_tokens": 192},
+    {"num_pairs": 6, "max_generation_tokens": 512},
+)
 
 
 @dataclass(frozen=True)
@@ -47,10 +75,19 @@ class WorkloadShape:
     # About one chunk of max_chunk_tokens, and ten or more.
     short_chars: int = 400
     long_chars: int = 10_000
+    # Any length between the two, not one or the other.
+    mixed_lengths: bool = False
+    # Per document, in turn: options that replace the defaults'.
+    profiles: tuple[dict[str, Any], ...] = ()
 
 
 SHAPES = {
-    "smoke": WorkloadShape(short_documents=1, long_documents=0),
+    # Two options, so every arm shows it takes options per document.
+    "smoke": WorkloadShape(short_documents=2, long_documents=0,
+                           profiles=({}, MIXED_PROFILES[0])),
+    # Mixed lengths and pair counts: fixed batches wait for their slowest chunk.
+    "straggle": WorkloadShape(short_documents=40, long_documents=8, long_chars=4_000,
+                              mixed_lengths=True, profiles=MIXED_PROFILES),
     # Enough work that a run at saturation lasts seconds, not a fraction of one.
     "quick": WorkloadShape(short_documents=48, long_documents=8),
     "full": WorkloadShape(short_documents=96, long_documents=16),
@@ -89,7 +126,15 @@ def build_workload(name: str, seed: int = 20261123, **option_overrides: Any) -> 
     kinds = ["long"] * shape.long_documents + ["short"] * shape.short_documents
     rng.shuffle(kinds)  # long documents spread through the stream, the same way every time
     documents = []
+    document_options = {}
     for index, kind in enumerate(kinds):
         size = shape.long_chars if kind == "long" else shape.short_chars
-        documents.append(BenchDocument(f"{kind}-{index:03d}", sample_document(rng, pool, size)))
-    return Workload(name, tuple(documents), {**DEFAULT_OPTIONS, **option_overrides})
+        if shape.mixed_lengths:
+            size = rng.randint(shape.short_chars, shape.long_chars)
+        document = BenchDocument(f"{kind}-{index:03d}", sample_document(rng, pool, size))
+        documents.append(document)
+        if shape.profiles:
+            document_options[document.document_id] = dict(
+                shape.profiles[index % len(shape.profiles)])
+    return Workload(name, tuple(documents), {**DEFAULT_OPTIONS, **option_overrides},
+                    document_options)
