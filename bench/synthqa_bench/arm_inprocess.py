@@ -74,7 +74,7 @@ async def serve(spec: dict[str, Any]) -> None:
 
     engine_args, _ = config.parse(["--model", spec["model"], *spec["engine_args"]])
     llm = create_async_llm(prepare_engine_args(engine_args))
-    workload = build_workload(spec["workload"], **spec["options"])
+    workload = build_workload(spec["workload"], spec["options"])
     chunk_plan = plan_chunks(workload, llm.get_tokenizer(), llm.model_config.max_model_len)
     # Compiles the schema's grammar and warms the engine, as the servers' own warm-ups do.
     await run(llm, chunk_plan, concurrency=1, only=chunk_plan.warm_up_documents())

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {k: v for k, v in {"num_pairs": args.num_pairs,
                                    "max_generation_tokens": args.max_generation_tokens}.items()
                  if v is not None}
-    workload = build_workload(args.workload, **overrides)
+    workload = build_workload(args.workload, overrides)
     flags = engine_flags(args)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     args.out.mkdir(parents=True, exist_ok=True)

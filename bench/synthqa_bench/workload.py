@@ -119,9 +119,13 @@ def sample_document(rng: random.Random, pool: list[str], chars: int) -> str:
     return " ".join(parts)
 
 
-def build_workload(name: str, seed: int = 20261123, **option_overrides: Any) -> Workload:
+def build_workload(name: str, option_overrides: dict[str, Any] | None = None,
+                   sample_seed: int = 20261123) -> Workload:
+    # The overrides are a dict, not keyword arguments: an option named `seed` must never
+    # reach the sampling seed (it once did, and the inprocess arm, which rebuilds the workload
+    # from its options, measured other documents than the other arms).
     shape = SHAPES[name]
-    rng = random.Random(seed)
+    rng = random.Random(sample_seed)
     pool = sentences(CORPUS.read_text(encoding="utf-8"))
     kinds = ["long"] * shape.long_documents + ["short"] * shape.short_documents
     rng.shuffle(kinds)  # long documents spread through the stream, the same way every time
@@ -136,5 +140,5 @@ def build_workload(name: str, seed: int = 20261123, **option_overrides: Any) -> 
         if shape.profiles:
             document_options[document.document_id] = dict(
                 shape.profiles[index % len(shape.profiles)])
-    return Workload(name, tuple(documents), {**DEFAULT_OPTIONS, **option_overrides},
+    return Workload(name, tuple(documents), {**DEFAULT_OPTIONS, **(option_overrides or {})},
                     document_options)
