@@ -4,6 +4,7 @@ tests/e2e/test_replicas.py."""
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 import time
@@ -161,3 +162,18 @@ def test_a_source_that_waits_for_the_callers_events_does_not_block_them() -> Non
         done.append(item.document_completed.document_id)
         first_seen.set()
     assert done == ["d0", "d1"]
+
+
+def test_the_calls_run_in_the_callers_context() -> None:
+    """The caller's trace (OpenTelemetry keeps the current span in a context variable) must
+    reach each call."""
+    current = contextvars.ContextVar("current", default="none")
+    seen: list[str] = []
+
+    def start(lane: Iterable[Document]) -> ScriptedCall:
+        seen.append(current.get())
+        return ScriptedCall(lane, None, grpc.StatusCode.OK)
+
+    current.set("the caller's span")
+    list(run_lanes(start, SharedDocuments([], documents(4)), streams=2))  # type: ignore[arg-type]
+    assert seen == ["the caller's span"] * 2

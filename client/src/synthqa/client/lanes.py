@@ -5,6 +5,7 @@ took."""
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 from collections import deque
@@ -203,7 +204,10 @@ def run_lanes(
             put((lane, error))
 
     lanes = [shared.lane() for _ in range(streams)]
-    threads = [threading.Thread(target=run, args=(lane,), name=f"synthqa-lane-{n}", daemon=True)
+    # Each call's thread runs in a copy of the caller's context: the caller's trace (its
+    # current span) must reach the calls.
+    threads = [threading.Thread(target=contextvars.copy_context().run, args=(run, lane),
+                                name=f"synthqa-lane-{n}", daemon=True)
                for n, lane in enumerate(lanes)]
     for thread in threads:
         thread.start()
