@@ -68,15 +68,26 @@ def doomed(tiny_model_path: str, survivor: ServerProcess) -> Iterator[ServerProc
         assert_all_gone(children)
 
 
-@pytest.fixture
-def inputs(tmp_path: Path) -> list[Path]:
+def write_inputs(folder: Path, characters: int) -> list[Path]:
     paths = []
+    text = SAMPLE * 2
     for n in range(DOCUMENTS):
-        path = tmp_path / f"doc{n:02}.txt"
-        start = (n * 397) % (len(SAMPLE) - 1100)
-        path.write_text(SAMPLE[start:start + 1100], encoding="utf-8")
+        path = folder / f"doc{n:02}.txt"
+        start = (n * 397) % len(SAMPLE)
+        path.write_text(text[start:start + characters], encoding="utf-8")
         paths.append(path)
     return paths
+
+
+@pytest.fixture
+def inputs(tmp_path: Path) -> list[Path]:
+    return write_inputs(tmp_path, 1100)
+
+
+@pytest.fixture
+def long_inputs(tmp_path: Path) -> list[Path]:
+    """Several chunks each: the run lasts long enough to be killed in the middle."""
+    return write_inputs(tmp_path, 3300)
 
 
 def cli(target: str, inputs: list[Path], out: Path, *more: str) -> list[str]:
@@ -99,12 +110,15 @@ def assert_every_pair_once(out: Path, inputs: list[Path], server: ServerProcess)
     assert set(written) == expected
 
 
-def wait_for(condition: object, within: float, what: str) -> None:
+def wait_for(condition: object, within: float, what: str,
+             run: subprocess.Popen[str] | subprocess.Popen[bytes] | None = None) -> None:
     deadline = time.monotonic() + within
     while not condition():  # type: ignore[operator]
         if time.monotonic() > deadline:
             raise TimeoutError(what)
-        time.sleep(0.1)
+        if run is not None and run.poll() is not None:
+            raise AssertionError(f"the CLI ended ({run.returncode}) before: {what}")
+        time.sleep(0.05)
 
 
 @pytest.mark.timeout(900)
@@ -118,7 +132,8 @@ def test_a_replica_killed_mid_run_leaves_every_document_to_the_other(
         # Both replicas have work: the CLI's two calls went one to each.
         wait_for(lambda: metric(doomed, "synthqa_pairs_total") > 0
                  and metric(doomed, "synthqa_active_calls") == 1
-                 and metric(survivor, "synthqa_pairs_total") > 0, 300, "no pairs on a replica")
+                 and metric(survivor, "synthqa_pairs_total") > 0, 300,
+                 "pairs from both replicas", run)
         children = doomed.descendants()
         assert doomed.process is not None
         os.killpg(doomed.process.pid, signal.SIGKILL)
@@ -145,8 +160,9 @@ def alive_process(server: ServerProcess) -> bool:
 
 @pytest.mark.timeout(900)
 def test_a_cli_killed_mid_run_finishes_with_resume_writing_no_pair_twice(
-    survivor: ServerProcess, inputs: list[Path], tmp_path: Path
+    survivor: ServerProcess, long_inputs: list[Path], tmp_path: Path
 ) -> None:
+    inputs = long_inputs
     out = tmp_path / "pairs.jsonl"
     partial = out.with_name("pairs.jsonl.partial")
     journal = out.with_name("pairs.jsonl.partial.done")
@@ -155,7 +171,7 @@ def test_a_cli_killed_mid_run_finishes_with_resume_writing_no_pair_twice(
     try:
         # Killed once some documents are done and others are halfway.
         wait_for(lambda: journal.exists() and len(journal.read_text().splitlines()) >= 3,
-                 300, "no document finished")
+                 300, "two documents finished", run)
         run.send_signal(signal.SIGKILL)
         run.wait(timeout=30)
     finally:
