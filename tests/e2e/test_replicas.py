@@ -1,9 +1,11 @@
 """Two replicas on the tiny model: the CLI spreads documents over both, one is SIGKILLed mid-run
-and every document is finished, once, on the other; a CLI SIGKILLed mid-run finishes with
---resume, writing no pair twice."""
+and every document is finished, once, on the other; the asyncio client's one stream survives
+its replica's death the same way; a CLI SIGKILLed mid-run finishes with --resume, writing no
+pair twice."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -16,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from synthqa.client import SynthQAClient
+from synthqa.client import AsyncSynthQAClient, Document, SynthQAClient
+from synthqa.v1 import synthqa_pb2 as pb
 
 from ..paths import REPO
 from .helpers import SAMPLE
@@ -31,13 +34,13 @@ def metrics_port(server: ServerProcess) -> int:
     return int(server.extra_args[server.extra_args.index("--metrics-port") + 1])
 
 
-def metric(server: ServerProcess, name: str) -> float:
+def metric(server: ServerProcess, name: str, label: str = "") -> float:
+    """The sum of a metric's samples (those with `label` in their labels)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port(server)}/metrics",
                                 timeout=5) as reply:
-        for line in reply.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-    return 0.0
+        return sum(float(line.rsplit(" ", 1)[1])
+                   for line in reply.read().decode().splitlines()
+                   if line.startswith((name + " ", name + "{")) and label in line)
 
 
 def replica(name: str) -> ServerProcess:
@@ -97,7 +100,12 @@ def cli(target: str, inputs: list[Path], out: Path, *more: str) -> list[str]:
 
 
 def assert_every_pair_once(out: Path, inputs: list[Path], server: ServerProcess) -> None:
-    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert_every_pair_once_in(out.read_text(encoding="utf-8").splitlines(), inputs, server)
+
+
+def assert_every_pair_once_in(lines: list[str], inputs: list[Path],
+                              server: ServerProcess) -> None:
+    records = [json.loads(line) for line in lines]
     written = [(r["document_id"], r["chunk_index"], r["pair_index"]) for r in records]
     assert len(written) == len(set(written)), "a pair was written twice"
     expected = set()
@@ -145,6 +153,48 @@ def test_a_replica_killed_mid_run_leaves_every_document_to_the_other(
     assert run.returncode == 0, errors
     assert not alive_process(doomed)
     assert_every_pair_once(out, inputs, survivor)
+
+
+@pytest.mark.timeout(900)
+def test_the_async_client_finishes_a_stream_whose_replica_died_on_the_other(
+    doomed: ServerProcess, survivor: ServerProcess, inputs: list[Path]
+) -> None:
+    documents = [Document(f"{n}:{path}", path.read_text(encoding="utf-8"))
+                 for n, path in enumerate(inputs)]
+
+    async def scenario() -> list[pb.GenerateResponse]:
+        events: list[pb.GenerateResponse] = []
+        async with AsyncSynthQAClient([doomed.target, survivor.target], timeout=600,
+                                      retry_wait=120) as client:
+            await client.wait_ready()
+            # round_robin takes the replicas in turn: once a call has gone to the survivor,
+            # the next, the stream, goes to the replica about to die.
+            for _ in range(10):
+                before = metric(survivor, "synthqa_rpcs_total", 'method="GetServerInfo"')
+                await client.server_info()
+                if metric(survivor, "synthqa_rpcs_total", 'method="GetServerInfo"') > before:
+                    break
+            killed = False
+            async for event in client.generate(documents, num_pairs=NUM_PAIRS,
+                                               max_chunk_tokens=CHUNK_TOKENS):
+                events.append(event)
+                if not killed and event.HasField("document_completed"):
+                    assert metric(doomed, "synthqa_active_calls") == 1, "not on that replica"
+                    assert doomed.process is not None
+                    os.killpg(doomed.process.pid, signal.SIGKILL)
+                    killed = True
+        return events
+
+    events = asyncio.run(scenario())
+    written = [(e.qa_pair.document_id, e.qa_pair.chunk_index, e.qa_pair.pair_index)
+               for e in events if e.HasField("qa_pair")]
+    assert len(written) == len(set(written)), "a pair arrived twice"
+    completed = [e.document_completed.document_id for e in events
+                 if e.HasField("document_completed")]
+    assert sorted(completed) == sorted(d.document_id for d in documents)
+    out = [json.dumps({"document_id": d, "chunk_index": c, "pair_index": p})
+           for d, c, p in written]
+    assert_every_pair_once_in(out, inputs, survivor)
 
 
 def alive_process(server: ServerProcess) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
 from typing import TypeVar
 
@@ -132,28 +133,40 @@ class AsyncSynthQAClient:
         **options: OptionValue | None,
     ) -> AsyncIterator[pb.GenerateResponse]:
         """Stream documents (a plain or async iterable) in and events out over one call (and
-        a call per retry round, as SynthQAClient.generate)."""
+        a call per retry round, as SynthQAClient.generate: a call that breaks with
+        UNAVAILABLE after the server answered hands its unfinished chunks, and the documents
+        not yet sent, to the next round, which waits for a SERVING server)."""
         retries = ChunkRetries(self.retries)
+        source = _DocumentSource(documents)
+        first: deque[Document] = deque()
+        answered = False
 
-        async def tracked() -> AsyncIterator[Document]:
-            if isinstance(documents, AsyncIterable):
-                async for document in documents:
-                    yield retries.sent(document)
-            else:
-                for document in documents:
-                    yield retries.sent(document)
+        async def round_documents() -> AsyncIterator[Document]:
+            while first:
+                yield first.popleft()  # already tracked: sent in an earlier round
+            while (document := await source.next()) is not None:
+                yield retries.sent(document)
 
-        round_documents: AsyncIterable[Document] | list[Document] = tracked()
         while True:
-            # aclosing: a caller that stops early cancels the call now, not at garbage collection.
-            async with contextlib.aclosing(
-                    self._generate_once(round_documents, part_chars, options)) as events:
-                async for event in events:
-                    if (passed := retries.filter(event)) is not None:
-                        yield passed
-            round_documents = await self._next_round(retries)
-            if not round_documents:
+            try:
+                # aclosing: a caller that stops early cancels the call now, not at garbage
+                # collection.
+                async with contextlib.aclosing(
+                        self._generate_once(round_documents(), part_chars, options)) as events:
+                    async for event in events:
+                        answered = True
+                        if (passed := retries.filter(event)) is not None:
+                            yield passed
+            except SynthQAError as error:
+                if not (error.code == grpc.StatusCode.UNAVAILABLE and answered
+                        and retries.can_retry):
+                    raise
+                for summary in retries.call_lost(retries.unfinished):
+                    yield summary
+            if not first and not retries.pending and source.exhausted:
                 return
+            await self.wait_ready(within=self.retry_wait)
+            first.extend(retries.next_round())
 
     async def _next_round(self, retries: ChunkRetries) -> list[Document]:
         if not retries.pending:
@@ -210,3 +223,33 @@ class AsyncSynthQAClient:
             return await method(request, timeout=self.timeout, metadata=self._metadata)
         except grpc.RpcError as error:
             raise SynthQAError.from_rpc_error(error) from None
+
+
+class _DocumentSource:
+    """The caller's documents, read one at a time by each round's call in turn. A read cut
+    short by its call's cancellation is not lost: the read goes on, shielded, and the next
+    reader gets its document."""
+
+    def __init__(self, documents: Iterable[Document] | AsyncIterable[Document]) -> None:
+        self._async = documents.__aiter__() if isinstance(documents, AsyncIterable) else None
+        self._sync = iter(documents) if not isinstance(documents, AsyncIterable) else None
+        self._reading: asyncio.Future[Document | None] | None = None
+        self.exhausted = False
+
+    async def next(self) -> Document | None:
+        """The next document, or None at the end."""
+        if self.exhausted:
+            return None
+        if self._reading is None:
+            self._reading = asyncio.ensure_future(self._read())
+        document = await asyncio.shield(self._reading)
+        self._reading = None
+        if document is None:
+            self.exhausted = True
+        return document
+
+    async def _read(self) -> Document | None:
+        if self._async is not None:
+            return await anext(self._async, None)
+        assert self._sync is not None
+        return next(self._sync, None)
