@@ -61,11 +61,13 @@ class Workload:
 
 
 # Pair counts with a generation budget to match: a mixed workload takes them in turn.
-MIXED_PROFILES: tuple[dict[str, Any], ...] = (
-    {"num_pairs": 1, "max_generation_tokens": 96},
-    {"num_pairs": 2, "max_generation_tokens": 192},
-    {"num_pairs": 6, "max_generation_tokens": 512},
-)
+ONE_PAIR = {"num_pairs": 1, "max_generation_tokens": 64}
+TWO_PAIRS = {"num_pairs": 2, "max_generation_tokens": 192}
+SIXTEEN_PAIRS = {"num_pairs": 16, "max_generation_tokens": 1024}
+MIXED_PROFILES: tuple[dict[str, Any], ...] = (ONE_PAIR, TWO_PAIRS, SIXTEEN_PAIRS)
+# Mostly short answers and now and then a long one: a fixed batch that holds one long answer
+# waits for it with most of its slots done.
+STRAGGLE_TURNS = (ONE_PAIR, ONE_PAIR, TWO_PAIRS, ONE_PAIR, ONE_PAIR, SIXTEEN_PAIRS)
 
 
 @dataclass(frozen=True)
@@ -83,11 +85,10 @@ class WorkloadShape:
 
 SHAPES = {
     # Two options, so every arm shows it takes options per document.
-    "smoke": WorkloadShape(short_documents=2, long_documents=0,
-                           profiles=({}, MIXED_PROFILES[0])),
+    "smoke": WorkloadShape(short_documents=2, long_documents=0, profiles=({}, ONE_PAIR)),
     # Mixed lengths and pair counts: fixed batches wait for their slowest chunk.
     "straggle": WorkloadShape(short_documents=40, long_documents=8, long_chars=4_000,
-                              mixed_lengths=True, profiles=MIXED_PROFILES),
+                              mixed_lengths=True, profiles=STRAGGLE_TURNS),
     # Enough work that a run at saturation lasts seconds, not a fraction of one.
     "quick": WorkloadShape(short_documents=48, long_documents=8),
     "full": WorkloadShape(short_documents=96, long_documents=16),
