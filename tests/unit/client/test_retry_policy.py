@@ -75,3 +75,4 @@ def test_the_server_sends_retry_info_as_pushback_only_for_unavailable() -> None:
     assert (RETRY_PUSHBACK_KEY, "5000") in unavailable.trailing_metadata
     exhausted = to_grpc_status(ResourceExhausted("server memory", "full", 10))
     assert RETRY_PUSHBACK_KEY not in dict(exhausted.trailing_metadata)
+

@@ -44,7 +44,12 @@ class SynthQAError(Exception):
         fields: list[FieldViolation] = []
         quotas: list[FieldViolation] = []
         retry_after: float | None = None
-        status = rpc_status.from_call(error) if isinstance(error, grpc.Call) else None
+        try:
+            status = rpc_status.from_call(error) if isinstance(error, grpc.Call) else None
+        except ValueError:
+            # The details name another code than the call ended with: the server failed the
+            # call as the deadline passed or the client cancelled. The call's own code stands.
+            status = None
         details: list[Any] = list(status.details) if status else []
         for detail in details:
             bad_request = error_details_pb2.BadRequest()
