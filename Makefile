@@ -10,7 +10,7 @@ OUT ?= out/pairs.jsonl
 # Small KV cache on CPU: the tiny model needs little, and the machines are shared.
 export VLLM_CPU_KVCACHE_SPACE ?= 1
 
-.PHONY: setup run serve test bench bench-chunker lint protos check-protos clean
+.PHONY: setup run serve test bench bench-chunker lint protos check-protos clean fuzz soak
 
 setup: $(STAMP) $(TINY_MODEL)/config.json
 
@@ -59,3 +59,17 @@ protos: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .cache out .pytest_cache .hypothesis
+
+FUZZ_STREAMS ?= 5000
+SOAK_SECONDS ?= 300
+
+## fuzz: the stateful fuzzer at scale, FUZZ_STREAMS hostile streams (default 5000) on one server
+## with the tiny model (`make test` runs 150); prints the streams, their statuses and server RSS
+fuzz: setup
+	SYNTHQA_FUZZ_STREAMS=$(FUZZ_STREAMS) $(PY) -m pytest tests/e2e/test_fuzz.py \
+		-k test_hostile_streams_at_scale -s $(PYTEST_ARGS)
+
+## soak: 32 concurrent streams with random cancellations for SOAK_SECONDS (default 300) on a
+## server of its own; every pair exactly once; RSS every second; writes out/soak-<timestamp>.json
+soak: setup
+	$(PY) -m tests.e2e.test_soak --seconds $(SOAK_SECONDS) $(SOAK_ARGS)
