@@ -46,7 +46,9 @@ def metric(server: ServerProcess, name: str, label: str = "") -> float:
 def replica(name: str) -> ServerProcess:
     # A small per-call window: the CLI's calls take documents only as they have room, so
     # both replicas stay busy for the whole (short) run.
-    return ServerProcess(port=free_port(), log_path=REPO / "out" / f"test-replica-{name}.log",
+    port = free_port()
+    # A log per server: a test that starts a replica again must not overwrite the last one's.
+    return ServerProcess(port=port, log_path=REPO / "out" / f"test-replica-{name}-{port}.log",
                          extra_args=["--metrics-port", str(free_port()),
                                      "--max-in-flight-chunks-per-call", "4"])
 
