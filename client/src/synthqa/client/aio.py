@@ -176,7 +176,7 @@ class AsyncSynthQAClient:
 
     async def _generate_once(
         self,
-        documents: Iterable[Document] | AsyncIterable[Document],
+        documents: AsyncIterable[Document],
         part_chars: int,
         options: dict[str, OptionValue | None],
     ) -> AsyncGenerator[pb.GenerateResponse, None]:
@@ -185,14 +185,9 @@ class AsyncSynthQAClient:
         async def requests() -> AsyncIterator[pb.GenerateRequest]:
             yield pb.GenerateRequest(options=generation_options(**options))
             try:
-                if isinstance(documents, AsyncIterable):
-                    async for document in documents:
-                        for part in document_parts(document, part_chars):
-                            yield part
-                else:
-                    for document in documents:
-                        for part in document_parts(document, part_chars):
-                            yield part
+                async for document in documents:
+                    for part in document_parts(document, part_chars):
+                        yield part
             except Exception as error:
                 # gRPC would only cancel the call: keep the cause to raise it to the caller.
                 failures.append(error)
