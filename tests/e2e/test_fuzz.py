@@ -12,8 +12,8 @@ Every stream must end OK or with the status the model predicts (or CANCELLED / D
 where the client cut it short), always a known code with a message and never a traceback; an OK
 stream must complete every document it sent exactly once, each chunk with one outcome and pairs
 only for started chunks. After every step the server is alive and SERVING; after every example
-it is idle (no call, chunk, engine request or held document); after the run its memory is back
-within RSS_BOUND_MIB of the post-warm-up baseline and its log has no new traceback.
+it is idle (no call, chunk, engine request or held document); its idle memory grows by no more
+than RSS_BOUND_MIB over the last three quarters of the run; its log has no new traceback.
 
 `make test` runs SYNTHQA_FUZZ_STREAMS=150 (the default); `make fuzz` runs 5,000.
 """
@@ -60,11 +60,10 @@ STREAMS = int(os.environ.get("SYNTHQA_FUZZ_STREAMS", "150"))
 SEED = int(os.environ.get("SYNTHQA_FUZZ_SEED", "1822"))
 # Streams run before the memory baseline is taken: every kind of input has been seen by then.
 WARM_UP_STREAMS = max(20, STREAMS // 10)
-# Server RSS after the run may exceed the post-warm-up baseline by this much. The warm-up has
-# already sent every kind of input, the largest and densest documents included, so the run adds
-# no new high-water mark; what remains is allocator slack, bounded by the memory of the server's
-# whole document budget (300,000 characters in the session server, ~42 MiB at 140 MiB per
-# million characters tokenized, per limits.py). Measured: -34 to +8 MiB on runs without leaks.
+# Server RSS, idle, may grow by this much over the last three quarters of the run. The allocator's
+# high-water mark settles in the warm-up and first quarter (the heap it cannot give back depends
+# on where the largest documents fell); after that, a leak shows as growth. Measured without
+# leaks: +5 MiB over 150 streams, +32 over 5,000 (the leak it caught first: +1,216 over 5,270).
 RSS_BOUND_MIB = float(os.environ.get("SYNTHQA_FUZZ_RSS_BOUND_MIB", "48"))
 # One line per stream on stdout (run pytest with -s).
 VERBOSE = bool(os.environ.get("SYNTHQA_FUZZ_VERBOSE"))
@@ -75,6 +74,8 @@ PHASES = [Phase.generate, Phase.shrink] if os.environ.get("SYNTHQA_FUZZ_SHRINK")
     Phase.generate]
 NORMAL_DEADLINE = 30.0
 IDLE_WITHIN = 5.0
+# The server looks for freed heap to give back every 2 s once idle (synthqa.server.heap).
+IDLE_TRIM_SECONDS = 2.5
 MAX_BACKGROUND = 4
 INT32_MIN = -(2**31)
 
@@ -1260,6 +1261,13 @@ class RssSampler:
 MIB = 1024 * 1024
 
 
+def idle_rss(fuzz: Fuzz, rss: RssSampler) -> tuple[int, int]:
+    """The server's RSS once idle: it gives freed heap back within seconds of its last call."""
+    fuzz.wait_idle()
+    time.sleep(IDLE_TRIM_SECONDS)
+    return rss.settled()
+
+
 def test_hostile_streams_at_scale(server: ServerProcess) -> None:
     fuzz = Fuzz(server)
     log_start = server.log_path.stat().st_size
@@ -1274,18 +1282,14 @@ def test_hostile_streams_at_scale(server: ServerProcess) -> None:
                 fuzz.verify(running)
                 fuzz.wait_idle()
             run_rounds(fuzz, WARM_UP_STREAMS, SEED)
-            fuzz.wait_idle()
-            baseline = rss.settled()
+            checkpoints = [idle_rss(fuzz, rss)]
             warm_up_seconds = time.monotonic() - began
-            run_rounds(fuzz, STREAMS, SEED + 10_000)
-            fuzz.wait_idle()
+            remaining = STREAMS - fuzz.streams
+            for quarter in range(1, 5):
+                run_rounds(fuzz, STREAMS - remaining * (4 - quarter) // 4, SEED + 10_000 * quarter)
+                checkpoints.append(idle_rss(fuzz, rss))
             fuzz.check_serving()
-            after = rss.settled()
-            # Memory freed late (cyclic garbage) gets a few seconds to go.
-            settle_until = time.monotonic() + 10
-            while (after[0] - baseline[0]) / MIB > RSS_BOUND_MIB and \
-                    time.monotonic() < settle_until:
-                after = rss.settled()
+            baseline, after = checkpoints[1], checkpoints[-1]
         seconds = time.monotonic() - began
         growth = (after[0] - baseline[0]) / MIB
         print(
@@ -1296,9 +1300,9 @@ def test_hostile_streams_at_scale(server: ServerProcess) -> None:
             f"  {fuzz.documents} documents completed, {fuzz.pairs} pairs, "
             f"{fuzz.chunk_failures} chunks failed (out of tokens); longest stream "
             f"{fuzz.longest_stream:.1f} s, longest wait for idle {fuzz.longest_idle_wait:.2f} s\n"
-            f"  server RSS MiB: start {start[0] / MIB:.0f}, post-warm-up baseline "
-            f"{baseline[0] / MIB:.0f}, peak {rss.peak / MIB:.0f}, after {after[0] / MIB:.0f} "
-            f"({growth:+.1f}, bound +{RSS_BOUND_MIB:.0f}); whole tree: start "
+            f"  server RSS MiB, idle: start {start[0] / MIB:.0f}, after the warm-up and each "
+            f"quarter {[round(c[0] / MIB) for c in checkpoints]}, peak {rss.peak / MIB:.0f}; "
+            f"last three quarters {growth:+.1f} (bound +{RSS_BOUND_MIB:.0f}); whole tree: start "
             f"{start[1] / MIB:.0f}, baseline {baseline[1] / MIB:.0f}, peak "
             f"{rss.peak_tree / MIB:.0f}, after {after[1] / MIB:.0f}")
     finally:
@@ -1307,7 +1311,7 @@ def test_hostile_streams_at_scale(server: ServerProcess) -> None:
     problems = []
     if growth > RSS_BOUND_MIB:
         problems.append(f"server RSS {after[0] / MIB:.0f} MiB after the run, {growth:.1f} MiB over "
-                        f"the post-warm-up baseline (bound {RSS_BOUND_MIB:.0f})")
+                        f"its level after the first quarter (bound {RSS_BOUND_MIB:.0f})")
     with server.log_path.open("rb") as log:
         log.seek(log_start)
         lines = log.read().decode(errors="replace").splitlines()

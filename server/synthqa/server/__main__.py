@@ -9,6 +9,7 @@ import sys
 import uvloop
 
 from .config import parse
+from .heap import map_large_blocks
 from .lifecycle import ServerLifecycle
 from .observability.logs import configure_logging
 
@@ -16,6 +17,7 @@ from .observability.logs import configure_logging
 def main(argv: list[str] | None = None) -> int:
     engine_args, settings = parse(argv)
     configure_logging(settings.log_level, settings.log_format)
+    map_large_blocks()
     lifecycle = ServerLifecycle(engine_args, settings)
 
     async def run() -> None:

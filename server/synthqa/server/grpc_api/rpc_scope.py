@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -92,6 +93,11 @@ class RpcScope:
         except ServiceError as error:
             record.handler_ended = True
             status = to_grpc_status(error)
+            # The status says all a client needs. The traceback's finished frames would hold the
+            # call's locals (a refused document's tokens, say) until the garbage collector
+            # reaches them: grpc.aio keeps the abort below, whose context is this error, on the
+            # call, in a reference cycle.
+            traceback.clear_frames(error.__traceback__)
             _fail(record, span, status.code, error.message)
             await context.abort_with_status(status)
         except grpc.aio.AbortError:

@@ -281,6 +281,7 @@ class GenerationService:
     async def _call(self) -> AsyncIterator[None]:
         """Counts a call from its first moment to its last, so a drain waits for all of it."""
         self.load.active_calls += 1
+        self.load.calls_begun += 1
         self._idle.clear()
         try:
             yield

@@ -64,6 +64,7 @@ class ServerLoad:
     def __init__(self, max_in_flight_chunks: int) -> None:
         self.engine_slots = asyncio.Semaphore(max_in_flight_chunks)
         self.active_calls = 0
+        self.calls_begun = 0
         self.in_flight_chunks = 0
 
 
