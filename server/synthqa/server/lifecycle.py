@@ -18,7 +18,7 @@ from .engine.process_tree import terminate_children
 from .engine.supervisor import EngineGaveUp, EngineSupervisor
 from .engine.vllm_engine import VllmEngine
 from .grpc_api.call_limits import CallGuard, CallLimits
-from .grpc_api.rpc_scope import CutShortStreams, RpcScope
+from .grpc_api.rpc_scope import RpcScope
 from .grpc_api.security import SecurityConfigError, ServerSecurity, is_loopback
 from .grpc_api.server import Health, build_grpc_server, build_health_server, message_size_options
 from .heap import HeapTrimmer, glibc_malloc_trim
@@ -96,7 +96,7 @@ class ServerLifecycle:
             message_size_options(settings.limits.max_message_bytes)
             + settings.keepalive.grpc_options(),
             # Outermost first: a refused call is never traced or counted as served.
-            interceptors=[*security.interceptors(), *_traced(observability.server_interceptors())],
+            interceptors=[*security.interceptors(), *observability.server_interceptors()],
             rpc_scope=rpc_scope)
         address = f"{settings.host}:{settings.port}"
         health_address = f"{settings.health_host}:{settings.health_port}"
@@ -200,8 +200,3 @@ def _freeze_startup_heap() -> None:
     Shorter pauses too: vLLM's own server does the same."""
     gc.collect()
     gc.freeze()
-
-
-def _traced(tracing: list[grpc.aio.ServerInterceptor]) -> list[grpc.aio.ServerInterceptor]:
-    """With tracing, a cut stream's reason must reach the RPC's span before that span ends."""
-    return [CutShortStreams(), *tracing] if tracing else []

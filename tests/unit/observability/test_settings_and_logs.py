@@ -75,32 +75,3 @@ def test_a_line_inside_a_span_carries_its_ids_in_text_and_json() -> None:
 def test_a_line_outside_any_call_has_no_ids() -> None:
     line = json.loads(JsonFormatter().format(log_line("started")))
     assert "trace_id" not in line
-
-
-def test_opentelemetrys_stray_detach_errors_are_dropped_and_nothing_else() -> None:
-    """A context token reset in another context (a stream grpc.aio finalizes late) is logged by
-    OpenTelemetry as an error with a traceback that says nothing; other errors stay."""
-    import contextvars
-
-    from opentelemetry import context
-
-    from synthqa.server.observability.logs import StrayDetachFilter
-
-    seen: list[logging.LogRecord] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            seen.append(record)
-
-    logger = logging.getLogger("opentelemetry.context")
-    keep, stray = Keep(), StrayDetachFilter()
-    logger.addHandler(keep)
-    logger.addFilter(stray)
-    try:
-        token = contextvars.copy_context().run(context.attach, context.get_current())
-        context.detach(token)  # created in another context: OpenTelemetry logs the failure
-        logger.error("something else")
-    finally:
-        logger.removeHandler(keep)
-        logger.removeFilter(stray)
-    assert [record.getMessage() for record in seen] == ["something else"]

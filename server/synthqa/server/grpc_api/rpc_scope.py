@@ -8,7 +8,7 @@ import contextlib
 import logging
 import time
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -131,42 +131,6 @@ class RpcScope:
                 extra={"rpc_method": record.method, "peer": record.peer,
                        "code": record.code.name, "duration_seconds": round(seconds, 6),
                        "documents": record.documents, "pairs": record.pairs})
-
-
-class CutShortStreams(grpc.aio.ServerInterceptor):
-    """Outermost, with tracing on. A stream the client cancels while gRPC is sending is closed
-    from the outside in, and the tracing interceptor's span can end before the handlers inside
-    it learn why. This layer holds the RPC's span (current once the first event is out), puts
-    the reason on it, and only then closes what is inside."""
-
-    async def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Any:
-        handler = await continuation(handler_call_details)
-        if handler is None or not handler.response_streaming:
-            return handler
-        if handler.request_streaming:
-            return handler._replace(stream_stream=_marking(handler.stream_stream))
-        return handler._replace(unary_stream=_marking(handler.unary_stream))
-
-
-def _marking(behavior: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
-    async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        responses = behavior(request, context)
-        span: trace.Span | None = None
-        try:
-            async for response in responses:
-                span = trace.get_current_span()
-                yield response
-        except (asyncio.CancelledError, GeneratorExit):
-            if span is not None and span.is_recording():
-                _mark(span, *_cut_by_client(context))
-            raise
-        finally:
-            await responses.aclose()  # type: ignore[attr-defined]
-
-    return stream
 
 
 def _why_cut_short(record: RpcRecord, context: grpc.aio.ServicerContext[Any, Any],

@@ -11,6 +11,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from ..pipeline.telemetry import Telemetry
 from .call_spans import SpanTelemetry
 from .metrics import ServiceMetrics, serve_metrics
+from .server_spans import ServerSpans
 from .telemetry_group import TelemetryGroup
 from .tracing import TracingSettings, start_tracing
 
@@ -63,12 +64,7 @@ class Observability:
         """The RPC server spans (W3C traceparent in, the span's context for the handler)."""
         if self.tracer_provider is None:
             return []
-        from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
-
-        untraced = filters.any_of(*(filters.service_prefix(s) for s in _UNTRACED_SERVICES))
-        interceptor = aio_server_interceptor(  # type: ignore[no-untyped-call]
-            tracer_provider=self.tracer_provider, filter_=filters.negate(untraced))
-        return [interceptor]
+        return [ServerSpans(self.tracer_provider, untraced_services=_UNTRACED_SERVICES)]
 
     def shutdown(self) -> None:
         """Export what is buffered: the process leaves with os._exit, which skips atexit."""

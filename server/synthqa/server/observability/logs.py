@@ -51,21 +51,8 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
-class StrayDetachFilter(logging.Filter):
-    """Drops OpenTelemetry's "Failed to detach context" errors. grpc.aio does not close a
-    streaming handler's async generator in the RPC's task when the call ends early (a cancel,
-    a deadline), so it is finalized later in another context, and the tracing interceptor's
-    context token can no longer be reset there (open-telemetry/opentelemetry-python-contrib
-    #2357, grpc/grpc#42295). The span has ended and been marked by then (CutShortStreams);
-    only the log line, with a traceback per cut stream, is left, and it says nothing."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Failed to detach context")
-
-
 def configure_logging(level: str, log_format: str) -> None:
     """synthqa's loggers (and anything else that logs through the root logger)."""
-    logging.getLogger("opentelemetry.context").addFilter(StrayDetachFilter())
     handler = logging.StreamHandler()
     handler.addFilter(TraceContextFilter())
     if log_format == "json":
