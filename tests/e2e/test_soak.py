@@ -37,6 +37,8 @@ from .serverproc import ServerProcess, free_port, serving
 
 MIB = 1024 * 1024
 OUT_OF_TOKENS = grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+INTERNAL = grpc.StatusCode.INTERNAL.value[0]
+UNPARSABLE_OUTPUT = "the model's output could not be parsed"
 CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
 # Texts wrap around the sample, so any start gives a full-length document.
 LOOPED = SAMPLE * 2
@@ -115,8 +117,13 @@ def check_stream(events: list[pb.GenerateResponse], documents: list[Document], n
         else:
             outcomes[chunk] = kind
             tally.chunk_failures[CODE_NAMES.get(message.error.code, str(message.error.code))] += 1
-            # A random model may run out of tokens; nothing else may fail a chunk.
-            if message.error.code != OUT_OF_TOKENS or message.pair_count != pairs[chunk]:
+            # A random model may run out of tokens, or write a pair of nothing but invalid
+            # bytes (dropped, the pair is empty: the server fails the chunk and says so);
+            # nothing else may fail a chunk.
+            model_failure = message.error.code == OUT_OF_TOKENS or (
+                message.error.code == INTERNAL
+                and message.error.message.startswith(UNPARSABLE_OUTPUT))
+            if not model_failure or message.pair_count != pairs[chunk]:
                 bad(f"chunk {chunk} failed: {message.error}")
     if not complete:
         return
