@@ -43,15 +43,21 @@ class ServerSpans(grpc.aio.ServerInterceptor):
             async def traced_stream(request: Any, context: grpc.aio.ServicerContext[Any, Any],
                                     ) -> AsyncIterator[Any]:
                 call = self._begin(method, context)
+                responses = stream(request, context)
                 try:
-                    async for response in stream(request, context):
+                    async for response in responses:
                         yield response
                 except (GeneratorExit, asyncio.CancelledError):
                     raise
                 except BaseException:
                     call.handler_ended = True
                     raise
-                call.handler_ended = True
+                else:
+                    call.handler_ended = True
+                finally:
+                    # A stream cut at the yield above closes the handler now (its engine work
+                    # is aborted there), not whenever the garbage collector gets to it.
+                    await responses.aclose()
 
             return handler._replace(**{field: traced_stream})
         field = "stream_unary" if handler.request_streaming else "unary_unary"
