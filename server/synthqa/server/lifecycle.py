@@ -5,7 +5,6 @@ the engine down, leave no child behind."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import signal
@@ -21,7 +20,7 @@ from .grpc_api.call_limits import CallGuard, CallLimits
 from .grpc_api.rpc_scope import RpcScope
 from .grpc_api.security import SecurityConfigError, ServerSecurity, is_loopback
 from .grpc_api.server import Health, build_grpc_server, build_health_server, message_size_options
-from .heap import HeapTrimmer, glibc_malloc_trim
+from .heap import HeapTrimmer, freeze_startup_heap, glibc_malloc_trim
 from .observability import Observability
 from .pipeline.service import GenerationService
 
@@ -128,7 +127,7 @@ class ServerLifecycle:
         try:
             observability.start_metrics_endpoint()
             await service.warm_up()
-            _freeze_startup_heap()
+            freeze_startup_heap()
             # Its floor is the warm server's: no trims for what warming up needed.
             heap = asyncio.create_task(HeapTrimmer(glibc_malloc_trim()).watch(service.load))
             service.open()
@@ -190,13 +189,3 @@ class ServerLifecycle:
         if stopped:
             log.info("stopped %d leftover child process(es)", stopped)
         log.info("stopped")
-
-
-def _freeze_startup_heap() -> None:
-    """Leave the engine's and libraries' start-up objects out of later garbage collections.
-    Python collects its oldest generation only once it has grown by a quarter: with millions
-    of start-up objects in it, reference cycles from calls (grpc.aio keeps an aborted call's
-    error on the call, and the error's frames keep the call) would pile up for a long time.
-    Shorter pauses too: vLLM's own server does the same."""
-    gc.collect()
-    gc.freeze()

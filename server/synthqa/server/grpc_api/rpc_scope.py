@@ -19,7 +19,7 @@ from opentelemetry.trace import Status, StatusCode
 from ..pipeline.errors import ServiceError
 from ..pipeline.events import DocumentCompleted, GenerationEvent, PairGenerated
 from .call_limits import CallGuard, WatchedCall, client_address
-from .status import internal_status, to_grpc_status
+from .status import cut_by_client, internal_status, to_grpc_status
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("synthqa.access")
@@ -137,14 +137,7 @@ def _why_cut_short(record: RpcRecord, context: grpc.aio.ServicerContext[Any, Any
                    ) -> tuple[grpc.StatusCode, str]:
     if record.call is not None and record.call.cut is not None:
         return record.call.cut
-    return _cut_by_client(context)
-
-
-def _cut_by_client(context: grpc.aio.ServicerContext[Any, Any]) -> tuple[grpc.StatusCode, str]:
-    remaining = context.time_remaining()
-    if remaining is not None and remaining <= 0:
-        return grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed"
-    return grpc.StatusCode.CANCELLED, "the client cancelled the call"
+    return cut_by_client(context)
 
 
 def _fail(record: RpcRecord, span: trace.Span, code: grpc.StatusCode, description: str) -> None:

@@ -69,3 +69,12 @@ def to_grpc_status(error: ServiceError) -> grpc.Status:
 def internal_status(message: str) -> grpc.Status:
     return typing.cast(grpc.Status, rpc_status.to_status(
         status_pb2.Status(code=code_pb2.INTERNAL, message=message)))
+
+
+def cut_by_client(context: grpc.aio.ServicerContext[typing.Any, typing.Any],
+                  ) -> tuple[grpc.StatusCode, str]:
+    """Why a call ended before its handler did: its deadline, or the client's cancel."""
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        return grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed"
+    return grpc.StatusCode.CANCELLED, "the client cancelled the call"

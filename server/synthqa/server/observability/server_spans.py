@@ -19,6 +19,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from ..grpc_api.status import cut_by_client
+
 INSTRUMENTATION_SCOPE = "synthqa.server.rpc"
 
 
@@ -118,10 +120,7 @@ class _TracedCall:
     def _final_code(self) -> grpc.StatusCode:
         # grpc.aio can still say "not cancelled" when a client's cancel landed in its send.
         if self.context.cancelled() or not self.handler_ended:
-            remaining = self.context.time_remaining()
-            if remaining is not None and remaining <= 0:
-                return grpc.StatusCode.DEADLINE_EXCEEDED
-            return grpc.StatusCode.CANCELLED
+            return cut_by_client(self.context)[0]
         code = self.context.code()  # None unless a handler or interceptor set one: OK
         return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.OK
 
