@@ -157,7 +157,9 @@ def test_a_replica_killed_mid_run_leaves_every_document_to_the_other(
         children = doomed.descendants()
         assert doomed.process is not None
         os.killpg(doomed.process.pid, signal.SIGKILL)
-        assert_all_gone(children)
+        # The engine's processes follow their parent's death one after the other; with the
+        # other replica busy on the same two cores, that took over 10 s once.
+        assert_all_gone(children, within=60)
         _, errors = run.communicate(timeout=600)
     finally:
         if run.poll() is None:
@@ -175,27 +177,32 @@ def test_the_async_client_finishes_a_stream_whose_replica_died_on_the_other(
                  for n, path in enumerate(inputs)]
 
     async def scenario() -> list[pb.GenerateResponse]:
-        events: list[pb.GenerateResponse] = []
         async with AsyncSynthQAClient([doomed.target, survivor.target], timeout=600,
                                       retry_wait=120) as client:
             await client.wait_ready()
-            # round_robin takes the replicas in turn: once a call has gone to the survivor,
-            # the next, the stream, goes to the replica about to die.
-            for _ in range(10):
-                before = metric(survivor, "synthqa_rpcs_total", 'method="GetServerInfo"')
-                await client.server_info()
-                if metric(survivor, "synthqa_rpcs_total", 'method="GetServerInfo"') > before:
-                    break
-            killed = False
-            async for event in client.generate(documents, num_pairs=NUM_PAIRS,
-                                               max_chunk_tokens=CHUNK_TOKENS):
-                events.append(event)
-                if not killed and event.HasField("document_completed"):
-                    assert metric(doomed, "synthqa_active_calls") == 1, "not on that replica"
-                    assert doomed.process is not None
-                    os.killpg(doomed.process.pid, signal.SIGKILL)
-                    killed = True
-        return events
+            for _ in range(5):
+                # round_robin takes the ready replicas in turn: once a call has gone to the
+                # survivor, the next, the stream, goes to the replica about to die. (A replica
+                # slow to answer on two busy cores can be passed over: then try again.)
+                for _ in range(10):
+                    before = metric(survivor, "synthqa_rpcs_total", 'method="GetServerInfo"')
+                    await client.server_info()
+                    if metric(survivor, "synthqa_rpcs_total", 'method="GetServerInfo"') > before:
+                        break
+                events: list[pb.GenerateResponse] = []
+                killed = False
+                async for event in client.generate(documents, num_pairs=NUM_PAIRS,
+                                                   max_chunk_tokens=CHUNK_TOKENS):
+                    events.append(event)
+                    if not killed and event.HasField("document_completed"):
+                        if metric(doomed, "synthqa_active_calls") != 1:
+                            break  # on the survivor: cancel it and place the stream again
+                        assert doomed.process is not None
+                        os.killpg(doomed.process.pid, signal.SIGKILL)
+                        killed = True
+                if killed:
+                    return events
+        raise AssertionError("the stream never went to the replica to be killed")
 
     events = asyncio.run(scenario())
     written = [(e.qa_pair.document_id, e.qa_pair.chunk_index, e.qa_pair.pair_index)
