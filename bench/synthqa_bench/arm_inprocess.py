@@ -37,7 +37,7 @@ async def run(
         key = id(request.plan)
         if key not in params_by_plan:
             params_by_plan[key] = sampling_params(SamplingRequest(
-                **request.sampling(), json_schema=request.plan.schema), stream=False)
+                **request.sampling(), json_schema=request.plan.records.schema), stream=False)
         return params_by_plan[key]
 
     run_id = uuid.uuid4().hex[:8]

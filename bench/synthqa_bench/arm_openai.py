@@ -37,7 +37,7 @@ class OpenAIArms:
         pairs = None
         try:
             response_format = {"type": "json_schema", "json_schema": {
-                "name": "qa_pairs", "schema": request.plan.schema}}
+                "name": "qa_pairs", "schema": request.plan.records.schema}}
             response = await self._client.completions.create(
                 model=self._model, prompt=request.prompt_ids,
                 extra_body={"response_format": response_format}, **request.sampling())

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import jsonschema
 
-from synthqa.server.text.schema import pair_bounds, qa_schema
+from synthqa.server.text.schema import QA_FIELDS, field_bounds, text_record_schema
 from synthqa.v1 import synthqa_pb2 as pb
 
 from ..paths import REPO
@@ -20,6 +20,7 @@ SAMPLE = (REPO / "samples" / "lighthouses.txt").read_text(encoding="utf-8")
 class DocumentEvents:
     started: list[pb.ChunkStarted] = field(default_factory=list)
     pairs: list[pb.QaPair] = field(default_factory=list)
+    records: list[pb.Record] = field(default_factory=list)
     completed: list[pb.ChunkCompleted] = field(default_factory=list)
     failed: list[pb.ChunkFailed] = field(default_factory=list)
     done: list[pb.DocumentCompleted] = field(default_factory=list)
@@ -30,6 +31,7 @@ def by_document(events: Iterable[pb.GenerateResponse]) -> dict[str, DocumentEven
     targets = {
         "chunk_started": "started",
         "qa_pair": "pairs",
+        "record": "records",
         "chunk_completed": "completed",
         "chunk_failed": "failed",
         "document_completed": "done",
@@ -42,9 +44,9 @@ def by_document(events: Iterable[pb.GenerateResponse]) -> dict[str, DocumentEven
 
 
 def pair_schema(num_pairs: int, max_generation_tokens: int = 512) -> dict:
-    bounds = pair_bounds(num_pairs, max_generation_tokens)
+    bounds = field_bounds("pairs", QA_FIELDS, num_pairs, max_generation_tokens)
     assert bounds is not None
-    return qa_schema(num_pairs, bounds)["properties"]["pairs"]["items"]
+    return text_record_schema(bounds)
 
 
 def assert_document_complete(events: DocumentEvents, num_pairs: int) -> None:

@@ -50,6 +50,7 @@ from hypothesis.stateful import (
 
 from synthqa.client import SynthQAError
 from synthqa.contract.options import INT32_MAX, INT64_MAX, INT64_MIN, OPTIONS
+from synthqa.contract.wire import options_from_message
 from synthqa.v1 import synthqa_pb2 as pb
 from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
 
@@ -629,9 +630,9 @@ class Model:
     def options_problem(self, options: pb.GenerationOptions) -> frozenset[str] | None:
         limits = {f.name: getattr(self.limits, f.name) for f in pb.Limits.DESCRIPTOR.fields}
         bad = set()
+        chosen = {**options_from_message(self.fuzz.defaults), **options_from_message(options)}
         for spec in OPTIONS:
-            source = options if options.HasField(spec.name) else self.fuzz.defaults
-            value = getattr(source, spec.name) if source.HasField(spec.name) else None
+            value = chosen.get(spec.name)
             if value is not None and spec.problem(value, limits) is not None:
                 bad.add(f"options.{spec.name}")
         if bad:

@@ -63,6 +63,20 @@ def test_buf_lint_is_clean(node_packages: Path) -> None:
     assert result.returncode == 0, f"buf lint in {PROTOS}\n{_output(result)}"
 
 
+# The contract before records, which clients in the field were built from; and the commit
+# before this one. Every change since must be additive.
+BREAKING_BASELINES = ("6de525f", "HEAD~1")
+
+
+@pytest.mark.parametrize("ref", BREAKING_BASELINES)
+def test_protos_have_no_breaking_change(node_packages: Path, ref: str) -> None:
+    have = _run(["git", "cat-file", "-e", f"{ref}^{{commit}}"], cwd=ROOT, timeout=30)
+    assert have.returncode == 0, f"buf breaking needs the repository's history ({ref})"
+    result = _run([str(node_packages / "buf"), "breaking", "--against",
+                   f"{ROOT / '.git'}#ref={ref},subdir=protos"], cwd=PROTOS, timeout=300)
+    assert result.returncode == 0, f"buf breaking against {ref}\n{_output(result)}"
+
+
 def test_protos_are_buf_formatted(node_packages: Path) -> None:
     result = _run(
         [str(node_packages / "buf"), "format", "--diff", "--exit-code"], cwd=PROTOS, timeout=300

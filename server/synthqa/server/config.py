@@ -9,6 +9,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.utils.argparse_utils import FlexibleArgumentParser
@@ -149,8 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
                             help=f"{LIMIT_HELP[field.name]} (default %(default)s)")
     defaults = parser.add_argument_group("synthqa default generation options")
     for spec in OPTIONS:
-        defaults.add_argument(f"--default{spec.flag[1:]}", type=spec.kind, default=spec.default,
-                              help=f"default {spec.help} (default %(default)s)")
+        spec.add_flag(defaults, f"--default{spec.flag[1:]}", spec.default,
+                      f"default {spec.help} (default %(default)s)")
     AsyncEngineArgs.add_cli_args(parser)
     return parser
 
@@ -188,6 +189,8 @@ def parse(argv: list[str] | None = None) -> tuple[AsyncEngineArgs, ServerSetting
         parser.error(str(error))
     # The engine's spans follow the same configuration as synthqa's.
     args.otlp_traces_endpoint = tracing.engine_endpoint
+    default_options: dict[str, Any] = {
+        spec.name: spec.from_flag(getattr(args, f"default_{spec.name}")) for spec in OPTIONS}
     settings = ServerSettings(
         host=args.host,
         port=args.port,
@@ -203,8 +206,7 @@ def parse(argv: list[str] | None = None) -> tuple[AsyncEngineArgs, ServerSetting
         observability=ObservabilitySettings(
             tracing=tracing, metrics_host=args.metrics_host or args.host,
             metrics_port=args.metrics_port),
-        defaults=GenerationOptions(
-            **{spec.name: getattr(args, f"default_{spec.name}") for spec in OPTIONS}),
+        defaults=GenerationOptions(**default_options),
         limits=ServiceLimits(
             **{f.name: getattr(args, f.name) for f in dataclasses.fields(ServiceLimits)}),
         keepalive=Keepalive(args.keepalive_time, args.keepalive_timeout,

@@ -45,5 +45,40 @@ def test_cli_has_a_typed_flag_for_every_option() -> None:
                               "--seed", "-4"])
     assert (args.num_pairs, args.top_p, args.seed, args.temperature) == (3, 0.5, -4, None)
     for spec in OPTIONS:
-        sub = parser.parse_args(["generate", "f.txt", "--out", "o.jsonl", spec.flag, "1"])
-        assert getattr(sub, spec.name) == spec.kind(1)
+        value = spec.bounds.choices[-1] if spec.bounds.choices else "1"
+        sub = parser.parse_args(["generate", "f.txt", "--out", "o.jsonl", spec.flag, value])
+        expected = [value] if spec.is_list else spec.kind(value)
+        assert getattr(sub, spec.name) == expected
+    args = parser.parse_args(["generate", "f.txt", "--out", "o.jsonl", "--record-choices", "a",
+                              "--record-choices", "b", "--record-shape", "custom"])
+    assert (args.record_choices, args.record_shape) == (["a", "b"], "custom")
+
+
+def test_text_options_travel_as_enums_and_lists() -> None:
+    message = generation_options(record_shape="cot", record_choices=["yes", "no"],
+                                 instructions_mode="replace", instructions="Be brief.")
+    assert message.record_shape == pb.RECORD_SHAPE_COT
+    assert message.instructions_mode == pb.INSTRUCTIONS_MODE_REPLACE
+    assert list(message.record_choices) == ["yes", "no"]
+    assert overrides_from_proto(message) == {
+        "record_shape": "cot", "record_choices": ("yes", "no"), "instructions": "Be brief.",
+        "instructions_mode": "replace"}
+    # Unspecified is unset; a number the enum does not know is kept, for validation to refuse.
+    assert overrides_from_proto(pb.GenerationOptions(record_shape=0)) == {}
+    assert overrides_from_proto(pb.GenerationOptions(record_shape=99)) == {"record_shape": 99}
+    with pytest.raises(ValueError, match="record_shape must be one of"):
+        generation_options(record_shape="essay")
+    defaults = options_to_proto(GenerationOptions())
+    assert defaults.record_shape == pb.RECORD_SHAPE_QA and not defaults.HasField("record_schema")
+    assert defaults.instructions_mode == pb.INSTRUCTIONS_MODE_EXTEND
+
+
+def test_text_options_are_bounded() -> None:
+    from synthqa.contract.options import MAX_RECORD_CHOICES, OPTIONS_BY_NAME
+
+    shape, choices = OPTIONS_BY_NAME["record_shape"], OPTIONS_BY_NAME["record_choices"]
+    assert shape.problem("cot", {}) is None
+    assert shape.problem(99, {}) == "must be one of qa, cot, summary, custom, got 99"
+    assert choices.problem(("a",) * (MAX_RECORD_CHOICES + 1), {}).startswith("may have at most")
+    assert "at most 256 characters" in choices.problem(("x" * 257,), {})
+    assert "at most 4000 characters" in OPTIONS_BY_NAME["instructions"].problem("x" * 4001, {})

@@ -126,7 +126,7 @@ async def test_metrics_count_what_the_client_receives() -> None:
         return registry.get_sample_value(name, labels)
 
     assert sample("synthqa_pairs_total") == 15 == sum(
-        type(e).__name__ == "PairGenerated" for e in events)
+        type(e).__name__ == "RecordGenerated" for e in events)
     assert sample("synthqa_documents_total") == 2
     assert sample("synthqa_chunks_total", outcome="completed") == 5
     assert sample("synthqa_chunk_duration_seconds_count") == 5

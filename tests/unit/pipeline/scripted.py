@@ -14,7 +14,7 @@ from synthqa.server.engine.types import EngineDead, EngineDelta, EngineLayout, S
 from synthqa.server.pipeline.planner import GenerationPlan
 from synthqa.server.text.chunker import Chunk
 from synthqa.server.text.prompts import PromptFrame
-from synthqa.server.text.schema import pair_bounds, qa_schema
+from synthqa.server.text.records import record_format
 
 
 def record(num_pairs: int) -> str:
@@ -73,10 +73,8 @@ class ScriptedEngine:
 
 def make_plan(num_pairs: int = 3) -> GenerationPlan:
     options = GenerationOptions(num_pairs=num_pairs, max_chunk_tokens=10, chunk_overlap_tokens=0)
-    bounds = pair_bounds(num_pairs, options.max_generation_tokens)
-    assert bounds is not None
-    return GenerationPlan(options, bounds, PromptFrame((1, 2), (3,)), 10,
-                          qa_schema(num_pairs, bounds))
+    return GenerationPlan(options, record_format(options, frozenset()), PromptFrame((1, 2), (3,)),
+                          10)
 
 
 def chunks(count: int) -> list[Chunk]:

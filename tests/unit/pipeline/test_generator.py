@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from synthqa.server.engine.types import EngineDead, EngineRequestFailed
-from synthqa.server.pipeline.events import ChunkCompleted, ChunkFailed, FailureCode, PairGenerated
+from synthqa.server.pipeline.events import ChunkCompleted, ChunkFailed, FailureCode, RecordGenerated
 from synthqa.server.pipeline.generator import ChunkGenerator
 
 from .scripted import ScriptedEngine, chunks, make_plan, record
@@ -16,8 +16,8 @@ async def run_chunk(engine: ScriptedEngine, num_pairs: int = 3) -> list[object]:
 
 async def test_complete_output_yields_every_pair_then_completion() -> None:
     events = await run_chunk(ScriptedEngine(record(3)))
-    assert [type(e) for e in events] == [PairGenerated] * 3 + [ChunkCompleted]
-    assert [e.pair_index for e in events[:3]] == [0, 1, 2]  # type: ignore[attr-defined]
+    assert [type(e) for e in events] == [RecordGenerated] * 3 + [ChunkCompleted]
+    assert [e.record_index for e in events[:3]] == [0, 1, 2]  # type: ignore[attr-defined]
     completed = events[-1]
     assert isinstance(completed, ChunkCompleted)
     assert completed.pair_count == 3 and completed.prompt_token_count == 5
@@ -26,7 +26,7 @@ async def test_complete_output_yields_every_pair_then_completion() -> None:
 async def test_truncated_output_reports_the_pairs_it_kept() -> None:
     text = record(3)
     events = await run_chunk(ScriptedEngine(text[: text.index("Question 2")], "length"))
-    assert [type(e) for e in events] == [PairGenerated] * 2 + [ChunkFailed]
+    assert [type(e) for e in events] == [RecordGenerated] * 2 + [ChunkFailed]
     failure = events[-1]
     assert isinstance(failure, ChunkFailed)
     assert failure.code is FailureCode.RESOURCE_EXHAUSTED

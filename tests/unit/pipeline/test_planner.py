@@ -8,7 +8,7 @@ import pytest
 from synthqa.contract.options import GenerationOptions
 from synthqa.server.pipeline.errors import InvalidArgument
 from synthqa.server.pipeline.planner import Planner
-from synthqa.server.text.schema import min_generation_tokens
+from synthqa.server.text.schema import QA_FIELDS, min_generation_tokens
 
 from ..helpers import violations
 
@@ -37,7 +37,7 @@ def test_too_little_room_per_pair_is_rejected(planner: Planner) -> None:
     with pytest.raises(InvalidArgument) as caught:
         planner.plan(GenerationOptions(num_pairs=20, max_generation_tokens=200))
     description = violations(caught.value)["options.max_generation_tokens"]
-    assert str(min_generation_tokens(20)) in description
+    assert str(min_generation_tokens("pairs", QA_FIELDS, 20)) in description
 
 
 def test_generation_larger_than_context_is_rejected(planner: Planner) -> None:

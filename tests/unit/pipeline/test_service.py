@@ -11,7 +11,7 @@ import pytest
 
 from synthqa.contract.options import GenerationOptions
 from synthqa.server.pipeline.errors import InvalidArgument, ResourceExhausted, Unavailable
-from synthqa.server.pipeline.events import ChunkCompleted, DocumentCompleted, PairGenerated
+from synthqa.server.pipeline.events import ChunkCompleted, DocumentCompleted, RecordGenerated
 from synthqa.server.pipeline.limits import ServiceLimits
 from synthqa.server.pipeline.service import GenerationService
 from synthqa.server.pipeline.stream import (
@@ -53,7 +53,7 @@ async def test_documents_in_parts_come_back_as_whole_documents(tokenizer: Any) -
                        DocumentPart("a", TEXT[20:]))
     done = {e.document_id: e for e in events if isinstance(e, DocumentCompleted)}
     assert set(done) == {"a", "b"} and all(d.pair_count == 2 for d in done.values())
-    assert sum(isinstance(e, PairGenerated) for e in events) == 4
+    assert sum(isinstance(e, RecordGenerated) for e in events) == 4
 
 
 async def test_the_first_message_must_be_options(tokenizer: Any) -> None:

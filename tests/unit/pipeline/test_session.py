@@ -9,7 +9,7 @@ from synthqa.server.pipeline.events import (
     ChunkCompleted,
     ChunkStarted,
     DocumentCompleted,
-    PairGenerated,
+    RecordGenerated,
 )
 from synthqa.server.pipeline.generator import ChunkGenerator
 from synthqa.server.pipeline.session import CallSession, ServerLoad
@@ -44,7 +44,7 @@ async def test_session_merges_documents_and_respects_the_window() -> None:
             kinds = [type(e) for e in events
                      if getattr(e, "document_id", None) == document_id
                      and getattr(e, "chunk_index", None) == index]
-            assert kinds == [ChunkStarted] + [PairGenerated] * 3 + [ChunkCompleted]
+            assert kinds == [ChunkStarted] + [RecordGenerated] * 3 + [ChunkCompleted]
         last_of_document = max(i for i, e in enumerate(events)
                                if getattr(e, "document_id", None) == document_id)
         assert isinstance(events[last_of_document], DocumentCompleted)

@@ -1,5 +1,5 @@
-"""The output schema: a valid record always fits its token budget, strings stay strict, and the
-engine's grammar backend compiles and enforces it."""
+"""The output schema: valid records of every built-in shape always fit their token budget,
+strings stay strict, and the engine's grammar backend compiles and enforces it."""
 
 from __future__ import annotations
 
@@ -12,20 +12,48 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from synthqa.server.engine.grammar import json_schema_grammar
-from synthqa.server.text.schema import min_generation_tokens, pair_bounds, qa_schema
+from synthqa.server.text.schema import (
+    COT_FIELDS,
+    QA_FIELDS,
+    SUMMARY_FIELDS,
+    FieldBounds,
+    field_bounds,
+    min_generation_tokens,
+    records_schema,
+    text_record_schema,
+)
+
+SHAPES = {"pairs": QA_FIELDS, "cot": COT_FIELDS, "summary": SUMMARY_FIELDS}
 
 
-@given(num_pairs=st.integers(1, 50), max_tokens=st.integers(1, 8192))
-def test_longest_valid_record_fits_the_token_budget(num_pairs: int, max_tokens: int) -> None:
-    bounds = pair_bounds(num_pairs, max_tokens)
+def pair_bounds(num_pairs: int, max_tokens: int) -> dict[str, int] | None:
+    bounds = field_bounds("pairs", QA_FIELDS, num_pairs, max_tokens)
+    return None if bounds is None else dict(bounds)
+
+
+def qa_schema(num_pairs: int, bounds: dict[str, int]) -> dict[str, Any]:
+    return records_schema("pairs", text_record_schema(tuple(bounds.items())), num_pairs)
+
+
+def longest(bounds: FieldBounds) -> dict[str, str]:
+    return {name: name[0].upper() * chars for name, chars in bounds}
+
+
+@given(shape=st.sampled_from(sorted(SHAPES)), count=st.integers(1, 50),
+       max_tokens=st.integers(1, 8192))
+def test_longest_valid_records_fit_the_token_budget(
+    shape: str, count: int, max_tokens: int
+) -> None:
+    key = "pairs" if shape == "pairs" else "records"
+    bounds = field_bounds(key, SHAPES[shape], count, max_tokens)
     if bounds is None:
-        assert max_tokens < min_generation_tokens(num_pairs)
+        assert max_tokens < min_generation_tokens(key, SHAPES[shape], count)
         return
-    # The longest record the schema admits, in ASCII: one byte, so at most one token, a char.
-    pair = {"question": "Q" * bounds.question_chars, "answer": "A" * bounds.answer_chars}
-    record = json.dumps({"pairs": [pair] * num_pairs}, separators=(",", ":"))
-    jsonschema.validate(json.loads(record), qa_schema(num_pairs, bounds))
-    assert len(record.encode()) + 1 <= max_tokens  # + the end-of-sequence token
+    assert min(chars for _, chars in bounds) >= 8
+    # The longest records the schema admits, in ASCII: one byte, so at most one token, a char.
+    output = json.dumps({key: [longest(bounds)] * count}, separators=(",", ":"))
+    jsonschema.validate(json.loads(output), records_schema(key, text_record_schema(bounds), count))
+    assert len(output.encode()) + 1 <= max_tokens  # + the end-of-sequence token
 
 
 def test_schema_rejects_blank_escaped_and_overlong_strings() -> None:
@@ -39,7 +67,7 @@ def test_schema_rejects_blank_escaped_and_overlong_strings() -> None:
         {"question": "", "answer": "x"},
         {"question": "line\nbreak", "answer": "x"},
         {"question": "a \"quote\"", "answer": "x"},
-        {"question": "Q" * (bounds.question_chars + 1), "answer": "x"},
+        {"question": "Q" * (bounds["question"] + 1), "answer": "x"},
     ):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate({"pairs": [good, bad_pair]}, schema)
@@ -70,9 +98,9 @@ def test_schema_compiles_in_the_engine_grammar_backend(
         xgrammar.Grammar.from_ebnf(sent),
     ]
     # Both take exactly num_pairs pairs of at most the longest strings, with no whitespace.
-    pair = {"question": "Q" * bounds.question_chars, "answer": "A" * bounds.answer_chars}
+    pair = {"question": "Q" * bounds["question"], "answer": "A" * bounds["answer"]}
     exact = json.dumps({"pairs": [pair] * num_pairs}, separators=(",", ":"))
-    overlong = {"question": "Q" * (bounds.question_chars + 1), "answer": "A"}
+    overlong = {"question": "Q" * (bounds["question"] + 1), "answer": "A"}
     cases = {
         exact: True,
         json.dumps({"pairs": [pair] * (num_pairs + 1)}, separators=(",", ":")): False,

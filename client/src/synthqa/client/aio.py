@@ -12,7 +12,7 @@ from typing import TypeVar
 import grpc
 from grpc_health.v1 import health_pb2_grpc
 
-from synthqa.contract.options import OptionValue
+from synthqa.contract.options import OptionArgument
 from synthqa.v1 import synthqa_pb2 as pb
 from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
 
@@ -99,13 +99,13 @@ class AsyncSynthQAClient:
     async def server_info(self) -> pb.GetServerInfoResponse:
         return await self._call(self._stub.GetServerInfo, pb.GetServerInfoRequest())
 
-    async def chunk(self, text: str, **options: OptionValue | None) -> pb.ChunkDocumentResponse:
+    async def chunk(self, text: str, **options: OptionArgument | None) -> pb.ChunkDocumentResponse:
         request = pb.ChunkDocumentRequest(text=text, options=generation_options(**options))
         return await self._call(self._stub.ChunkDocument, request)
 
     async def generate_document(
         self, text: str, *, document_id: str = "", chunk_indexes: tuple[int, ...] = (),
-        **options: OptionValue | None,
+        **options: OptionArgument | None,
     ) -> AsyncIterator[pb.GenerateResponse]:
         retries = ChunkRetries(self.retries)
         message = generation_options(**options)
@@ -130,7 +130,7 @@ class AsyncSynthQAClient:
         documents: Iterable[Document] | AsyncIterable[Document],
         *,
         part_chars: int = DEFAULT_PART_CHARS,
-        **options: OptionValue | None,
+        **options: OptionArgument | None,
     ) -> AsyncIterator[pb.GenerateResponse]:
         """Stream documents (a plain or async iterable) in and events out over one call (and
         a call per retry round, as SynthQAClient.generate: a call that breaks with
@@ -178,7 +178,7 @@ class AsyncSynthQAClient:
         self,
         documents: AsyncIterable[Document],
         part_chars: int,
-        options: dict[str, OptionValue | None],
+        options: dict[str, OptionArgument | None],
     ) -> AsyncGenerator[pb.GenerateResponse, None]:
         failures: list[Exception] = []
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from synthqa.contract.options import OPTIONS
+from synthqa.contract.options import OPTIONS, OptionValue
 
 from . import tracing
 from .channel import Credentials
@@ -76,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (generate, chunk):
         options = sub.add_argument_group("generation options (unset: the server's default)")
         for spec in OPTIONS:
-            options.add_argument(spec.flag, type=spec.kind, default=None, help=spec.help)
+            from_file = spec.kind is str and not spec.bounds.choices and not spec.is_list
+            spec.add_flag(options, spec.flag, None,
+                          spec.help + (" (@FILE: read from FILE)" if from_file else ""))
     commands.add_parser("info", help="describe the server")
     wait = commands.add_parser("wait", help="wait until the server reports SERVING")
     wait.add_argument("--for", dest="wait_for", type=float, default=600.0, metavar="SECONDS")
@@ -110,6 +112,13 @@ def main(argv: list[str] | None = None) -> int:
             provider.shutdown()  # exports what is buffered before the process ends
 
 
+def _text_from_file(value: OptionValue | None) -> OptionValue | None:
+    """A text option given as @PATH (a schema, long instructions) is the file's text."""
+    if isinstance(value, str) and value.startswith("@"):
+        return Path(value[1:]).read_text(encoding="utf-8")
+    return value
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
         credentials = Credentials(tls=args.tls, ca_file=args.ca_file, cert_file=args.cert_file,
@@ -123,7 +132,8 @@ def _run(args: argparse.Namespace) -> int:
             if args.command == "info":
                 print(_to_json(client.server_info()))
                 return 0
-            options = {spec.name: getattr(args, spec.name) for spec in OPTIONS}
+            options = {spec.name: _text_from_file(spec.from_flag(getattr(args, spec.name)))
+                       for spec in OPTIONS}
             if args.command == "chunk":
                 return _chunk(client, args, options)
             return run_generate(

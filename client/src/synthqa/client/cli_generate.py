@@ -22,7 +22,7 @@ from tqdm import tqdm
 from synthqa.v1 import synthqa_pb2 as pb
 
 from .documents import Document
-from .events import pair_record
+from .events import pair_record, record_line
 from .output_journal import OutputJournal, ResumeError, run_key
 from .sync import SynthQAClient
 
@@ -194,6 +194,13 @@ def _record(event: pb.GenerateResponse, report: RunReport, journal: OutputJourna
             bar.write(f"[{pair.document_id} #{pair.chunk_index}.{pair.pair_index}] "
                       f"Q: {pair.question}", file=sys.stdout)
             bar.write(f"    A: {pair.answer}", file=sys.stdout)
+    elif kind == "record":
+        record = event.record
+        journal.write_pair(record_line(record))
+        report.pairs += 1
+        if report.pairs <= show:
+            bar.write(f"[{record.document_id} #{record.chunk_index}.{record.record_index}] "
+                      f"{record.json}", file=sys.stdout)
     elif kind == "chunk_completed":
         report.chunks_done += 1
     elif kind == "chunk_failed":

@@ -3,14 +3,14 @@ options (`synthqa.contract.options`)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from synthqa.contract.options import OptionValue, iter_set
+from synthqa.contract.options import OptionArgument
+from synthqa.contract.wire import options_message
 from synthqa.v1 import synthqa_pb2 as pb
 
 
-def generation_options(**values: OptionValue | None) -> pb.GenerationOptions:
+def generation_options(**values: OptionArgument | None) -> pb.GenerationOptions:
     """Options with only the given fields set; None, like an absent keyword, takes the
-    server's default. An unknown name raises TypeError."""
-    chosen: dict[str, Any] = dict(iter_set(values))
-    return pb.GenerationOptions(**chosen)
+    server's default. An unknown name raises TypeError, a record shape or instructions mode
+    not in the contract ValueError. `record_choices` takes a list of strings."""
+    return options_message({name: tuple(value) if isinstance(value, list) else value
+                            for name, value in values.items()})

@@ -133,11 +133,13 @@ class ChunkRetries:
                 return None  # the caller saw this chunk start before its retry
             tally.delivered[index] = 0
             return event
-        if kind == "qa_pair":
-            pair = event.qa_pair
-            if pair.pair_index < tally.delivered.get(pair.chunk_index, 0):
+        if kind in ("qa_pair", "record"):
+            chunk_index = message.chunk_index  # type: ignore[union-attr]
+            index = (event.qa_pair.pair_index if kind == "qa_pair"
+                     else event.record.record_index)
+            if index < tally.delivered.get(chunk_index, 0):
                 return None
-            tally.delivered[pair.chunk_index] = pair.pair_index + 1
+            tally.delivered[chunk_index] = index + 1
             tally.pairs += 1
             return event
         if kind == "chunk_completed":

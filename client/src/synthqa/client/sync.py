@@ -9,7 +9,7 @@ from typing import TypeVar
 import grpc
 from grpc_health.v1 import health_pb2_grpc
 
-from synthqa.contract.options import OptionValue
+from synthqa.contract.options import OptionArgument
 from synthqa.v1 import synthqa_pb2 as pb
 from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
 
@@ -103,13 +103,13 @@ class SynthQAClient:
     def server_info(self) -> pb.GetServerInfoResponse:
         return self._call(self._stub.GetServerInfo, pb.GetServerInfoRequest())
 
-    def chunk(self, text: str, **options: OptionValue | None) -> pb.ChunkDocumentResponse:
+    def chunk(self, text: str, **options: OptionArgument | None) -> pb.ChunkDocumentResponse:
         request = pb.ChunkDocumentRequest(text=text, options=generation_options(**options))
         return self._call(self._stub.ChunkDocument, request)
 
     def generate_document(
         self, text: str, *, document_id: str = "", chunk_indexes: tuple[int, ...] = (),
-        **options: OptionValue | None,
+        **options: OptionArgument | None,
     ) -> Iterator[pb.GenerateResponse]:
         """Events for one document, as the server produces them."""
         retries = ChunkRetries(self.retries)
@@ -135,7 +135,7 @@ class SynthQAClient:
         *,
         streams: int = 1,
         part_chars: int = DEFAULT_PART_CHARS,
-        **options: OptionValue | None,
+        **options: OptionArgument | None,
     ) -> Iterator[pb.GenerateResponse]:
         """Stream documents in and events out. Documents are read lazily, so an iterator of
         any length works; events for different documents come interleaved. Each document is

@@ -18,7 +18,20 @@ from typing import Any
 INT32_MAX = 2**31 - 1
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
-OptionValue = int | float
+OptionValue = int | float | str | tuple[str, ...]
+# What a caller may pass for an option: a list option also takes a list.
+OptionArgument = OptionValue | list[str]
+
+# Shapes a record may take; "custom" takes the caller's schema, regex or choices.
+RECORD_SHAPES = ("qa", "cot", "summary", "custom")
+INSTRUCTIONS_MODES = ("extend", "replace")
+# The options that describe a custom record; each needs record_shape "custom" (or unset).
+CUSTOM_RECORD_OPTIONS = ("record_schema", "record_regex", "record_choices")
+MAX_RECORD_SCHEMA_CHARS = 16_384
+MAX_RECORD_REGEX_CHARS = 1_024
+MAX_RECORD_CHOICES = 64
+MAX_CHOICE_CHARS = 256
+MAX_INSTRUCTIONS_CHARS = 4_000
 
 
 @dataclass(frozen=True)
@@ -31,6 +44,13 @@ class Bounds:
     maximum_limit: str | None = None
     # Values the type admits but the option refuses, with the reason.
     reserved: Mapping[int, str] = dataclasses.field(default_factory=dict)
+    # Text options: the values allowed (an enum on the wire), or the longest text.
+    choices: tuple[str, ...] | None = None
+    max_chars: int | None = None
+    # List options: the most items (each item bounded by max_chars).
+    max_items: int | None = None
+    # For an enum on the wire: the prefix of its value names (RECORD_SHAPE_ + "COT").
+    proto_enum: str | None = None
 
 
 def option(default: OptionValue | None, help: str, **bounds: Any) -> Any:
@@ -59,6 +79,22 @@ class GenerationOptions:
                               minimum=INT64_MIN, maximum=INT64_MAX,
                               reserved={-1: "-1 is reserved; leave seed unset for unseeded "
                                             "sampling"})
+    record_shape: str = option("qa", "what each record holds: qa, cot (question, reasoning, "
+                               "answer), summary, or custom", choices=RECORD_SHAPES,
+                               proto_enum="RECORD_SHAPE")
+    record_schema: str | None = option(None, "custom records: a JSON schema each record matches",
+                                       max_chars=MAX_RECORD_SCHEMA_CHARS)
+    record_regex: str | None = option(None, "custom records: a regular expression each record "
+                                      "(a string) matches whole", max_chars=MAX_RECORD_REGEX_CHARS)
+    record_choices: tuple[str, ...] | None = option(
+        None, "custom records: the strings a record may be (repeat the flag for each)",
+        max_items=MAX_RECORD_CHOICES, max_chars=MAX_CHOICE_CHARS)
+    instructions: str | None = option(None, "instructions for the model, added to or replacing "
+                                      "the built-in task text",
+                                      max_chars=MAX_INSTRUCTIONS_CHARS)
+    instructions_mode: str = option("extend", "how instructions combine with the built-in task "
+                                    "text: extend or replace", choices=INSTRUCTIONS_MODES,
+                                    proto_enum="INSTRUCTIONS_MODE")
 
 
 @dataclass(frozen=True)
@@ -66,18 +102,35 @@ class OptionSpec:
     """One option as the derived layers see it."""
 
     name: str
-    kind: type[int] | type[float]
+    # The type of a value, or of each item for a list option.
+    kind: type[int] | type[float] | type[str]
     default: OptionValue | None
     help: str
     bounds: Bounds
+    is_list: bool = False
 
     @property
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
 
+    def add_flag(self, group: Any, flag: str, default: OptionValue | None, help: str) -> None:
+        """This option as an argparse flag of `group`."""
+        extra: dict[str, Any] = {}
+        if self.bounds.choices is not None:
+            extra["choices"] = self.bounds.choices
+        if self.is_list:
+            extra["action"] = "append"
+        group.add_argument(flag, type=self.kind, default=default, help=help, **extra)
+
+    def from_flag(self, value: Any) -> OptionValue | None:
+        """The option's value from its parsed flag (a list flag gives a list)."""
+        return tuple(value) if self.is_list and value is not None else value
+
     def problem(self, value: OptionValue, limits: Mapping[str, int]) -> str | None:
         """Why `value` is not valid for this option, or None."""
         bounds = self.bounds
+        if self.kind is str or isinstance(value, str | tuple):
+            return self._text_problem(value)
         if isinstance(value, float) and not math.isfinite(value):
             return f"must be a finite number, got {value}"
         if isinstance(value, int) and value in bounds.reserved:
@@ -91,6 +144,21 @@ class OptionSpec:
         if low_ok and high_ok:
             return None
         return f"must be {_describe_range(bounds, maximum, self.kind)}, got {value}"
+
+    def _text_problem(self, value: OptionValue) -> str | None:
+        bounds = self.bounds
+        if bounds.choices is not None and value not in bounds.choices:
+            return f"must be one of {', '.join(bounds.choices)}, got {value!r}"
+        items = value if isinstance(value, tuple) else (value,)
+        if bounds.max_items is not None and len(items) > bounds.max_items:
+            return f"may have at most {bounds.max_items} items, got {len(items)}"
+        for item in items:
+            if not isinstance(item, str):
+                return f"must be text, got {type(item).__name__}"
+            if bounds.max_chars is not None and len(item) > bounds.max_chars:
+                what = "each item" if self.is_list else "the text"
+                return f"{what} may have at most {bounds.max_chars} characters, got {len(item)}"
+        return None
 
 
 def _describe_range(bounds: Bounds, maximum: float | None, kind: type) -> str:
@@ -112,10 +180,13 @@ def _specs() -> tuple[OptionSpec, ...]:
     hints = typing.get_type_hints(GenerationOptions)
     specs = []
     for field in dataclasses.fields(GenerationOptions):
-        kind = float if float in typing.get_args(hints[field.name]) + (hints[field.name],) else int
+        types = typing.get_args(hints[field.name]) + (hints[field.name],)
+        is_list = any(typing.get_origin(t) is tuple for t in types)
+        kind: type[int] | type[float] | type[str] = (
+            str if is_list or str in types else float if float in types else int)
         default = typing.cast(OptionValue | None, field.default)
         specs.append(OptionSpec(field.name, kind, default, field.metadata["help"],
-                                field.metadata["bounds"]))
+                                field.metadata["bounds"], is_list))
     return tuple(specs)
 
 

@@ -20,6 +20,62 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _RecordShape:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RecordShapeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RecordShape.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RECORD_SHAPE_UNSPECIFIED: _RecordShape.ValueType  # 0
+    """The server's default shape."""
+    RECORD_SHAPE_QA: _RecordShape.ValueType  # 1
+    """{"question": ..., "answer": ...}; the Record event also carries it as a typed QaPair."""
+    RECORD_SHAPE_COT: _RecordShape.ValueType  # 2
+    """{"question": ..., "reasoning": ..., "answer": ...}: the reasoning leads to the answer."""
+    RECORD_SHAPE_SUMMARY: _RecordShape.ValueType  # 3
+    """{"summary": ...}: a summary of the chunk."""
+    RECORD_SHAPE_CUSTOM: _RecordShape.ValueType  # 4
+    """The caller's own: exactly one of record_schema, record_regex and record_choices."""
+
+class RecordShape(_RecordShape, metaclass=_RecordShapeEnumTypeWrapper):
+    """RecordShape is what one generated record holds."""
+
+RECORD_SHAPE_UNSPECIFIED: RecordShape.ValueType  # 0
+"""The server's default shape."""
+RECORD_SHAPE_QA: RecordShape.ValueType  # 1
+"""{"question": ..., "answer": ...}; the Record event also carries it as a typed QaPair."""
+RECORD_SHAPE_COT: RecordShape.ValueType  # 2
+"""{"question": ..., "reasoning": ..., "answer": ...}: the reasoning leads to the answer."""
+RECORD_SHAPE_SUMMARY: RecordShape.ValueType  # 3
+"""{"summary": ...}: a summary of the chunk."""
+RECORD_SHAPE_CUSTOM: RecordShape.ValueType  # 4
+"""The caller's own: exactly one of record_schema, record_regex and record_choices."""
+Global___RecordShape: _TypeAlias = RecordShape  # noqa: Y015
+
+class _InstructionsMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _InstructionsModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_InstructionsMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    INSTRUCTIONS_MODE_UNSPECIFIED: _InstructionsMode.ValueType  # 0
+    """The server's default mode."""
+    INSTRUCTIONS_MODE_EXTEND: _InstructionsMode.ValueType  # 1
+    """After the built-in task text."""
+    INSTRUCTIONS_MODE_REPLACE: _InstructionsMode.ValueType  # 2
+    """Instead of the built-in task text."""
+
+class InstructionsMode(_InstructionsMode, metaclass=_InstructionsModeEnumTypeWrapper):
+    """InstructionsMode says how GenerationOptions.instructions combine with the built-in task text."""
+
+INSTRUCTIONS_MODE_UNSPECIFIED: InstructionsMode.ValueType  # 0
+"""The server's default mode."""
+INSTRUCTIONS_MODE_EXTEND: InstructionsMode.ValueType  # 1
+"""After the built-in task text."""
+INSTRUCTIONS_MODE_REPLACE: InstructionsMode.ValueType  # 2
+"""Instead of the built-in task text."""
+Global___InstructionsMode: _TypeAlias = InstructionsMode  # noqa: Y015
+
 class _FinishReason:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -67,6 +123,12 @@ class GenerationOptions(_message.Message):
     CHUNK_OVERLAP_TOKENS_FIELD_NUMBER: _builtins.int
     MAX_CHUNK_TOKENS_FIELD_NUMBER: _builtins.int
     SEED_FIELD_NUMBER: _builtins.int
+    RECORD_SHAPE_FIELD_NUMBER: _builtins.int
+    RECORD_SCHEMA_FIELD_NUMBER: _builtins.int
+    RECORD_REGEX_FIELD_NUMBER: _builtins.int
+    RECORD_CHOICES_FIELD_NUMBER: _builtins.int
+    INSTRUCTIONS_FIELD_NUMBER: _builtins.int
+    INSTRUCTIONS_MODE_FIELD_NUMBER: _builtins.int
     num_pairs: _builtins.int
     """Number of question–answer pairs to generate for each chunk. Must be positive."""
     max_generation_tokens: _builtins.int
@@ -84,6 +146,27 @@ class GenerationOptions(_message.Message):
     engine is otherwise idle (batching with other work can change floating-point results).
     -1 is reserved and rejected; leave the field unset for unseeded sampling.
     """
+    record_shape: Global___RecordShape.ValueType
+    """What each record holds. Set it (or any record_* field) and every record is sent as a
+    Record event; left unset on a qa server, records are sent as QaPair events, as before.
+    num_pairs is the number of records per chunk, whatever the shape.
+    """
+    record_schema: _builtins.str
+    """RECORD_SHAPE_CUSTOM: a JSON schema (JSON text) that each record must match. Local
+    references into its own $defs or definitions are allowed; remote ones are not.
+    """
+    record_regex: _builtins.str
+    """RECORD_SHAPE_CUSTOM: each record is a string matching this regular expression whole."""
+    instructions: _builtins.str
+    """Instructions for the model, added to the built-in task text or replacing it (see
+    instructions_mode). The reply format the constraint enforces is always stated.
+    """
+    instructions_mode: Global___InstructionsMode.ValueType
+    """How instructions combine with the built-in task text."""
+    @_builtins.property
+    def record_choices(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """RECORD_SHAPE_CUSTOM: each record is one of these strings."""
+
     def __init__(
         self,
         *,
@@ -94,19 +177,35 @@ class GenerationOptions(_message.Message):
         chunk_overlap_tokens: _builtins.int | None = ...,
         max_chunk_tokens: _builtins.int | None = ...,
         seed: _builtins.int | None = ...,
+        record_shape: Global___RecordShape.ValueType | None = ...,
+        record_schema: _builtins.str | None = ...,
+        record_regex: _builtins.str | None = ...,
+        record_choices: _abc.Iterable[_builtins.str] | None = ...,
+        instructions: _builtins.str | None = ...,
+        instructions_mode: Global___InstructionsMode.ValueType | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_chunk_overlap_tokens", b"_chunk_overlap_tokens", "_max_chunk_tokens", b"_max_chunk_tokens", "_max_generation_tokens", b"_max_generation_tokens", "_num_pairs", b"_num_pairs", "_seed", b"_seed", "_temperature", b"_temperature", "_top_p", b"_top_p", "chunk_overlap_tokens", b"chunk_overlap_tokens", "max_chunk_tokens", b"max_chunk_tokens", "max_generation_tokens", b"max_generation_tokens", "num_pairs", b"num_pairs", "seed", b"seed", "temperature", b"temperature", "top_p", b"top_p"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_chunk_overlap_tokens", b"_chunk_overlap_tokens", "_instructions", b"_instructions", "_instructions_mode", b"_instructions_mode", "_max_chunk_tokens", b"_max_chunk_tokens", "_max_generation_tokens", b"_max_generation_tokens", "_num_pairs", b"_num_pairs", "_record_regex", b"_record_regex", "_record_schema", b"_record_schema", "_record_shape", b"_record_shape", "_seed", b"_seed", "_temperature", b"_temperature", "_top_p", b"_top_p", "chunk_overlap_tokens", b"chunk_overlap_tokens", "instructions", b"instructions", "instructions_mode", b"instructions_mode", "max_chunk_tokens", b"max_chunk_tokens", "max_generation_tokens", b"max_generation_tokens", "num_pairs", b"num_pairs", "record_regex", b"record_regex", "record_schema", b"record_schema", "record_shape", b"record_shape", "seed", b"seed", "temperature", b"temperature", "top_p", b"top_p"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_chunk_overlap_tokens", b"_chunk_overlap_tokens", "_max_chunk_tokens", b"_max_chunk_tokens", "_max_generation_tokens", b"_max_generation_tokens", "_num_pairs", b"_num_pairs", "_seed", b"_seed", "_temperature", b"_temperature", "_top_p", b"_top_p", "chunk_overlap_tokens", b"chunk_overlap_tokens", "max_chunk_tokens", b"max_chunk_tokens", "max_generation_tokens", b"max_generation_tokens", "num_pairs", b"num_pairs", "seed", b"seed", "temperature", b"temperature", "top_p", b"top_p"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_chunk_overlap_tokens", b"_chunk_overlap_tokens", "_instructions", b"_instructions", "_instructions_mode", b"_instructions_mode", "_max_chunk_tokens", b"_max_chunk_tokens", "_max_generation_tokens", b"_max_generation_tokens", "_num_pairs", b"_num_pairs", "_record_regex", b"_record_regex", "_record_schema", b"_record_schema", "_record_shape", b"_record_shape", "_seed", b"_seed", "_temperature", b"_temperature", "_top_p", b"_top_p", "chunk_overlap_tokens", b"chunk_overlap_tokens", "instructions", b"instructions", "instructions_mode", b"instructions_mode", "max_chunk_tokens", b"max_chunk_tokens", "max_generation_tokens", b"max_generation_tokens", "num_pairs", b"num_pairs", "record_choices", b"record_choices", "record_regex", b"record_regex", "record_schema", b"record_schema", "record_shape", b"record_shape", "seed", b"seed", "temperature", b"temperature", "top_p", b"top_p"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__chunk_overlap_tokens: _TypeAlias = _typing.Literal["chunk_overlap_tokens"]  # noqa: Y015
     _WhichOneofArgType__chunk_overlap_tokens: _TypeAlias = _typing.Literal["_chunk_overlap_tokens", b"_chunk_overlap_tokens"]  # noqa: Y015
+    _WhichOneofReturnType__instructions: _TypeAlias = _typing.Literal["instructions"]  # noqa: Y015
+    _WhichOneofArgType__instructions: _TypeAlias = _typing.Literal["_instructions", b"_instructions"]  # noqa: Y015
+    _WhichOneofReturnType__instructions_mode: _TypeAlias = _typing.Literal["instructions_mode"]  # noqa: Y015
+    _WhichOneofArgType__instructions_mode: _TypeAlias = _typing.Literal["_instructions_mode", b"_instructions_mode"]  # noqa: Y015
     _WhichOneofReturnType__max_chunk_tokens: _TypeAlias = _typing.Literal["max_chunk_tokens"]  # noqa: Y015
     _WhichOneofArgType__max_chunk_tokens: _TypeAlias = _typing.Literal["_max_chunk_tokens", b"_max_chunk_tokens"]  # noqa: Y015
     _WhichOneofReturnType__max_generation_tokens: _TypeAlias = _typing.Literal["max_generation_tokens"]  # noqa: Y015
     _WhichOneofArgType__max_generation_tokens: _TypeAlias = _typing.Literal["_max_generation_tokens", b"_max_generation_tokens"]  # noqa: Y015
     _WhichOneofReturnType__num_pairs: _TypeAlias = _typing.Literal["num_pairs"]  # noqa: Y015
     _WhichOneofArgType__num_pairs: _TypeAlias = _typing.Literal["_num_pairs", b"_num_pairs"]  # noqa: Y015
+    _WhichOneofReturnType__record_regex: _TypeAlias = _typing.Literal["record_regex"]  # noqa: Y015
+    _WhichOneofArgType__record_regex: _TypeAlias = _typing.Literal["_record_regex", b"_record_regex"]  # noqa: Y015
+    _WhichOneofReturnType__record_schema: _TypeAlias = _typing.Literal["record_schema"]  # noqa: Y015
+    _WhichOneofArgType__record_schema: _TypeAlias = _typing.Literal["_record_schema", b"_record_schema"]  # noqa: Y015
+    _WhichOneofReturnType__record_shape: _TypeAlias = _typing.Literal["record_shape"]  # noqa: Y015
+    _WhichOneofArgType__record_shape: _TypeAlias = _typing.Literal["_record_shape", b"_record_shape"]  # noqa: Y015
     _WhichOneofReturnType__seed: _TypeAlias = _typing.Literal["seed"]  # noqa: Y015
     _WhichOneofArgType__seed: _TypeAlias = _typing.Literal["_seed", b"_seed"]  # noqa: Y015
     _WhichOneofReturnType__temperature: _TypeAlias = _typing.Literal["temperature"]  # noqa: Y015
@@ -116,11 +215,21 @@ class GenerationOptions(_message.Message):
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__chunk_overlap_tokens) -> _WhichOneofReturnType__chunk_overlap_tokens | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__instructions) -> _WhichOneofReturnType__instructions | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__instructions_mode) -> _WhichOneofReturnType__instructions_mode | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__max_chunk_tokens) -> _WhichOneofReturnType__max_chunk_tokens | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__max_generation_tokens) -> _WhichOneofReturnType__max_generation_tokens | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__num_pairs) -> _WhichOneofReturnType__num_pairs | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__record_regex) -> _WhichOneofReturnType__record_regex | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__record_schema) -> _WhichOneofReturnType__record_schema | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__record_shape) -> _WhichOneofReturnType__record_shape | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__seed) -> _WhichOneofReturnType__seed | None: ...
     @_typing.overload
@@ -647,6 +756,46 @@ class QaPair(_message.Message):
 Global___QaPair: _TypeAlias = QaPair  # noqa: Y015
 
 @_typing.final
+class Record(_message.Message):
+    """Record is one generated record, of any shape."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    CHUNK_INDEX_FIELD_NUMBER: _builtins.int
+    RECORD_INDEX_FIELD_NUMBER: _builtins.int
+    JSON_FIELD_NUMBER: _builtins.int
+    QA_PAIR_FIELD_NUMBER: _builtins.int
+    document_id: _builtins.str
+    """The record's document."""
+    chunk_index: _builtins.int
+    """The chunk the record was generated from."""
+    record_index: _builtins.int
+    """Position of the record within its chunk, from 0."""
+    json: _builtins.str
+    """The record as compact JSON text; it matches the record's schema."""
+    @_builtins.property
+    def qa_pair(self) -> Global___QaPair:
+        """The record typed, when the shape is RECORD_SHAPE_QA."""
+
+    def __init__(
+        self,
+        *,
+        document_id: _builtins.str = ...,
+        chunk_index: _builtins.int = ...,
+        record_index: _builtins.int = ...,
+        json: _builtins.str = ...,
+        qa_pair: Global___QaPair | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["qa_pair", b"qa_pair"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_index", b"chunk_index", "document_id", b"document_id", "json", b"json", "qa_pair", b"qa_pair", "record_index", b"record_index"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Record: _TypeAlias = Record  # noqa: Y015
+
+@_typing.final
 class ChunkCompleted(_message.Message):
     """ChunkCompleted says every pair of a chunk has been sent."""
 
@@ -669,7 +818,7 @@ class ChunkCompleted(_message.Message):
     finish_reason: Global___FinishReason.ValueType
     """Why the engine stopped."""
     pair_count: _builtins.int
-    """Pairs sent for the chunk."""
+    """Pairs (records, of any shape) sent for the chunk."""
     def __init__(
         self,
         *,
@@ -705,7 +854,7 @@ class ChunkFailed(_message.Message):
     chunk_index: _builtins.int
     """The chunk's position in its document."""
     pair_count: _builtins.int
-    """Pairs already sent for the chunk before it failed; each of them is complete and valid."""
+    """Pairs (records) already sent for the chunk before it failed; each is complete and valid."""
     generated_token_count: _builtins.int
     """Tokens the engine generated before the failure."""
     finish_reason: Global___FinishReason.ValueType
@@ -755,7 +904,7 @@ class DocumentCompleted(_message.Message):
     failed_chunk_count: _builtins.int
     """Chunks that failed."""
     pair_count: _builtins.int
-    """Pairs sent for the document."""
+    """Pairs (records, of any shape) sent for the document."""
     token_count: _builtins.int
     """Tokens in the document."""
     def __init__(
@@ -787,6 +936,7 @@ class GenerateResponse(_message.Message):
     CHUNK_COMPLETED_FIELD_NUMBER: _builtins.int
     CHUNK_FAILED_FIELD_NUMBER: _builtins.int
     DOCUMENT_COMPLETED_FIELD_NUMBER: _builtins.int
+    RECORD_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def chunk_started(self) -> Global___ChunkStarted:
         """A chunk went to the engine."""
@@ -807,6 +957,10 @@ class GenerateResponse(_message.Message):
     def document_completed(self) -> Global___DocumentCompleted:
         """A document completed."""
 
+    @_builtins.property
+    def record(self) -> Global___Record:
+        """A record was generated (when the call asked for records; see record_shape)."""
+
     def __init__(
         self,
         *,
@@ -815,12 +969,13 @@ class GenerateResponse(_message.Message):
         chunk_completed: Global___ChunkCompleted | None = ...,
         chunk_failed: Global___ChunkFailed | None = ...,
         document_completed: Global___DocumentCompleted | None = ...,
+        record: Global___Record | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk_completed", b"chunk_completed", "chunk_failed", b"chunk_failed", "chunk_started", b"chunk_started", "document_completed", b"document_completed", "event", b"event", "qa_pair", b"qa_pair"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk_completed", b"chunk_completed", "chunk_failed", b"chunk_failed", "chunk_started", b"chunk_started", "document_completed", b"document_completed", "event", b"event", "qa_pair", b"qa_pair", "record", b"record"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_completed", b"chunk_completed", "chunk_failed", b"chunk_failed", "chunk_started", b"chunk_started", "document_completed", b"document_completed", "event", b"event", "qa_pair", b"qa_pair"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_completed", b"chunk_completed", "chunk_failed", b"chunk_failed", "chunk_started", b"chunk_started", "document_completed", b"document_completed", "event", b"event", "qa_pair", b"qa_pair", "record", b"record"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["chunk_started", "qa_pair", "chunk_completed", "chunk_failed", "document_completed"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["chunk_started", "qa_pair", "chunk_completed", "chunk_failed", "document_completed", "record"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
@@ -839,6 +994,7 @@ class GenerateDocumentResponse(_message.Message):
     CHUNK_COMPLETED_FIELD_NUMBER: _builtins.int
     CHUNK_FAILED_FIELD_NUMBER: _builtins.int
     DOCUMENT_COMPLETED_FIELD_NUMBER: _builtins.int
+    RECORD_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def chunk_started(self) -> Global___ChunkStarted:
         """A chunk went to the engine."""
@@ -859,6 +1015,10 @@ class GenerateDocumentResponse(_message.Message):
     def document_completed(self) -> Global___DocumentCompleted:
         """A document completed."""
 
+    @_builtins.property
+    def record(self) -> Global___Record:
+        """A record was generated (when the call asked for records; see record_shape)."""
+
     def __init__(
         self,
         *,
@@ -867,12 +1027,13 @@ class GenerateDocumentResponse(_message.Message):
         chunk_completed: Global___ChunkCompleted | None = ...,
         chunk_failed: Global___ChunkFailed | None = ...,
         document_completed: Global___DocumentCompleted | None = ...,
+        record: Global___Record | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk_completed", b"chunk_completed", "chunk_failed", b"chunk_failed", "chunk_started", b"chunk_started", "document_completed", b"document_completed", "event", b"event", "qa_pair", b"qa_pair"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk_completed", b"chunk_completed", "chunk_failed", b"chunk_failed", "chunk_started", b"chunk_started", "document_completed", b"document_completed", "event", b"event", "qa_pair", b"qa_pair", "record", b"record"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_completed", b"chunk_completed", "chunk_failed", b"chunk_failed", "chunk_started", b"chunk_started", "document_completed", b"document_completed", "event", b"event", "qa_pair", b"qa_pair"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_completed", b"chunk_completed", "chunk_failed", b"chunk_failed", "chunk_started", b"chunk_started", "document_completed", b"document_completed", "event", b"event", "qa_pair", b"qa_pair", "record", b"record"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["chunk_started", "qa_pair", "chunk_completed", "chunk_failed", "document_completed"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["chunk_started", "qa_pair", "chunk_completed", "chunk_failed", "document_completed", "record"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 

@@ -9,6 +9,7 @@ from typing import TypeVar
 from google.rpc import status_pb2
 
 from synthqa.contract.options import OPTIONS, GenerationOptions
+from synthqa.contract.wire import options_from_message, options_message
 from synthqa.v1 import synthqa_pb2 as pb
 
 from ..pipeline.errors import InvalidArgument
@@ -19,7 +20,7 @@ from ..pipeline.events import (
     DocumentCompleted,
     FinishReason,
     GenerationEvent,
-    PairGenerated,
+    RecordGenerated,
 )
 from ..pipeline.options import Overrides
 from ..pipeline.service import ChunkedDocument, ServerInfo
@@ -39,17 +40,11 @@ _FINISH_REASONS = {
 
 def overrides_from_proto(message: pb.GenerationOptions) -> Overrides:
     # The names come from the declarations, which a test matches to the proto's fields.
-    return {spec.name: getattr(message, spec.name) for spec in OPTIONS
-            if message.HasField(spec.name)}  # type: ignore[arg-type]
+    return options_from_message(message)
 
 
 def options_to_proto(options: GenerationOptions) -> pb.GenerationOptions:
-    message = pb.GenerationOptions()
-    for spec in OPTIONS:
-        value = getattr(options, spec.name)
-        if value is not None:
-            setattr(message, spec.name, value)
-    return message
+    return options_message({spec.name: getattr(options, spec.name) for spec in OPTIONS})
 
 
 def stream_message_from_proto(request: pb.GenerateRequest) -> OptionsMessage | DocumentPart:
@@ -118,14 +113,25 @@ def event_to_proto(
                     char_end=event.char_end,
                 )
             )
-        case PairGenerated():
-            return response_type(
-                qa_pair=pb.QaPair(
+        case RecordGenerated():
+            pair = None
+            if event.question is not None and event.answer is not None:
+                pair = pb.QaPair(
                     document_id=event.document_id,
                     chunk_index=event.chunk_index,
-                    pair_index=event.pair_index,
+                    pair_index=event.record_index,
                     question=event.question,
                     answer=event.answer,
+                )
+            if event.as_pair:
+                return response_type(qa_pair=pair)
+            return response_type(
+                record=pb.Record(
+                    document_id=event.document_id,
+                    chunk_index=event.chunk_index,
+                    record_index=event.record_index,
+                    json=event.json,
+                    qa_pair=pair,
                 )
             )
         case ChunkCompleted():

@@ -17,7 +17,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from ..pipeline.errors import ServiceError
-from ..pipeline.events import DocumentCompleted, GenerationEvent, PairGenerated
+from ..pipeline.events import DocumentCompleted, GenerationEvent, RecordGenerated
 from .call_limits import CallGuard, WatchedCall, client_address
 from .status import cut_by_client, internal_status, to_grpc_status
 
@@ -52,7 +52,7 @@ class RpcRecord:
             self.call.waiting_since = None
 
     def count(self, event: GenerationEvent) -> None:
-        if isinstance(event, PairGenerated):
+        if isinstance(event, RecordGenerated):
             self.pairs += 1
         elif isinstance(event, DocumentCompleted):
             self.documents += 1

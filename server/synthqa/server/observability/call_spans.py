@@ -21,7 +21,7 @@ from ..pipeline.events import (
     ChunkStarted,
     DocumentCompleted,
     GenerationEvent,
-    PairGenerated,
+    RecordGenerated,
 )
 from ..pipeline.telemetry import CallTelemetry, Telemetry
 from ..text.chunker import Chunk
@@ -118,14 +118,14 @@ class CallSpans(CallTelemetry):
         return headers
 
     def event(self, event: GenerationEvent) -> None:
-        if isinstance(event, PairGenerated):
+        if isinstance(event, RecordGenerated):
             chunk = self._chunks.get((event.document_id, event.chunk_index))
             if chunk is not None:
                 if not chunk.first_pair_seen and chunk.started_at is not None:
                     chunk.first_pair_seen = True
                     chunk.span.set_attribute("synthqa.chunk.time_to_first_pair_seconds",
                                              time.monotonic() - chunk.started_at)
-                chunk.span.add_event(PAIR_EVENT, {"synthqa.pair.index": event.pair_index})
+                chunk.span.add_event(PAIR_EVENT, {"synthqa.pair.index": event.record_index})
         elif isinstance(event, ChunkStarted):
             chunk = self._chunks.get((event.document_id, event.chunk_index))
             if chunk is not None:

@@ -20,7 +20,7 @@ from ..pipeline.events import (
     ChunkStarted,
     DocumentCompleted,
     GenerationEvent,
-    PairGenerated,
+    RecordGenerated,
 )
 from ..pipeline.telemetry import CallTelemetry, Telemetry
 from ..text.chunker import Chunk
@@ -122,7 +122,7 @@ class CallMetrics(CallTelemetry):
 
     def event(self, event: GenerationEvent) -> None:
         metrics = self._metrics
-        if isinstance(event, PairGenerated):
+        if isinstance(event, RecordGenerated):
             metrics.pairs.inc()
             key = (event.document_id, event.chunk_index)
             if key in self._awaiting_first_pair:

@@ -40,12 +40,17 @@ class ChunkStarted:
 
 
 @dataclass(frozen=True)
-class PairGenerated:
+class RecordGenerated:
+    """One record. `as_pair`: sent as a QaPair event (qa records for a client that asked for
+    no record option), else as a Record event carrying `json`, and the pair where it is qa."""
+
     document_id: str
     chunk_index: int
-    pair_index: int
-    question: str
-    answer: str
+    record_index: int
+    json: str
+    question: str | None = None
+    answer: str | None = None
+    as_pair: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,4 +84,4 @@ class DocumentCompleted:
     token_count: int
 
 
-GenerationEvent = ChunkStarted | PairGenerated | ChunkCompleted | ChunkFailed | DocumentCompleted
+GenerationEvent = ChunkStarted | RecordGenerated | ChunkCompleted | ChunkFailed | DocumentCompleted

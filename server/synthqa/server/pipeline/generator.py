@@ -1,4 +1,4 @@
-"""Generates one chunk's pairs on the engine, parsing them as the tokens stream in."""
+"""Generates one chunk's records on the engine, parsing them as the tokens stream in."""
 
 from __future__ import annotations
 
@@ -8,19 +8,20 @@ from collections.abc import AsyncGenerator, Mapping
 
 from ..engine.types import EngineDead, GenerationEngine, SamplingRequest
 from ..text.chunker import Chunk
-from ..text.pair_parser import REPLACEMENT_CHARACTER, MalformedOutput, PairStreamParser
+from ..text.record_parser import MalformedOutput, RecordStreamParser
+from ..text.records import REPLACEMENT_CHARACTER, MalformedRecord
 from .events import (
     ChunkCompleted,
     ChunkFailed,
     FailureCode,
     FinishReason,
-    PairGenerated,
+    RecordGenerated,
 )
 from .planner import GenerationPlan
 
 log = logging.getLogger(__name__)
 
-ChunkEvent = PairGenerated | ChunkCompleted | ChunkFailed
+ChunkEvent = RecordGenerated | ChunkCompleted | ChunkFailed
 
 
 class ChunkGenerator:
@@ -39,11 +40,13 @@ class ChunkGenerator:
             temperature=options.temperature,
             top_p=options.top_p,
             seed=options.seed,
-            json_schema=plan.schema,
+            json_schema=plan.records.schema,
         )
-        parser = PairStreamParser(
-            drop_replacement_characters=REPLACEMENT_CHARACTER not in chunk.text
-        )
+        records = plan.records
+        parser = RecordStreamParser(records.key)
+        # The engine's grammar admits some invalid UTF-8 (overlong forms), which decodes to
+        # U+FFFD; when the chunk has none, every one in the output is such a byte, not content.
+        drop_replacement = REPLACEMENT_CHARACTER not in chunk.text
         finished = False
         pairs = 0
         generated = 0
@@ -63,12 +66,12 @@ class ChunkGenerator:
                     if delta.finished:
                         finished = True
                         finish = FinishReason.from_engine(delta.finish_reason)
-                    for pair in parser.feed(delta.text):
-                        yield PairGenerated(
-                            document_id, chunk.index, pairs, pair.question, pair.answer
-                        )
+                    for item in parser.feed(delta.text):
+                        record = records.accept(item, drop_replacement)
+                        yield RecordGenerated(document_id, chunk.index, pairs, record.json,
+                                              record.question, record.answer, records.as_pairs)
                         pairs += 1
-        except MalformedOutput as error:
+        except (MalformedOutput, MalformedRecord) as error:
             yield failed(FailureCode.INTERNAL, f"the model's output could not be parsed: {error}")
             return
         except EngineDead:
@@ -95,7 +98,7 @@ class ChunkGenerator:
             yield failed(
                 FailureCode.RESOURCE_EXHAUSTED,
                 f"the output was truncated at max_generation_tokens="
-                f"{options.max_generation_tokens} after {pairs} of {options.num_pairs} pairs",
+                f"{options.max_generation_tokens} after {pairs} of {options.num_pairs} records",
             )
         elif finish is FinishReason.ABORT:
             yield failed(FailureCode.ABORTED, f"the engine aborted the request after {pairs} pairs")
@@ -104,7 +107,7 @@ class ChunkGenerator:
         elif not whole:
             yield failed(
                 FailureCode.INTERNAL,
-                f"the model returned {pairs} pairs where {options.num_pairs} were asked for",
+                f"the model returned {pairs} records where {options.num_pairs} were asked for",
             )
         else:
             yield ChunkCompleted(document_id, chunk.index, prompt_tokens, generated, finish, pairs)

@@ -1,26 +1,26 @@
-"""Turns resolved options into a generation plan: pair bounds, schema, prompt frame and the
-chunk budget, rejecting options that cannot fit the model's context."""
+"""Turns resolved options into a generation plan: the record format (shape, schema, prompt
+text), the prompt frame and the chunk budget, rejecting options that cannot fit the model's
+context."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from synthqa.contract.options import GenerationOptions
 
+from ..text.custom_records import RecordOptionError
 from ..text.prompts import PromptBuilder, PromptFrame
-from ..text.schema import PairBounds, min_generation_tokens, pair_bounds, qa_schema
+from ..text.records import RecordFormat, record_format
 from .errors import ViolationCollector
 
 
 @dataclass(frozen=True)
 class GenerationPlan:
     options: GenerationOptions
-    bounds: PairBounds
+    records: RecordFormat
     frame: PromptFrame
     # The largest chunk, in tokens, under these options.
     chunk_token_budget: int
-    schema: dict[str, Any]
 
 
 class Planner:
@@ -28,22 +28,23 @@ class Planner:
         self._prompts = prompts
         self.max_model_len = max_model_len
 
-    def plan(self, options: GenerationOptions, field_prefix: str = "options") -> GenerationPlan:
+    def plan(
+        self, options: GenerationOptions, field_prefix: str = "options",
+        client_set: frozenset[str] = frozenset(),
+    ) -> GenerationPlan:
+        """`client_set` names the options the caller set (the rest are defaults)."""
         problems = ViolationCollector()
 
         def bad(name: str, description: str) -> None:
             problems.add(f"{field_prefix}.{name}", description)
 
-        bounds = pair_bounds(options.num_pairs, options.max_generation_tokens)
-        if bounds is None:
-            needed = min_generation_tokens(options.num_pairs)
-            bad("max_generation_tokens",
-                f"{options.max_generation_tokens} tokens leave too little room for "
-                f"{options.num_pairs} pairs; at least {needed} are needed (or ask for fewer "
-                "pairs with num_pairs)")
+        try:
+            records = record_format(options, client_set)
+        except RecordOptionError as error:
+            bad(error.option, error.description)
             problems.raise_if_any()
-        assert bounds is not None
-        frame = self._prompts.frame(options.num_pairs, bounds)
+            raise
+        frame = self._prompts.frame(records.prompt)
         fit = self.max_model_len - options.max_generation_tokens - frame.token_count
         if fit < 1:
             bad("max_generation_tokens",
@@ -63,8 +64,7 @@ class Planner:
         problems.raise_if_any()
         return GenerationPlan(
             options=options,
-            bounds=bounds,
+            records=records,
             frame=frame,
             chunk_token_budget=budget,
-            schema=qa_schema(options.num_pairs, bounds),
         )

@@ -13,6 +13,7 @@ from typing import Any
 from synthqa.contract.options import GenerationOptions
 
 from .. import __version__
+from ..engine.grammar import GrammarCheck
 from ..engine.types import EngineLayout, GenerationEngine
 from ..text.chunker import (
     Chunk,
@@ -81,6 +82,7 @@ class GenerationService:
         self.defaults = resolve_options(defaults, {}, limits=self._limit_values,
                                         field_prefix="defaults")
         self._planner = Planner(PromptBuilder(engine.tokenizer), engine.max_model_len)
+        self._grammar_check = GrammarCheck(engine.tokenizer)
         self._generator = ChunkGenerator(engine)
         self.load = ServerLoad(limits.max_in_flight_chunks)
         self.memory = DocumentMemory(limits.max_held_document_chars)
@@ -176,7 +178,7 @@ class GenerationService:
         """The ChunkDocument RPC: the chunks Generate would make of `text`."""
         self.check_available()
         async with self._call():
-            plan = self._plan(overrides, "options")
+            plan = await self._plan(overrides, "options")
             self._check_document_size(text, "text")
             with self.memory.holding(len(text)):
                 # The reply carries every chunk's text: overlap can multiply the document's size.
@@ -193,7 +195,7 @@ class GenerationService:
             overrides = await read_options(messages, paths)
             if overrides is None:
                 return  # the client sent nothing: nothing to do
-            plan = self._plan(overrides, paths.options)
+            plan = await self._plan(overrides, paths.options)
             telemetry = self._telemetry.call(plan.options)
             async with self._session(plan, telemetry) as session:
                 feeder = self._feed(messages, paths, plan, session, telemetry)
@@ -232,10 +234,17 @@ class GenerationService:
 
     # Internals ----------------------------------------------------------------------------
 
-    def _plan(self, overrides: Overrides, field_prefix: str) -> GenerationPlan:
+    async def _plan(self, overrides: Overrides, field_prefix: str) -> GenerationPlan:
         options = resolve_options(self.defaults, overrides, limits=self._limit_values,
                                   field_prefix=field_prefix)
-        return self._planner.plan(options, field_prefix=field_prefix)
+        client_set = frozenset(name for name, value in overrides.items() if value is not None)
+        plan = self._planner.plan(options, field_prefix=field_prefix, client_set=client_set)
+        option = plan.records.custom_option
+        if option is not None:
+            problem = await self._grammar_check.problem(plan.records.schema)
+            if problem is not None:
+                raise InvalidArgument.single(f"{field_prefix}.{option}", problem)
+        return plan
 
     def _check_document_size(self, text: str, subject: str) -> None:
         if len(text) > self.limits.max_document_chars:

@@ -1,4 +1,4 @@
-"""The chat prompt that asks for question–answer pairs about one chunk.
+"""The chat prompt that asks for records (question–answer pairs by default) about one chunk.
 
 The template is rendered once per shape with a placeholder where the chunk goes, and split
 there. A prompt is then prefix ids + the chunk's own token ids + suffix ids: the engine sees
@@ -11,21 +11,21 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from .schema import PairBounds
+from .records import PromptText
 
 _PLACEHOLDER = "\u2063SYNTHQA_CHUNK\u2063"
 
-SYSTEM_PROMPT = (
-    "You write question and answer pairs for training language models. Every question must be "
-    "answerable from the given text alone, and every answer must be correct according to it. "
-    "Reply with JSON only."
-)
-
-USER_PROMPT = (
-    "Write exactly {num_pairs} question and answer pairs about the text below. Keep each question "
-    "under {question_chars} characters and each answer under {answer_chars} characters. Reply as "
-    '{{"pairs":[{{"question":"...","answer":"..."}}]}}.\n\nText:\n{chunk}'
-)
+def user_prompt(text: PromptText, chunk: str) -> str:
+    """The task (or the caller's instructions in its place, or after it), the length guidance
+    and the reply format, then the chunk."""
+    if text.instructions and text.replace_task:
+        request = [text.instructions]
+    elif text.instructions:
+        request = [text.task, text.instructions]
+    else:
+        request = [text.task]
+    request += [text.guidance, text.reply]
+    return " ".join(part for part in request if part) + "\n\nText:\n" + chunk
 
 
 @dataclass(frozen=True)
@@ -48,18 +48,13 @@ class PromptBuilder:
         self._tokenizer = tokenizer
         self.frame = functools.lru_cache(maxsize=256)(self._frame)
 
-    def messages(self, num_pairs: int, bounds: PairBounds, chunk: str) -> list[dict[str, str]]:
-        user = USER_PROMPT.format(
-            num_pairs=num_pairs,
-            question_chars=bounds.question_chars,
-            answer_chars=bounds.answer_chars,
-            chunk=chunk,
-        )
-        return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+    def messages(self, text: PromptText, chunk: str) -> list[dict[str, str]]:
+        return [{"role": "system", "content": text.system},
+                {"role": "user", "content": user_prompt(text, chunk)}]
 
-    def _frame(self, num_pairs: int, bounds: PairBounds) -> PromptFrame:
+    def _frame(self, text: PromptText) -> PromptFrame:
         rendered = self._tokenizer.apply_chat_template(
-            self.messages(num_pairs, bounds, _PLACEHOLDER),
+            self.messages(text, _PLACEHOLDER),
             tokenize=False,
             add_generation_prompt=True,
         )

@@ -1,4 +1,4 @@
-"""The JSON schema that constrains each chunk's output, sized so a valid record fits its budget.
+"""The JSON schema that constrains each chunk's output, sized so valid records fit the budget.
 
 The engine's tokenizer is byte-level, so a token holds at least one byte and a record of B bytes
 costs at most B tokens. Strings forbid quotes, backslashes and control characters (no escapes:
@@ -19,55 +19,65 @@ from typing import Any
 # would otherwise emit their (invalid) UTF-8 bytes, which decode to replacement characters.
 _FIRST_CHAR = r'[^"\\\x00-\x20\ud800-\udfff]'
 _NEXT_CHAR = r'[^"\\\x00-\x1f\ud800-\udfff]'
-MIN_QUESTION_CHARS = 8
-MIN_ANSWER_CHARS = 8
-# Upper caps: grammar compile time grows fast with string length (measured with xgrammar 0.2.8:
-# a 256 + 512 character pair compiles in ~0.5 s, 3,000 characters in ~37 s).
-MAX_QUESTION_CHARS = 256
-MAX_ANSWER_CHARS = 512
+# The shortest useful text field: a budget that leaves less is refused up front.
+MIN_FIELD_CHARS = 8
 # xgrammar fails to compile a repetition count above ~128 ("per_rule_fsm_hashes" check), so
 # long strings are a sequence of bounded repetitions.
 _MAX_REPEAT = 128
-# Share of a pair's characters that goes to the question; answers get the rest.
-QUESTION_SHARE = 0.4
 # The end-of-sequence token after the JSON.
 _EOS_TOKENS = 1
 
 
 @dataclass(frozen=True)
-class PairBounds:
-    question_chars: int
-    answer_chars: int
+class TextField:
+    """One string of a built-in record: its share of the record's characters, and a cap
+    (grammar compile time grows fast with string length: measured with xgrammar 0.2.8, a
+    256 + 512 character pair compiled in ~0.5 s, 3,000 characters in ~37 s)."""
+
+    name: str
+    share: float
+    max_chars: int
 
 
-def skeleton_bytes(num_pairs: int) -> int:
-    """Bytes of a record whose strings are all empty: the structure every record pays for."""
-    empty_pair = {"question": "", "answer": ""}
-    skeleton = {"pairs": [empty_pair] * num_pairs}
-    return len(json.dumps(skeleton, separators=(",", ":")).encode())
+QA_FIELDS = (TextField("question", 0.4, 256), TextField("answer", 0.6, 512))
+COT_FIELDS = (TextField("question", 0.2, 256), TextField("reasoning", 0.5, 1024),
+              TextField("answer", 0.3, 512))
+SUMMARY_FIELDS = (TextField("summary", 1.0, 1024),)
+
+# Longest text of each field, by name, in the fields' order.
+FieldBounds = tuple[tuple[str, int], ...]
 
 
-def pair_bounds(num_pairs: int, max_generation_tokens: int) -> PairBounds | None:
-    """The longest question and answer such that `num_pairs` of them fit; None if too little
-    room is left for a useful pair."""
-    room = max_generation_tokens - skeleton_bytes(num_pairs) - _EOS_TOKENS
-    per_pair = room // num_pairs
-    question = int(per_pair * QUESTION_SHARE)
-    answer = per_pair - question
-    if question < MIN_QUESTION_CHARS or answer < MIN_ANSWER_CHARS:
+def skeleton_bytes(key: str, fields: tuple[TextField, ...], count: int) -> int:
+    """Bytes of `count` records whose strings are all empty: the structure they pay for."""
+    empty = {field.name: "" for field in fields}
+    return len(json.dumps({key: [empty] * count}, separators=(",", ":")).encode())
+
+
+def _split(fields: tuple[TextField, ...], per_record: int) -> list[int]:
+    sizes = [int(per_record * field.share) for field in fields[:-1]]
+    return [*sizes, per_record - sum(sizes)]
+
+
+def field_bounds(
+    key: str, fields: tuple[TextField, ...], count: int, max_generation_tokens: int
+) -> FieldBounds | None:
+    """The longest text per field such that `count` records fit; None if too little room is
+    left for useful records."""
+    room = max_generation_tokens - skeleton_bytes(key, fields, count) - _EOS_TOKENS
+    sizes = _split(fields, room // count)
+    if min(sizes) < MIN_FIELD_CHARS:
         return None
-    return PairBounds(
-        question_chars=min(question, MAX_QUESTION_CHARS),
-        answer_chars=min(answer, MAX_ANSWER_CHARS),
-    )
+    return tuple((field.name, min(size, field.max_chars))
+                 for field, size in zip(fields, sizes, strict=True))
 
 
-def min_generation_tokens(num_pairs: int) -> int:
-    """The smallest max_generation_tokens that leaves room for `num_pairs` useful pairs."""
-    per_pair = MIN_QUESTION_CHARS + MIN_ANSWER_CHARS
-    while int(per_pair * QUESTION_SHARE) < MIN_QUESTION_CHARS:
-        per_pair += 1
-    return skeleton_bytes(num_pairs) + _EOS_TOKENS + per_pair * num_pairs
+def min_generation_tokens(key: str, fields: tuple[TextField, ...], count: int) -> int:
+    """The smallest max_generation_tokens that leaves room for `count` useful records."""
+    per_record = MIN_FIELD_CHARS * len(fields)
+    while min(_split(fields, per_record)) < MIN_FIELD_CHARS:
+        per_record += 1
+    return skeleton_bytes(key, fields, count) + _EOS_TOKENS + per_record * count
 
 
 def _bounded_string(max_chars: int) -> dict[str, Any]:
@@ -79,26 +89,28 @@ def _bounded_string(max_chars: int) -> dict[str, Any]:
     return {"type": "string", "pattern": f"^{_FIRST_CHAR}{tail}$"}
 
 
-def qa_schema(num_pairs: int, bounds: PairBounds) -> dict[str, Any]:
-    pair = {
-        "type": "object",
-        "properties": {
-            "question": _bounded_string(bounds.question_chars),
-            "answer": _bounded_string(bounds.answer_chars),
-        },
-        "required": ["question", "answer"],
-        "additionalProperties": False,
-    }
+def text_record_schema(bounds: FieldBounds) -> dict[str, Any]:
+    """One built-in record: an object of bounded strings, every one required."""
     return {
         "type": "object",
-        "properties": {
-            "pairs": {
-                "type": "array",
-                "items": pair,
-                "minItems": num_pairs,
-                "maxItems": num_pairs,
-            }
-        },
-        "required": ["pairs"],
+        "properties": {name: _bounded_string(chars) for name, chars in bounds},
+        "required": [name for name, _ in bounds],
         "additionalProperties": False,
     }
+
+
+def records_schema(
+    key: str, record: dict[str, Any], count: int, definitions: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Exactly `count` records under `key`. `definitions` hold the record schema's own
+    "$defs" and "definitions", which its references resolve against at the root."""
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            key: {"type": "array", "items": record, "minItems": count, "maxItems": count}
+        },
+        "required": [key],
+        "additionalProperties": False,
+    }
+    schema.update(definitions or {})
+    return schema

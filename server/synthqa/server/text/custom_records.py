@@ -1,0 +1,281 @@
+"""A caller's own record: a JSON schema, a regular expression or a list of choices, checked
+before any work so that a schema the engine cannot constrain to is refused with the reason.
+
+What is checked here needs no engine: the schema's JSON, size, depth, keywords (only those the
+output grammar enforces; see SCHEMA_KEYWORDS), references, and its validity as a JSON schema.
+Whether the grammar compiles is checked against the model's vocabulary by
+`engine.grammar.GrammarCheck`. Each record the model writes is then validated again here
+(`CustomRecord.problem`), so no record that breaks the caller's schema is ever sent.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+
+from synthqa.contract.options import GenerationOptions
+
+# Nesting of objects and arrays in a schema document.
+MAX_SCHEMA_DEPTH = 12
+# Bounds on the sizes a schema may ask for: the record must fit a chunk's token budget, and
+# the grammar's size grows with them.
+MAX_STRING_LENGTH = 4_096
+MAX_ARRAY_ITEMS = 256
+MAX_OBJECT_PROPERTIES = 64
+
+# Keywords the output grammar (xgrammar) enforces, plus annotations, which constrain nothing.
+# Keywords it ignores (uniqueItems, contains, propertyNames, maxProperties, dependent*,
+# unevaluated*) or only partly supports (allOf with several schemas) are refused, so every
+# accepted schema is one the engine really constrains to.
+_ANNOTATIONS = frozenset({"title", "description", "default", "examples", "$schema", "$id",
+                          "$comment", "deprecated", "readOnly", "writeOnly"})
+SCHEMA_KEYWORDS = frozenset({
+    "type", "enum", "const", "properties", "required", "additionalProperties", "items",
+    "prefixItems", "minItems", "maxItems", "minLength", "maxLength", "pattern", "format",
+    "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minProperties", "anyOf",
+    "oneOf", "$ref", "$defs", "definitions", "patternProperties",
+}) | _ANNOTATIONS
+# Keywords whose value is a schema, a map of schemas, or a list of schemas.
+_SCHEMA_VALUED = frozenset({"items", "additionalProperties"})
+_SCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions"})
+_SCHEMA_LISTS = frozenset({"prefixItems", "anyOf", "oneOf"})
+_SIZE_CAPS = {"minLength": MAX_STRING_LENGTH, "maxLength": MAX_STRING_LENGTH,
+              "minItems": MAX_ARRAY_ITEMS, "maxItems": MAX_ARRAY_ITEMS,
+              "minProperties": MAX_OBJECT_PROPERTIES}
+_LOCAL_REF = re.compile(r"#/(\$defs|definitions)/([^/]+)(/.*)?")
+
+
+class RecordOptionError(ValueError):
+    """An option that describes records is unusable; `option` names it."""
+
+    def __init__(self, option: str, description: str) -> None:
+        super().__init__(f"{option}: {description}")
+        self.option = option
+        self.description = description
+
+
+@dataclass(frozen=True)
+class CustomRecord:
+    # The schema of one record, without its definitions, which go to the output's root.
+    schema: dict[str, Any]
+    definitions: dict[str, Any] | None
+    # Finishes "Reply as {"records":[...]}, where ...": what a record is, for the prompt.
+    description: str
+    # Why a parsed record breaks the constraint, or None.
+    problem: Callable[[Any], str | None]
+    # The option the constraint came from, for errors.
+    option: str
+
+
+def custom_record(options: GenerationOptions) -> CustomRecord:
+    """The custom record the options describe. Raises RecordOptionError."""
+    given = [name for name, value in (("record_schema", options.record_schema),
+                                      ("record_regex", options.record_regex),
+                                      ("record_choices", options.record_choices)) if value]
+    if len(given) != 1:
+        raise RecordOptionError(
+            "record_shape",
+            "custom records need exactly one of record_schema, record_regex and "
+            f"record_choices; got {', '.join(given) if given else 'none'}")
+    if options.record_schema:
+        return _from_schema(options.record_schema)
+    if options.record_regex:
+        return _from_regex(options.record_regex)
+    assert options.record_choices
+    return _from_choices(options.record_choices)
+
+
+def _from_schema(text: str) -> CustomRecord:
+    def bad(description: str) -> RecordOptionError:
+        return RecordOptionError("record_schema", description)
+
+    try:
+        schema = json.loads(text)
+    except RecursionError:
+        raise bad(f"is nested too deeply (at most {MAX_SCHEMA_DEPTH} levels)") from None
+    except json.JSONDecodeError as error:
+        raise bad(f"is not valid JSON: {error}") from None
+    if not isinstance(schema, dict):
+        raise bad("must be a JSON object (a JSON schema for one record)")
+    depth = _depth(schema)
+    if depth > MAX_SCHEMA_DEPTH:
+        raise bad(f"is nested {depth} levels deep; at most {MAX_SCHEMA_DEPTH} are allowed")
+    definitions = {key: schema.get(key) for key in ("$defs", "definitions")}
+    problem = _keyword_problem(schema, "", definitions)
+    if problem is not None:
+        raise bad(problem)
+    try:
+        validator_class = jsonschema.validators.validator_for(
+            schema, default=jsonschema.Draft202012Validator)
+        validator_class.check_schema(schema)
+    except jsonschema.SchemaError as error:
+        where = "/".join(str(part) for part in error.path) or "the root"
+        raise bad(f"is not a valid JSON schema at {where}: {error.message}") from None
+    if not _can_produce(schema, definitions):
+        raise bad("no record can match it: something it requires can never be written (an "
+                  "empty enum, a property that is false, or references that only loop back)")
+    validator = validator_class(schema)
+
+    def problem_of(record: Any) -> str | None:
+        error = jsonschema.exceptions.best_match(validator.iter_errors(record))
+        return None if error is None else f"a record does not match record_schema: {error.message}"
+
+    # $defs may hold both spellings; each reference resolves against its own at the root.
+    record_schema = {k: v for k, v in schema.items() if k not in ("$defs", "definitions",
+                                                                    "$schema", "$id")}
+    root_definitions = {key: schema[key] for key in ("$defs", "definitions") if key in schema}
+    compact = json.dumps(schema, separators=(",", ":"), ensure_ascii=False)
+    return CustomRecord(
+        schema=record_schema,
+        definitions=root_definitions or None,
+        description=f"each record matches this JSON schema: {compact}",
+        problem=problem_of,
+        option="record_schema",
+    )
+
+
+def _from_regex(pattern: str) -> CustomRecord:
+    try:
+        compiled: re.Pattern[str] | None = re.compile(pattern)
+    except re.error:
+        # The grammar's regex dialect (ECMAScript-like) may accept what Python's does not;
+        # the grammar check decides, and records are then held to the grammar alone.
+        compiled = None
+
+    def problem_of(record: Any) -> str | None:
+        if not isinstance(record, str):
+            return "a record is not a string"
+        if compiled is not None and compiled.fullmatch(record) is None:
+            return "a record does not match record_regex"
+        return None
+
+    return CustomRecord(
+        schema={"type": "string", "pattern": pattern},
+        definitions=None,
+        description="each record is a string matching the regular expression "
+                    f"{json.dumps(pattern, ensure_ascii=False)}",
+        problem=problem_of,
+        option="record_regex",
+    )
+
+
+def _from_choices(choices: tuple[str, ...]) -> CustomRecord:
+    seen: set[str] = set()
+    for choice in choices:
+        if choice in seen:
+            raise RecordOptionError("record_choices", f"{choice!r} is given more than once")
+        seen.add(choice)
+    allowed = frozenset(choices)
+
+    def problem_of(record: Any) -> str | None:
+        return None if record in allowed else "a record is not one of record_choices"
+
+    return CustomRecord(
+        schema={"enum": list(choices)},
+        definitions=None,
+        description="each record is one of these strings: "
+                    + json.dumps(list(choices), ensure_ascii=False),
+        problem=problem_of,
+        option="record_choices",
+    )
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of objects and arrays, without recursion (json.loads bounds it anyway)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def _keyword_problem(node: Any, path: str, definitions: dict[str, Any]) -> str | None:
+    """The first unsupported keyword, size or reference in the schema at `node`, or None."""
+    if isinstance(node, bool):
+        return None
+    if not isinstance(node, dict):
+        return f"{path or 'the root'} must be a schema (a JSON object or a boolean)"
+    for keyword, value in node.items():
+        where = f"{path}/{keyword}"
+        if keyword == "allOf":
+            return f"allOf at {where} is not supported; merge its schemas into one"
+        if keyword not in SCHEMA_KEYWORDS:
+            return (f"keyword {keyword!r} at {where} is not supported: the output grammar "
+                    "cannot enforce it")
+        if keyword in _SIZE_CAPS and isinstance(value, int | float) and value > _SIZE_CAPS[keyword]:
+            return f"{keyword} at {where} is {value}; at most {_SIZE_CAPS[keyword]} is allowed"
+        if keyword == "$ref":
+            match = _LOCAL_REF.fullmatch(value) if isinstance(value, str) else None
+            target = definitions.get(match.group(1)) if match else None
+            if match is None or not isinstance(target, dict) or match.group(2) not in target:
+                return (f"$ref {value!r} at {where} must point into this schema's own $defs or "
+                        "definitions")
+        children: list[tuple[Any, str]] = []
+        if keyword in _SCHEMA_VALUED:
+            children = [(value, where)]
+        elif keyword in _SCHEMA_MAPS and isinstance(value, dict):
+            children = [(child, f"{where}/{name}") for name, child in value.items()]
+        elif keyword in _SCHEMA_LISTS and isinstance(value, list):
+            children = [(child, f"{where}/{index}") for index, child in enumerate(value)]
+        for child, child_path in children:
+            problem = _keyword_problem(child, child_path, definitions)
+            if problem is not None:
+                return problem
+    return None
+
+
+def _can_produce(schema: dict[str, Any], definitions: dict[str, Any]) -> bool:
+    """Whether any value matches the schema, as far as its references go: a definition that
+    can only refer back to itself (`a` is `$ref a`, or an object that requires an `a`) matches
+    nothing, and its grammar would leave the model no token to write. Found as a fixpoint:
+    a definition is productive once one way of writing it uses only productive ones."""
+    productive: set[tuple[str, str]] = set()
+
+    def produces(node: Any) -> bool:
+        if isinstance(node, bool):
+            return node
+        if not isinstance(node, dict):
+            return True
+        if "$ref" in node:
+            match = _LOCAL_REF.fullmatch(str(node["$ref"]))
+            if match is None:
+                return True
+            name = (match.group(1), match.group(2))
+            return name in productive if match.group(3) is None else True
+        for keyword in ("anyOf", "oneOf"):
+            if isinstance(node.get(keyword), list) and not any(map(produces, node[keyword])):
+                return False
+        if "enum" in node and not node["enum"]:
+            return False
+        properties: dict[str, Any] = (node["properties"]
+                                      if isinstance(node.get("properties"), dict) else {})
+        for name in node.get("required", []) if isinstance(node.get("required"), list) else []:
+            if name in properties and not produces(properties[name]):
+                return False
+        if isinstance(node.get("minItems"), int) and node["minItems"] > 0:
+            prefix: list[Any] = (node["prefixItems"] if isinstance(node.get("prefixItems"), list)
+                                 else [])
+            if not all(map(produces, prefix[:node["minItems"]])):
+                return False
+            if node["minItems"] > len(prefix) and not produces(node.get("items", True)):
+                return False
+        return True
+
+    named = [((kind, name), body) for kind, group in definitions.items()
+             if isinstance(group, dict) for name, body in group.items()]
+    changed = True
+    while changed:
+        changed = False
+        for key, body in named:
+            if key not in productive and produces(body):
+                productive.add(key)
+                changed = True
+    return produces(schema)

@@ -1,0 +1,141 @@
+"""Custom records and the built-in shapes: what each asks of the model, what is refused up
+front (with the option at fault), and how each record is checked before it is sent."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from synthqa.contract.options import GenerationOptions
+from synthqa.server.engine.grammar import GrammarCheck
+from synthqa.server.text.custom_records import RecordOptionError
+from synthqa.server.text.records import MalformedRecord, RecordFormat, record_format
+
+PERSON = {"type": "object",
+          "properties": {"name": {"type": "string", "maxLength": 40},
+                         "age": {"type": "integer", "minimum": 0, "maximum": 150},
+                         "tags": {"type": "array", "items": {"$ref": "#/$defs/tag"},
+                                  "maxItems": 3}},
+          "required": ["name", "age"],
+          "$defs": {"tag": {"enum": ["a", "b"]}}}
+
+
+def custom(**options: Any) -> RecordFormat:
+    return record_format(GenerationOptions(**options), frozenset(options))
+
+
+def refusal(**options: Any) -> RecordOptionError:
+    with pytest.raises(RecordOptionError) as raised:
+        custom(**options)
+    return raised.value
+
+
+def test_default_qa_keeps_pair_events_and_any_record_option_asks_for_records() -> None:
+    assert record_format(GenerationOptions(), frozenset()).as_pairs
+    assert not custom(record_shape="qa").as_pairs
+    assert not custom(record_shape="cot").as_pairs
+    # The server's default shape, when not qa, gives records too.
+    assert not record_format(GenerationOptions(record_shape="summary"), frozenset()).as_pairs
+
+
+def test_built_in_shapes_ask_for_their_fields() -> None:
+    cot = custom(record_shape="cot", num_pairs=2, max_generation_tokens=400)
+    item = cot.schema["properties"]["records"]["items"]
+    assert list(item["properties"]) == ["question", "reasoning", "answer"]
+    assert "reasoning under" in cot.prompt.guidance
+    summary = custom(record_shape="summary")
+    assert summary.prompt.reply == 'Reply as {"records":[{"summary":"..."}]}.'
+    record = summary.accept({"summary": " A short one. "}, False)
+    assert json.loads(record.json) == {"summary": "A short one."} and record.question is None
+    with pytest.raises(MalformedRecord):
+        summary.accept({"summary": ""}, False)
+
+
+def test_a_custom_schema_keeps_its_definitions_at_the_root_and_checks_records() -> None:
+    form = custom(record_schema=json.dumps(PERSON), num_pairs=2)
+    assert form.shape == "custom" and form.custom_option == "record_schema"
+    assert form.schema["$defs"] == PERSON["$defs"]
+    assert form.schema["properties"]["records"]["minItems"] == 2
+    assert json.dumps(PERSON["properties"]["tags"]) in json.dumps(form.schema)
+    assert "matches this JSON schema" in form.prompt.reply
+    assert json.loads(form.accept({"name": "Ann", "age": 3, "tags": ["a"]}, False).json)["age"] == 3
+    for bad in ({"name": "Ann"}, {"name": "Ann", "age": 200}, {"name": "A", "age": 1,
+                                                               "tags": ["c"]}):
+        with pytest.raises(MalformedRecord):
+            form.accept(bad, False)
+
+
+def test_regex_and_choices() -> None:
+    regex = custom(record_regex=r"[A-Z]{3}-[0-9]{2}")
+    assert regex.accept("ABC-12", False).json == '"ABC-12"'
+    with pytest.raises(MalformedRecord):
+        regex.accept("abc-12", False)
+    choices = custom(record_choices=("yes", "no", "née"))
+    assert choices.accept("née", False).json == '"née"'
+    with pytest.raises(MalformedRecord):
+        choices.accept("maybe", False)
+
+
+@pytest.mark.parametrize("options,option,words", [
+    ({"record_schema": "{not json"}, "record_schema", "not valid JSON"),
+    ({"record_schema": "[1, 2]"}, "record_schema", "must be a JSON object"),
+    ({"record_schema": '{"type": "strin"}'}, "record_schema", "not a valid JSON schema"),
+    ({"record_schema": '{"type": "array", "uniqueItems": true}'}, "record_schema",
+     "'uniqueItems'"),
+    ({"record_schema": '{"allOf": [{"type": "string"}]}'}, "record_schema", "allOf"),
+    ({"record_schema": '{"type": "string", "maxLength": 100000}'}, "record_schema",
+     "at most 4096"),
+    ({"record_schema": '{"$ref": "https://example.com/s.json"}'}, "record_schema",
+     "own $defs"),
+    ({"record_schema": '{"$ref": "#"}'}, "record_schema", "own $defs"),
+    ({"record_schema": '{"items": ' * 20 + "{}" + "}" * 20}, "record_schema", "levels"),
+    ({"record_schema": "[" * 5000 + "]" * 5000}, "record_schema", "nested too deeply"),
+    ({"record_schema": '{"$defs": {"a": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"}'},
+     "record_schema", "no record can match it"),
+    ({"record_schema": json.dumps({"$defs": {"n": {"type": "object", "properties": {
+        "next": {"$ref": "#/$defs/n"}}, "required": ["next"]}}, "$ref": "#/$defs/n"})},
+     "record_schema", "no record can match it"),
+    ({"record_schema": '{"anyOf": []}'}, "record_schema", "not a valid JSON schema"),
+    ({"record_choices": ("a", "a")}, "record_choices", "more than once"),
+    ({"record_shape": "custom"}, "record_shape", "exactly one"),
+    ({"record_shape": "custom", "record_regex": "a", "record_choices": ("a",)}, "record_shape",
+     "exactly one"),
+    ({"record_shape": "qa", "record_regex": "a"}, "record_regex", "for custom records"),
+])
+def test_unusable_custom_records_are_refused_naming_the_option(
+    options: dict[str, Any], option: str, words: str
+) -> None:
+    error = refusal(**options)
+    assert error.option == option and words in error.description, error.description
+
+
+def test_recursive_schemas_that_can_end_are_accepted() -> None:
+    tree = {"$defs": {"node": {"type": "object", "properties": {
+        "label": {"type": "string", "maxLength": 8},
+        "children": {"type": "array", "items": {"$ref": "#/$defs/node"}, "maxItems": 2}},
+        "required": ["label", "children"]}}, "$ref": "#/$defs/node"}
+    form = custom(record_schema=json.dumps(tree))
+    assert form.accept({"label": "a", "children": [{"label": "b", "children": []}]}, False)
+
+
+def test_the_callers_custom_option_replaces_the_servers_default() -> None:
+    defaults = GenerationOptions(record_shape="custom", record_choices=("x", "y"))
+    form = record_format(GenerationOptions(**{**defaults.__dict__, "record_regex": "[a-z]+"}),
+                         frozenset({"record_regex"}))
+    assert form.schema["properties"]["records"]["items"] == {"type": "string",
+                                                             "pattern": "[a-z]+"}
+
+
+def test_grammar_check_refuses_what_the_engine_could_not_compile(tokenizer: Any) -> None:
+    check = GrammarCheck(tokenizer)
+
+    def problem(item: dict[str, Any]) -> str | None:
+        schema = {"type": "object", "properties": {"records": {
+            "type": "array", "items": item, "minItems": 2, "maxItems": 2}}}
+        return asyncio.run(check.problem(schema))
+
+    assert problem({"type": "string", "pattern": "[a-z]+"}) is None
+    assert "parenthesis is not closed" in (problem({"type": "string", "pattern": "(a"}) or "")
