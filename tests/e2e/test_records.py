@@ -15,7 +15,7 @@ import grpc
 import jsonschema
 import pytest
 
-from synthqa.client import SynthQAClient, SynthQAError
+from synthqa.client import Document, SynthQAClient, SynthQAError
 from synthqa.server.text.schema import (
     COT_FIELDS,
     QA_FIELDS,
@@ -223,3 +223,46 @@ def test_a_client_built_from_the_contract_before_records_still_works(
     assert seen["num_pairs"] == 5
     assert seen["kinds"].get("qa_pair", 0) > 0 and "None" not in seen["kinds"]
     assert seen["kinds"]["document_completed"] == 1
+
+
+MULTILINGUAL = (
+    "The Pharos of Alexandria was one of the wonders of the ancient world. It stood for many "
+    "centuries. Earthquakes damaged it in the fourteenth century.\n\n"
+    "灯台は夜に光を放ち、船を安全に導く。日本の最初の洋式灯台は観音埼灯台である。\n\n"
+    "Der Leuchtturm Roter Sand steht in der Nordsee. Er wurde 1885 in Betrieb genommen. "
+    "Фонарь маяка виден издалека. Маяк помогает морякам ночью.")
+
+
+@pytest.mark.parametrize("options", [
+    dict(record_shape="qa"),
+    dict(record_shape="summary", num_pairs=1),
+    dict(record_schema=json.dumps({"type": "object", "properties": {
+        "fact": {"type": "string", "maxLength": 60}}, "required": ["fact"]})),
+])
+def test_evidence_spans_are_real_sentences_of_their_chunk(
+    client: SynthQAClient, options: dict[str, Any]
+) -> None:
+    from synthqa.server.text.sentences import split_sentences
+
+    events = list(client.generate(
+        [Document("mixed", MULTILINGUAL), Document("sample", SAMPLE[:2500])],
+        evidence=True, max_chunk_tokens=300, chunk_overlap_tokens=0, seed=2,
+        **{"num_pairs": 2, "max_generation_tokens": 300, **options}))
+    texts = {"mixed": MULTILINGUAL, "sample": SAMPLE[:2500]}
+    cited = 0
+    for document_id, text in texts.items():
+        document = records_of(events, document_id)
+        chunks = {c.chunk_index: (c.char_start, c.char_end) for c in document.started}
+        for record in document.records:
+            start, end = chunks[record.chunk_index]
+            sentences = {(start + s.start, start + s.end)
+                         for s in split_sentences(text[start:end])}
+            assert 1 <= len(record.evidence) <= 3
+            numbers = [span.sentence for span in record.evidence]
+            assert numbers == sorted(set(numbers))
+            for span in record.evidence:
+                assert start <= span.char_start < span.char_end <= end
+                assert (span.char_start, span.char_end) in sentences, text[
+                    span.char_start:span.char_end]
+                cited += 1
+    assert cited

@@ -45,6 +45,13 @@ def test_cli_has_a_typed_flag_for_every_option() -> None:
                               "--seed", "-4"])
     assert (args.num_pairs, args.top_p, args.seed, args.temperature) == (3, 0.5, -4, None)
     for spec in OPTIONS:
+        if spec.kind is bool:
+            on = parser.parse_args(["generate", "f.txt", "--out", "o", spec.flag])
+            off = parser.parse_args(["generate", "f.txt", "--out", "o", "--no-" + spec.flag[2:]])
+            unset = parser.parse_args(["generate", "f.txt", "--out", "o"])
+            assert (getattr(on, spec.name), getattr(off, spec.name),
+                    getattr(unset, spec.name)) == (True, False, None)
+            continue
         value = spec.bounds.choices[-1] if spec.bounds.choices else "1"
         sub = parser.parse_args(["generate", "f.txt", "--out", "o.jsonl", spec.flag, value])
         expected = [value] if spec.is_list else spec.kind(value)

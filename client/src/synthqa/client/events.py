@@ -33,6 +33,9 @@ def record_line(record: pb.Record) -> dict[str, Any]:
         "record_index": record.record_index,
         "record": json.loads(record.json),
     }
+    if record.evidence:
+        line["evidence"] = [{"sentence": span.sentence, "char_start": span.char_start,
+                             "char_end": span.char_end} for span in record.evidence]
     if record.HasField("qa_pair"):
         line["question"] = record.qa_pair.question
         line["answer"] = record.qa_pair.answer

@@ -8,6 +8,7 @@ are all derived from these declarations: adding an option is the proto field plu
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import math
 import typing
@@ -18,7 +19,7 @@ from typing import Any
 INT32_MAX = 2**31 - 1
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
-OptionValue = int | float | str | tuple[str, ...]
+OptionValue = bool | int | float | str | tuple[str, ...]
 # What a caller may pass for an option: a list option also takes a list.
 OptionArgument = OptionValue | list[str]
 
@@ -95,6 +96,8 @@ class GenerationOptions:
     instructions_mode: str = option("extend", "how instructions combine with the built-in task "
                                     "text: extend or replace", choices=INSTRUCTIONS_MODES,
                                     proto_enum="INSTRUCTIONS_MODE")
+    evidence: bool = option(False, "cite the chunk's sentences each record rests on (evidence "
+                            "spans with every record)")
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,7 @@ class OptionSpec:
 
     name: str
     # The type of a value, or of each item for a list option.
-    kind: type[int] | type[float] | type[str]
+    kind: type[bool] | type[int] | type[float] | type[str]
     default: OptionValue | None
     help: str
     bounds: Bounds
@@ -116,6 +119,10 @@ class OptionSpec:
     def add_flag(self, group: Any, flag: str, default: OptionValue | None, help: str) -> None:
         """This option as an argparse flag of `group`."""
         extra: dict[str, Any] = {}
+        if self.kind is bool:
+            group.add_argument(flag, default=default, help=help,
+                               action=argparse.BooleanOptionalAction)
+            return
         if self.bounds.choices is not None:
             extra["choices"] = self.bounds.choices
         if self.is_list:
@@ -131,6 +138,8 @@ class OptionSpec:
         bounds = self.bounds
         if self.kind is str or isinstance(value, str | tuple):
             return self._text_problem(value)
+        if self.kind is bool or isinstance(value, bool):
+            return None if isinstance(value, bool) else f"must be true or false, got {value}"
         if isinstance(value, float) and not math.isfinite(value):
             return f"must be a finite number, got {value}"
         if isinstance(value, int) and value in bounds.reserved:
@@ -182,8 +191,9 @@ def _specs() -> tuple[OptionSpec, ...]:
     for field in dataclasses.fields(GenerationOptions):
         types = typing.get_args(hints[field.name]) + (hints[field.name],)
         is_list = any(typing.get_origin(t) is tuple for t in types)
-        kind: type[int] | type[float] | type[str] = (
-            str if is_list or str in types else float if float in types else int)
+        kind: type[bool] | type[int] | type[float] | type[str] = (
+            str if is_list or str in types else bool if bool in types
+            else float if float in types else int)
         default = typing.cast(OptionValue | None, field.default)
         specs.append(OptionSpec(field.name, kind, default, field.metadata["help"],
                                 field.metadata["bounds"], is_list))

@@ -129,6 +129,7 @@ class GenerationOptions(_message.Message):
     RECORD_CHOICES_FIELD_NUMBER: _builtins.int
     INSTRUCTIONS_FIELD_NUMBER: _builtins.int
     INSTRUCTIONS_MODE_FIELD_NUMBER: _builtins.int
+    EVIDENCE_FIELD_NUMBER: _builtins.int
     num_pairs: _builtins.int
     """Number of question–answer pairs to generate for each chunk. Must be positive."""
     max_generation_tokens: _builtins.int
@@ -163,6 +164,11 @@ class GenerationOptions(_message.Message):
     """
     instructions_mode: Global___InstructionsMode.ValueType
     """How instructions combine with the built-in task text."""
+    evidence: _builtins.bool
+    """Ground every record in the chunk: the chunk's sentences are numbered in the prompt, each
+    record cites one to three of them (its grammar admits only numbers that exist in that
+    chunk), and Record.evidence gives their spans in the document. Implies Record events.
+    """
     @_builtins.property
     def record_choices(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """RECORD_SHAPE_CUSTOM: each record is one of these strings."""
@@ -183,13 +189,16 @@ class GenerationOptions(_message.Message):
         record_choices: _abc.Iterable[_builtins.str] | None = ...,
         instructions: _builtins.str | None = ...,
         instructions_mode: Global___InstructionsMode.ValueType | None = ...,
+        evidence: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_chunk_overlap_tokens", b"_chunk_overlap_tokens", "_instructions", b"_instructions", "_instructions_mode", b"_instructions_mode", "_max_chunk_tokens", b"_max_chunk_tokens", "_max_generation_tokens", b"_max_generation_tokens", "_num_pairs", b"_num_pairs", "_record_regex", b"_record_regex", "_record_schema", b"_record_schema", "_record_shape", b"_record_shape", "_seed", b"_seed", "_temperature", b"_temperature", "_top_p", b"_top_p", "chunk_overlap_tokens", b"chunk_overlap_tokens", "instructions", b"instructions", "instructions_mode", b"instructions_mode", "max_chunk_tokens", b"max_chunk_tokens", "max_generation_tokens", b"max_generation_tokens", "num_pairs", b"num_pairs", "record_regex", b"record_regex", "record_schema", b"record_schema", "record_shape", b"record_shape", "seed", b"seed", "temperature", b"temperature", "top_p", b"top_p"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_chunk_overlap_tokens", b"_chunk_overlap_tokens", "_evidence", b"_evidence", "_instructions", b"_instructions", "_instructions_mode", b"_instructions_mode", "_max_chunk_tokens", b"_max_chunk_tokens", "_max_generation_tokens", b"_max_generation_tokens", "_num_pairs", b"_num_pairs", "_record_regex", b"_record_regex", "_record_schema", b"_record_schema", "_record_shape", b"_record_shape", "_seed", b"_seed", "_temperature", b"_temperature", "_top_p", b"_top_p", "chunk_overlap_tokens", b"chunk_overlap_tokens", "evidence", b"evidence", "instructions", b"instructions", "instructions_mode", b"instructions_mode", "max_chunk_tokens", b"max_chunk_tokens", "max_generation_tokens", b"max_generation_tokens", "num_pairs", b"num_pairs", "record_regex", b"record_regex", "record_schema", b"record_schema", "record_shape", b"record_shape", "seed", b"seed", "temperature", b"temperature", "top_p", b"top_p"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_chunk_overlap_tokens", b"_chunk_overlap_tokens", "_instructions", b"_instructions", "_instructions_mode", b"_instructions_mode", "_max_chunk_tokens", b"_max_chunk_tokens", "_max_generation_tokens", b"_max_generation_tokens", "_num_pairs", b"_num_pairs", "_record_regex", b"_record_regex", "_record_schema", b"_record_schema", "_record_shape", b"_record_shape", "_seed", b"_seed", "_temperature", b"_temperature", "_top_p", b"_top_p", "chunk_overlap_tokens", b"chunk_overlap_tokens", "instructions", b"instructions", "instructions_mode", b"instructions_mode", "max_chunk_tokens", b"max_chunk_tokens", "max_generation_tokens", b"max_generation_tokens", "num_pairs", b"num_pairs", "record_choices", b"record_choices", "record_regex", b"record_regex", "record_schema", b"record_schema", "record_shape", b"record_shape", "seed", b"seed", "temperature", b"temperature", "top_p", b"top_p"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_chunk_overlap_tokens", b"_chunk_overlap_tokens", "_evidence", b"_evidence", "_instructions", b"_instructions", "_instructions_mode", b"_instructions_mode", "_max_chunk_tokens", b"_max_chunk_tokens", "_max_generation_tokens", b"_max_generation_tokens", "_num_pairs", b"_num_pairs", "_record_regex", b"_record_regex", "_record_schema", b"_record_schema", "_record_shape", b"_record_shape", "_seed", b"_seed", "_temperature", b"_temperature", "_top_p", b"_top_p", "chunk_overlap_tokens", b"chunk_overlap_tokens", "evidence", b"evidence", "instructions", b"instructions", "instructions_mode", b"instructions_mode", "max_chunk_tokens", b"max_chunk_tokens", "max_generation_tokens", b"max_generation_tokens", "num_pairs", b"num_pairs", "record_choices", b"record_choices", "record_regex", b"record_regex", "record_schema", b"record_schema", "record_shape", b"record_shape", "seed", b"seed", "temperature", b"temperature", "top_p", b"top_p"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__chunk_overlap_tokens: _TypeAlias = _typing.Literal["chunk_overlap_tokens"]  # noqa: Y015
     _WhichOneofArgType__chunk_overlap_tokens: _TypeAlias = _typing.Literal["_chunk_overlap_tokens", b"_chunk_overlap_tokens"]  # noqa: Y015
+    _WhichOneofReturnType__evidence: _TypeAlias = _typing.Literal["evidence"]  # noqa: Y015
+    _WhichOneofArgType__evidence: _TypeAlias = _typing.Literal["_evidence", b"_evidence"]  # noqa: Y015
     _WhichOneofReturnType__instructions: _TypeAlias = _typing.Literal["instructions"]  # noqa: Y015
     _WhichOneofArgType__instructions: _TypeAlias = _typing.Literal["_instructions", b"_instructions"]  # noqa: Y015
     _WhichOneofReturnType__instructions_mode: _TypeAlias = _typing.Literal["instructions_mode"]  # noqa: Y015
@@ -214,6 +223,8 @@ class GenerationOptions(_message.Message):
     _WhichOneofArgType__top_p: _TypeAlias = _typing.Literal["_top_p", b"_top_p"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__chunk_overlap_tokens) -> _WhichOneofReturnType__chunk_overlap_tokens | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__evidence) -> _WhichOneofReturnType__evidence | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__instructions) -> _WhichOneofReturnType__instructions | None: ...
     @_typing.overload
@@ -766,6 +777,7 @@ class Record(_message.Message):
     RECORD_INDEX_FIELD_NUMBER: _builtins.int
     JSON_FIELD_NUMBER: _builtins.int
     QA_PAIR_FIELD_NUMBER: _builtins.int
+    EVIDENCE_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
     """The record's document."""
     chunk_index: _builtins.int
@@ -778,6 +790,10 @@ class Record(_message.Message):
     def qa_pair(self) -> Global___QaPair:
         """The record typed, when the shape is RECORD_SHAPE_QA."""
 
+    @_builtins.property
+    def evidence(self) -> _containers.RepeatedCompositeFieldContainer[Global___EvidenceSpan]:
+        """The sentences the record rests on, when GenerationOptions.evidence is set."""
+
     def __init__(
         self,
         *,
@@ -786,14 +802,45 @@ class Record(_message.Message):
         record_index: _builtins.int = ...,
         json: _builtins.str = ...,
         qa_pair: Global___QaPair | None = ...,
+        evidence: _abc.Iterable[Global___EvidenceSpan] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["qa_pair", b"qa_pair"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_index", b"chunk_index", "document_id", b"document_id", "json", b"json", "qa_pair", b"qa_pair", "record_index", b"record_index"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_index", b"chunk_index", "document_id", b"document_id", "evidence", b"evidence", "json", b"json", "qa_pair", b"qa_pair", "record_index", b"record_index"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Record: _TypeAlias = Record  # noqa: Y015
+
+@_typing.final
+class EvidenceSpan(_message.Message):
+    """EvidenceSpan is one sentence a record cites."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SENTENCE_FIELD_NUMBER: _builtins.int
+    CHAR_START_FIELD_NUMBER: _builtins.int
+    CHAR_END_FIELD_NUMBER: _builtins.int
+    sentence: _builtins.int
+    """The sentence's number in its chunk's prompt, from 1."""
+    char_start: _builtins.int
+    """Offset of the sentence's first character in the document, in Unicode code points."""
+    char_end: _builtins.int
+    """Offset just past the sentence's last character, in Unicode code points."""
+    def __init__(
+        self,
+        *,
+        sentence: _builtins.int = ...,
+        char_start: _builtins.int = ...,
+        char_end: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["char_end", b"char_end", "char_start", b"char_start", "sentence", b"sentence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EvidenceSpan: _TypeAlias = EvidenceSpan  # noqa: Y015
 
 @_typing.final
 class ChunkCompleted(_message.Message):

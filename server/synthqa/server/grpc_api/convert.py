@@ -132,6 +132,9 @@ def event_to_proto(
                     record_index=event.record_index,
                     json=event.json,
                     qa_pair=pair,
+                    evidence=[pb.EvidenceSpan(sentence=span.sentence, char_start=span.char_start,
+                                              char_end=span.char_end)
+                              for span in event.evidence],
                 )
             )
         case ChunkCompleted():

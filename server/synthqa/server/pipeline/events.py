@@ -40,6 +40,15 @@ class ChunkStarted:
 
 
 @dataclass(frozen=True)
+class EvidenceSpan:
+    """A sentence a record cites: its number in the chunk, its span in the document."""
+
+    sentence: int
+    char_start: int
+    char_end: int
+
+
+@dataclass(frozen=True)
 class RecordGenerated:
     """One record. `as_pair`: sent as a QaPair event (qa records for a client that asked for
     no record option), else as a Record event carrying `json`, and the pair where it is qa."""
@@ -51,6 +60,7 @@ class RecordGenerated:
     question: str | None = None
     answer: str | None = None
     as_pair: bool = False
+    evidence: tuple[EvidenceSpan, ...] = ()
 
 
 @dataclass(frozen=True)

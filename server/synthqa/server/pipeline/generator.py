@@ -13,6 +13,7 @@ from ..text.records import REPLACEMENT_CHARACTER, MalformedRecord
 from .events import (
     ChunkCompleted,
     ChunkFailed,
+    EvidenceSpan,
     FailureCode,
     FinishReason,
     RecordGenerated,
@@ -34,15 +35,16 @@ class ChunkGenerator:
     ) -> AsyncGenerator[ChunkEvent, None]:
         """Yield each pair as it is parsed, then exactly one ChunkCompleted or ChunkFailed."""
         options = plan.options
-        prompt_ids = plan.frame.wrap(chunk.token_ids)
+        records = plan.records
+        prompt_ids = plan.frame.wrap(
+            chunk.token_ids if chunk.numbered_ids is None else chunk.numbered_ids)
         request = SamplingRequest(
             max_tokens=options.max_generation_tokens,
             temperature=options.temperature,
             top_p=options.top_p,
             seed=options.seed,
-            json_schema=plan.records.schema,
+            json_schema=records.schema_for(len(chunk.sentences)),
         )
-        records = plan.records
         parser = RecordStreamParser(records.key)
         # The engine's grammar admits some invalid UTF-8 (overlong forms), which decodes to
         # U+FFFD; when the chunk has none, every one in the output is such a byte, not content.
@@ -69,7 +71,8 @@ class ChunkGenerator:
                     for item in parser.feed(delta.text):
                         record = records.accept(item, drop_replacement)
                         yield RecordGenerated(document_id, chunk.index, pairs, record.json,
-                                              record.question, record.answer, records.as_pairs)
+                                              record.question, record.answer, records.as_pairs,
+                                              _evidence(chunk, record.citations))
                         pairs += 1
         except (MalformedOutput, MalformedRecord) as error:
             yield failed(FailureCode.INTERNAL, f"the model's output could not be parsed: {error}")
@@ -111,3 +114,15 @@ class ChunkGenerator:
             )
         else:
             yield ChunkCompleted(document_id, chunk.index, prompt_tokens, generated, finish, pairs)
+
+
+def _evidence(chunk: Chunk, citations: tuple[int, ...]) -> tuple[EvidenceSpan, ...]:
+    """Cited sentence numbers as spans of the document."""
+    spans = []
+    for number in citations:
+        if not 1 <= number <= len(chunk.sentences):
+            raise MalformedRecord(f"a record cites sentence {number}, which the chunk lacks")
+        sentence = chunk.sentences[number - 1]
+        spans.append(EvidenceSpan(number, chunk.char_start + sentence.start,
+                                  chunk.char_start + sentence.end))
+    return tuple(spans)

@@ -21,6 +21,13 @@ class GenerationPlan:
     frame: PromptFrame
     # The largest chunk, in tokens, under these options.
     chunk_token_budget: int
+    # Tokens the chunk may take in the prompt: the budget, plus room for sentence numbers
+    # under evidence.
+    prompt_room: int = 0
+
+
+# Room for at least one sentence marker, whatever the chunk.
+_MIN_MARKER_ROOM = 16
 
 
 class Planner:
@@ -51,12 +58,22 @@ class Planner:
                 f"{options.max_generation_tokens} generated tokens plus the {frame.token_count}-"
                 f"token prompt leave no room for text in the {self.max_model_len}-token context")
             problems.raise_if_any()
+        room = fit
+        if records.evidence:
+            # Sentence markers ("[12] ") take tokens of their own; a fifth of the room covers
+            # sentences of 15 tokens or more, and shorter ones are numbered in pairs.
+            fit -= max(_MIN_MARKER_ROOM, fit // 5)
+            if fit < 1:
+                bad("evidence", "leaves no room for text beside the prompt and the sentence "
+                    "numbers in this model's context")
+                problems.raise_if_any()
         budget = options.max_chunk_tokens or fit
         if options.max_chunk_tokens > fit:
             bad("max_chunk_tokens",
                 f"{options.max_chunk_tokens} is more than the {fit} tokens that fit beside the "
-                f"prompt and {options.max_generation_tokens} generated tokens; use 0 for the "
-                "largest that fits")
+                f"prompt{', the sentence numbers' if records.evidence else ''} and "
+                f"{options.max_generation_tokens} generated tokens; use 0 for the largest that "
+                "fits")
         elif options.chunk_overlap_tokens >= budget:
             bad("chunk_overlap_tokens",
                 f"must be smaller than the chunk size ({budget} tokens), got "
@@ -67,4 +84,5 @@ class Planner:
             records=records,
             frame=frame,
             chunk_token_budget=budget,
+            prompt_room=room,
         )

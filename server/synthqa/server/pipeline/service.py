@@ -19,6 +19,7 @@ from ..text.chunker import (
     Chunk,
     TokenizedDocument,
     chunk_document,
+    number_sentences,
     tokenize_document,
     window_bounds,
 )
@@ -228,6 +229,8 @@ class GenerationService:
                 chunked = await self._chunk(document.text, plan, text_path)
                 selected = _select_chunks(chunked.chunks, document.chunk_indexes,
                                           paths.in_document("chunk_indexes"))
+                if plan.records.evidence:
+                    selected = await asyncio.to_thread(self._number_sentences, selected, plan)
                 await session.add_document(document.document_id, chunked.document.token_count,
                                            selected, total_chunks=len(chunked.chunks))
         session.close_input()
@@ -285,6 +288,10 @@ class GenerationService:
         chunks = chunk_document(
             document, plan.chunk_token_budget, plan.options.chunk_overlap_tokens)
         return ChunkedDocument(document, chunks, plan.chunk_token_budget)
+
+    def _number_sentences(self, chunks: list[Chunk], plan: GenerationPlan) -> list[Chunk]:
+        return [number_sentences(self._engine.tokenizer, chunk, plan.prompt_room)
+                for chunk in chunks]
 
     @contextlib.asynccontextmanager
     async def _call(self) -> AsyncIterator[None]:

@@ -9,10 +9,13 @@ its span in the original text.
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from .sentences import Sentence, fit_numbered
 
 
 class OffsetTokenizer(Protocol):
@@ -40,6 +43,10 @@ class Chunk:
     token_ids: tuple[int, ...]
     char_start: int
     char_end: int
+    # Under evidence: the chunk's text with its sentences numbered, as token ids, and the
+    # sentences (offsets in `text`). The prompt then carries these ids instead of token_ids.
+    numbered_ids: tuple[int, ...] | None = None
+    sentences: tuple[Sentence, ...] = ()
 
     @property
     def token_count(self) -> int:
@@ -138,3 +145,12 @@ def chunk_document(document: TokenizedDocument, budget: int, overlap: int) -> li
             )
         )
     return chunks
+
+
+def number_sentences(tokenizer: OffsetTokenizer, chunk: Chunk, room: int) -> Chunk:
+    """The chunk with its sentences numbered for citing, in at most `room` tokens."""
+    def encode(text: str) -> Sequence[int]:
+        return tokenize_document(tokenizer, text).token_ids
+
+    ids, sentences = fit_numbered(chunk.text, encode, room)
+    return dataclasses.replace(chunk, numbered_ids=tuple(ids), sentences=tuple(sentences))

@@ -10,6 +10,7 @@ sized from the token budget; a custom shape is the caller's schema, regex or cho
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,11 +53,13 @@ class PromptText:
 
 @dataclass(frozen=True)
 class Record:
-    """One checked record: its compact JSON text, and its question and answer for qa."""
+    """One checked record: its compact JSON text, its question and answer for qa, and the
+    sentence numbers it cites (sorted, each once) under evidence."""
 
     json: str
     question: str | None = None
     answer: str | None = None
+    citations: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,14 +68,42 @@ class RecordFormat:
     # The key of the record list in the output object.
     key: str
     count: int
-    schema: dict[str, Any]
+    # The schema of one record, and what its references resolve against at the root.
+    record_schema: dict[str, Any]
+    definitions: dict[str, Any] | None
     prompt: PromptText
     # Records go out as QaPair events, as before records existed (the client asked for none).
     as_pairs: bool
     # Turns a parsed record into what is sent; raises MalformedRecord.
-    accept: Callable[[Any, bool], Record]
+    accept_record: Callable[[Any, bool], Record]
     # The option a custom record came from, whose grammar is checked before use.
     custom_option: str | None = None
+    # Each record cites the chunk's numbered sentences.
+    evidence: bool = False
+
+    @functools.cached_property
+    def schema(self) -> dict[str, Any]:
+        """The output's schema without evidence (with it, see schema_for)."""
+        return records_schema(self.key, self.record_schema, self.count, self.definitions)
+
+    def schema_for(self, sentence_count: int) -> dict[str, Any]:
+        """The output's schema for a chunk of `sentence_count` numbered sentences."""
+        if not self.evidence:
+            return self.schema
+        return records_schema(self.key, self.record_schema, self.count, self.definitions,
+                              sentence_count=sentence_count)
+
+    def accept(self, item: Any, drop_replacement: bool) -> Record:
+        if not self.evidence:
+            return self.accept_record(item, drop_replacement)
+        if not isinstance(item, dict) or set(item) != {"evidence", "record"}:
+            raise MalformedRecord("a record is not wrapped with its evidence")
+        numbers = item["evidence"]
+        if not isinstance(numbers, list) or not numbers or not all(
+                isinstance(n, int) and not isinstance(n, bool) for n in numbers):
+            raise MalformedRecord("a record's evidence is not a list of sentence numbers")
+        record = self.accept_record(item["record"], drop_replacement)
+        return dataclasses.replace(record, citations=tuple(sorted(set(numbers))))
 
 
 QA_SYSTEM_PROMPT = (
@@ -84,6 +115,8 @@ RECORD_SYSTEM_PROMPT = (
     "You write records for training language models from a given text. Everything you write "
     "must be supported by the text alone. Reply with JSON only."
 )
+EVIDENCE_TASK = ("The text's sentences are numbered like [1]; with each record, give in "
+                 "evidence the numbers of the one to three sentences it rests on.")
 
 
 @dataclass(frozen=True)
@@ -91,23 +124,25 @@ class _BuiltIn:
     key: str
     fields: tuple[TextField, ...]
     task: str
-    reply: str
+    # One record as the reply format shows it.
+    example: str
 
 
 _BUILT_IN = {
     "qa": _BuiltIn("pairs", QA_FIELDS,
                    "Write exactly {count} question and answer pairs about the text below.",
-                   'Reply as {{"pairs":[{{"question":"...","answer":"..."}}]}}.'),
+                   '{"question":"...","answer":"..."}'),
     "cot": _BuiltIn("records", COT_FIELDS,
                     "Write exactly {count} questions about the text below, each with the "
                     "step-by-step reasoning that answers it from the text alone, then the answer.",
-                    'Reply as {{"records":[{{"question":"...","reasoning":"...",'
-                    '"answer":"..."}}]}}.'),
+                    '{"question":"...","reasoning":"...","answer":"..."}'),
     "summary": _BuiltIn("records", SUMMARY_FIELDS,
                         "Write exactly {count} summaries of the text below, each complete on "
                         "its own and true to the text.",
-                        'Reply as {{"records":[{{"summary":"..."}}]}}.'),
+                        '{"summary":"..."}'),
 }
+# Options that ask for Record events rather than QaPair events.
+_RECORD_OPTIONS = frozenset({"record_shape", "evidence", *CUSTOM_RECORD_OPTIONS})
 
 
 def record_format(options: GenerationOptions, client_set: frozenset[str]) -> RecordFormat:
@@ -129,29 +164,29 @@ def record_format(options: GenerationOptions, client_set: frozenset[str]) -> Rec
         raise RecordOptionError(client_custom[0],
                                 f"is for custom records; record_shape is {shape}")
     built_in = _BUILT_IN[shape]
+    evidence = options.evidence
     bounds = field_bounds(built_in.key, built_in.fields, options.num_pairs,
-                          options.max_generation_tokens)
+                          options.max_generation_tokens, evidence)
     if bounds is None:
-        needed = min_generation_tokens(built_in.key, built_in.fields, options.num_pairs)
+        needed = min_generation_tokens(built_in.key, built_in.fields, options.num_pairs,
+                                       evidence)
         raise RecordOptionError(
             "max_generation_tokens",
             f"{options.max_generation_tokens} tokens leave too little room for "
-            f"{options.num_pairs} {shape} records; at least {needed} are needed (or ask for "
-            "fewer with num_pairs)")
-    as_pairs = shape == "qa" and not client_set & _RECORD_OPTIONS
+            f"{options.num_pairs} {shape} records{' with evidence' if evidence else ''}; at "
+            f"least {needed} are needed (or ask for fewer with num_pairs)")
     return RecordFormat(
         shape=shape,
         key=built_in.key,
         count=options.num_pairs,
-        schema=records_schema(built_in.key, text_record_schema(bounds), options.num_pairs),
+        record_schema=text_record_schema(bounds),
+        definitions=None,
         prompt=_prompt(options, shape, built_in.task.format(count=options.num_pairs),
-                       _guidance(bounds), built_in.reply.format()),
-        as_pairs=as_pairs,
-        accept=_text_record_acceptor(shape == "qa"),
+                       _guidance(bounds), _reply(built_in.key, built_in.example, evidence)),
+        as_pairs=shape == "qa" and not client_set & _RECORD_OPTIONS and not evidence,
+        accept_record=_text_record_acceptor(shape == "qa"),
+        evidence=evidence,
     )
-
-
-_RECORD_OPTIONS = frozenset({"record_shape", *CUSTOM_RECORD_OPTIONS})
 
 
 def _custom_format(options: GenerationOptions) -> RecordFormat:
@@ -160,20 +195,31 @@ def _custom_format(options: GenerationOptions) -> RecordFormat:
         shape="custom",
         key="records",
         count=options.num_pairs,
-        schema=records_schema("records", custom.schema, options.num_pairs, custom.definitions),
+        record_schema=custom.schema,
+        definitions=custom.definitions,
         prompt=_prompt(options, "custom",
                        f"Write exactly {options.num_pairs} records about the text below.", "",
-                       f'Reply as {{"records":[...]}}, where {custom.description}.'),
+                       _reply("records", "...", options.evidence)[:-1]
+                       + f", where {custom.description}."),
         as_pairs=False,
-        accept=_custom_acceptor(custom),
+        accept_record=_custom_acceptor(custom),
         custom_option=custom.option,
+        evidence=options.evidence,
     )
+
+
+def _reply(key: str, example: str, evidence: bool) -> str:
+    if evidence:
+        example = '{"evidence":[1],"record":' + example + "}"
+    return f'Reply as {{"{key}":[{example}]}}.'
 
 
 def _prompt(
     options: GenerationOptions, shape: str, task: str, guidance: str, reply: str
 ) -> PromptText:
     system = QA_SYSTEM_PROMPT if shape == "qa" else RECORD_SYSTEM_PROMPT
+    if options.evidence:
+        task = f"{task} {EVIDENCE_TASK}"
     return PromptText(system, task, guidance, reply, options.instructions,
                       options.instructions_mode == "replace")
 

@@ -48,10 +48,31 @@ SUMMARY_FIELDS = (TextField("summary", 1.0, 1024),)
 FieldBounds = tuple[tuple[str, int], ...]
 
 
-def skeleton_bytes(key: str, fields: tuple[TextField, ...], count: int) -> int:
-    """Bytes of `count` records whose strings are all empty: the structure they pay for."""
-    empty = {field.name: "" for field in fields}
+# The most sentences one record may cite, and the largest sentence number (sentences.py).
+MAX_CITATIONS = 3
+_WIDEST_CITATIONS = [999] * MAX_CITATIONS
+
+
+def skeleton_bytes(
+    key: str, fields: tuple[TextField, ...], count: int, evidence: bool = False
+) -> int:
+    """Bytes of `count` records whose strings are all empty: the structure they pay for (with
+    evidence, each record wrapped with the widest citations)."""
+    empty: dict[str, Any] = {field.name: "" for field in fields}
+    if evidence:
+        empty = cited(empty, _WIDEST_CITATIONS)
     return len(json.dumps({key: [empty] * count}, separators=(",", ":")).encode())
+
+
+def cited(record: Any, citations: Any) -> dict[str, Any]:
+    """A record with the sentences it cites, as the model writes it under evidence."""
+    return {"evidence": citations, "record": record}
+
+
+def citations_schema(sentence_count: int) -> dict[str, Any]:
+    """One to three sentence numbers, each one that exists in the chunk."""
+    return {"type": "array", "items": {"enum": list(range(1, sentence_count + 1))},
+            "minItems": 1, "maxItems": min(MAX_CITATIONS, sentence_count)}
 
 
 def _split(fields: tuple[TextField, ...], per_record: int) -> list[int]:
@@ -60,11 +81,13 @@ def _split(fields: tuple[TextField, ...], per_record: int) -> list[int]:
 
 
 def field_bounds(
-    key: str, fields: tuple[TextField, ...], count: int, max_generation_tokens: int
+    key: str, fields: tuple[TextField, ...], count: int, max_generation_tokens: int,
+    evidence: bool = False,
 ) -> FieldBounds | None:
     """The longest text per field such that `count` records fit; None if too little room is
     left for useful records."""
-    room = max_generation_tokens - skeleton_bytes(key, fields, count) - _EOS_TOKENS
+    room = (max_generation_tokens - skeleton_bytes(key, fields, count, evidence)
+            - _EOS_TOKENS)
     sizes = _split(fields, room // count)
     if min(sizes) < MIN_FIELD_CHARS:
         return None
@@ -72,12 +95,14 @@ def field_bounds(
                  for field, size in zip(fields, sizes, strict=True))
 
 
-def min_generation_tokens(key: str, fields: tuple[TextField, ...], count: int) -> int:
+def min_generation_tokens(
+    key: str, fields: tuple[TextField, ...], count: int, evidence: bool = False
+) -> int:
     """The smallest max_generation_tokens that leaves room for `count` useful records."""
     per_record = MIN_FIELD_CHARS * len(fields)
     while min(_split(fields, per_record)) < MIN_FIELD_CHARS:
         per_record += 1
-    return skeleton_bytes(key, fields, count) + _EOS_TOKENS + per_record * count
+    return skeleton_bytes(key, fields, count, evidence) + _EOS_TOKENS + per_record * count
 
 
 def _bounded_string(max_chars: int) -> dict[str, Any]:
@@ -100,10 +125,19 @@ def text_record_schema(bounds: FieldBounds) -> dict[str, Any]:
 
 
 def records_schema(
-    key: str, record: dict[str, Any], count: int, definitions: dict[str, Any] | None = None
+    key: str, record: dict[str, Any], count: int, definitions: dict[str, Any] | None = None,
+    sentence_count: int | None = None,
 ) -> dict[str, Any]:
     """Exactly `count` records under `key`. `definitions` hold the record schema's own
-    "$defs" and "definitions", which its references resolve against at the root."""
+    "$defs" and "definitions", which its references resolve against at the root. With a
+    `sentence_count`, each record is wrapped with its citations of the chunk's sentences."""
+    if sentence_count is not None:
+        record = {
+            "type": "object",
+            "properties": cited(record, citations_schema(sentence_count)),
+            "required": ["evidence", "record"],
+            "additionalProperties": False,
+        }
     schema: dict[str, Any] = {
         "type": "object",
         "properties": {
