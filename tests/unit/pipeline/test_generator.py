@@ -63,3 +63,65 @@ async def test_engine_error_finish_fails_the_chunk_with_a_reason() -> None:
     events = await run_chunk(ScriptedEngine("", finish_reason="error"))
     assert len(events) == 1 and isinstance(events[0], ChunkFailed)
     assert events[0].code is FailureCode.INTERNAL and "could not run" in events[0].message
+
+
+class _OrderedCurator:
+    """Reviews records out of order (later ones first) and drops by question."""
+
+    def __init__(self, verdicts: dict[str, object]) -> None:
+        self.verdicts = verdicts
+
+    async def review(self, chunk: object, record: object, request_id: str,
+                     trace_headers: object = None) -> object:
+        import asyncio
+
+        question = record.question  # type: ignore[attr-defined]
+        await asyncio.sleep(0.03 * (3 - int(question.split()[1][0])))
+        return self.verdicts[question]
+
+
+async def test_reviewed_records_go_out_in_written_order_with_their_counts() -> None:
+    from synthqa.server.quality.curator import Drop, Verdict
+    from synthqa.server.quality.judge import Rating
+
+    curator = _OrderedCurator({
+        "Question 0?": Verdict(None, Rating(9, "good")),
+        "Question 1?": Verdict(Drop.JUDGE, Rating(2, "poor")),
+        "Question 2?": Verdict(Drop.DUPLICATE),
+        "Question 3?": Verdict(None, Rating(7, "fine")),
+    })
+    generator = ChunkGenerator(ScriptedEngine(record(4)))
+    events = [e async for e in generator.generate("doc", chunks(1)[0], make_plan(4), "r",
+                                                  curator=curator)]  # type: ignore[arg-type]
+    kept = [e for e in events if isinstance(e, RecordGenerated)]
+    assert [(e.record_index, e.rating, e.rating_reason) for e in kept] == [
+        (0, 9, "good"), (3, 7, "fine")]
+    completed = events[-1]
+    assert isinstance(completed, ChunkCompleted) and completed.pair_count == 2
+    counts = completed.counts
+    assert (counts.generated, counts.invalid, counts.dropped_by_judge, counts.duplicates) == (
+        4, 0, 1, 1)
+
+
+async def test_closing_the_chunk_cancels_its_reviews() -> None:
+    import asyncio
+
+    started: list[str] = []
+
+    class Slow:
+        async def review(self, chunk: object, record: object, request_id: str,
+                         trace_headers: object = None) -> object:
+            started.append(request_id)
+            await asyncio.sleep(30)
+
+    generator = ChunkGenerator(ScriptedEngine(record(3)))
+    stream = generator.generate("doc", chunks(1)[0], make_plan(3), "r",
+                                curator=Slow())  # type: ignore[arg-type]
+    waiter = asyncio.create_task(stream.__anext__())
+    await asyncio.sleep(0.2)
+    waiter.cancel()
+    await asyncio.gather(waiter, return_exceptions=True)
+    await stream.aclose()
+    assert started == ["r-judge-0", "r-judge-1", "r-judge-2"]
+    assert not [t for t in asyncio.all_tasks()
+                if getattr(t.get_coro(), "__qualname__", "").endswith("<locals>.review")]

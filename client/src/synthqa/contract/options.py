@@ -98,6 +98,17 @@ class GenerationOptions:
                                     proto_enum="INSTRUCTIONS_MODE")
     evidence: bool = option(False, "cite the chunk's sentences each record rests on (evidence "
                             "spans with every record)")
+    judge: bool = option(False, "rate each record on the same engine and drop those under "
+                         "min_rating")
+    min_rating: int = option(6, "the judge's lowest rating a kept record may have, 1 to 10",
+                             minimum=1, maximum=10)
+    judge_instructions: str | None = option(None, "the judge's rating criteria, replacing the "
+                                            "built-in ones", max_chars=MAX_INSTRUCTIONS_CHARS)
+    dedup: bool = option(False, "drop records that repeat one already sent in the call, "
+                         "exactly or nearly")
+    dedup_threshold: float = option(0.85, "similarity (Jaccard, character 4-grams) from which "
+                                    "a record is a near duplicate; 1 = exact repeats only",
+                                    minimum=0.0, exclusive_minimum=True, maximum=1.0)
 
 
 @dataclass(frozen=True)

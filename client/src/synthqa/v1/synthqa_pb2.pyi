@@ -130,6 +130,11 @@ class GenerationOptions(_message.Message):
     INSTRUCTIONS_FIELD_NUMBER: _builtins.int
     INSTRUCTIONS_MODE_FIELD_NUMBER: _builtins.int
     EVIDENCE_FIELD_NUMBER: _builtins.int
+    JUDGE_FIELD_NUMBER: _builtins.int
+    MIN_RATING_FIELD_NUMBER: _builtins.int
+    JUDGE_INSTRUCTIONS_FIELD_NUMBER: _builtins.int
+    DEDUP_FIELD_NUMBER: _builtins.int
+    DEDUP_THRESHOLD_FIELD_NUMBER: _builtins.int
     num_pairs: _builtins.int
     """Number of question–answer pairs to generate for each chunk. Must be positive."""
     max_generation_tokens: _builtins.int
@@ -169,6 +174,22 @@ class GenerationOptions(_message.Message):
     record cites one to three of them (its grammar admits only numbers that exist in that
     chunk), and Record.evidence gives their spans in the document. Implies Record events.
     """
+    judge: _builtins.bool
+    """Rate every record on the same engine (an integer from 1 to 10, with a short reason) as
+    soon as it is generated, and drop those rated under min_rating. Implies Record events.
+    """
+    min_rating: _builtins.int
+    """The lowest rating a kept record may have, 1 to 10."""
+    judge_instructions: _builtins.str
+    """The judge's rating criteria, replacing the built-in ones; the reply format stays."""
+    dedup: _builtins.bool
+    """Drop records that repeat one already sent in this call: the same text once normalised
+    (the question, for qa and cot), or a near copy (see dedup_threshold).
+    """
+    dedup_threshold: _builtins.float
+    """Similarity (Jaccard of character 4-grams) from which a record is a near duplicate, above
+    0 and at most 1; 1 drops exact repeats only.
+    """
     @_builtins.property
     def record_choices(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """RECORD_SHAPE_CUSTOM: each record is one of these strings."""
@@ -190,23 +211,38 @@ class GenerationOptions(_message.Message):
         instructions: _builtins.str | None = ...,
         instructions_mode: Global___InstructionsMode.ValueType | None = ...,
         evidence: _builtins.bool | None = ...,
+        judge: _builtins.bool | None = ...,
+        min_rating: _builtins.int | None = ...,
+        judge_instructions: _builtins.str | None = ...,
+        dedup: _builtins.bool | None = ...,
+        dedup_threshold: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_chunk_overlap_tokens", b"_chunk_overlap_tokens", "_evidence", b"_evidence", "_instructions", b"_instructions", "_instructions_mode", b"_instructions_mode", "_max_chunk_tokens", b"_max_chunk_tokens", "_max_generation_tokens", b"_max_generation_tokens", "_num_pairs", b"_num_pairs", "_record_regex", b"_record_regex", "_record_schema", b"_record_schema", "_record_shape", b"_record_shape", "_seed", b"_seed", "_temperature", b"_temperature", "_top_p", b"_top_p", "chunk_overlap_tokens", b"chunk_overlap_tokens", "evidence", b"evidence", "instructions", b"instructions", "instructions_mode", b"instructions_mode", "max_chunk_tokens", b"max_chunk_tokens", "max_generation_tokens", b"max_generation_tokens", "num_pairs", b"num_pairs", "record_regex", b"record_regex", "record_schema", b"record_schema", "record_shape", b"record_shape", "seed", b"seed", "temperature", b"temperature", "top_p", b"top_p"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_chunk_overlap_tokens", b"_chunk_overlap_tokens", "_dedup", b"_dedup", "_dedup_threshold", b"_dedup_threshold", "_evidence", b"_evidence", "_instructions", b"_instructions", "_instructions_mode", b"_instructions_mode", "_judge", b"_judge", "_judge_instructions", b"_judge_instructions", "_max_chunk_tokens", b"_max_chunk_tokens", "_max_generation_tokens", b"_max_generation_tokens", "_min_rating", b"_min_rating", "_num_pairs", b"_num_pairs", "_record_regex", b"_record_regex", "_record_schema", b"_record_schema", "_record_shape", b"_record_shape", "_seed", b"_seed", "_temperature", b"_temperature", "_top_p", b"_top_p", "chunk_overlap_tokens", b"chunk_overlap_tokens", "dedup", b"dedup", "dedup_threshold", b"dedup_threshold", "evidence", b"evidence", "instructions", b"instructions", "instructions_mode", b"instructions_mode", "judge", b"judge", "judge_instructions", b"judge_instructions", "max_chunk_tokens", b"max_chunk_tokens", "max_generation_tokens", b"max_generation_tokens", "min_rating", b"min_rating", "num_pairs", b"num_pairs", "record_regex", b"record_regex", "record_schema", b"record_schema", "record_shape", b"record_shape", "seed", b"seed", "temperature", b"temperature", "top_p", b"top_p"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_chunk_overlap_tokens", b"_chunk_overlap_tokens", "_evidence", b"_evidence", "_instructions", b"_instructions", "_instructions_mode", b"_instructions_mode", "_max_chunk_tokens", b"_max_chunk_tokens", "_max_generation_tokens", b"_max_generation_tokens", "_num_pairs", b"_num_pairs", "_record_regex", b"_record_regex", "_record_schema", b"_record_schema", "_record_shape", b"_record_shape", "_seed", b"_seed", "_temperature", b"_temperature", "_top_p", b"_top_p", "chunk_overlap_tokens", b"chunk_overlap_tokens", "evidence", b"evidence", "instructions", b"instructions", "instructions_mode", b"instructions_mode", "max_chunk_tokens", b"max_chunk_tokens", "max_generation_tokens", b"max_generation_tokens", "num_pairs", b"num_pairs", "record_choices", b"record_choices", "record_regex", b"record_regex", "record_schema", b"record_schema", "record_shape", b"record_shape", "seed", b"seed", "temperature", b"temperature", "top_p", b"top_p"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_chunk_overlap_tokens", b"_chunk_overlap_tokens", "_dedup", b"_dedup", "_dedup_threshold", b"_dedup_threshold", "_evidence", b"_evidence", "_instructions", b"_instructions", "_instructions_mode", b"_instructions_mode", "_judge", b"_judge", "_judge_instructions", b"_judge_instructions", "_max_chunk_tokens", b"_max_chunk_tokens", "_max_generation_tokens", b"_max_generation_tokens", "_min_rating", b"_min_rating", "_num_pairs", b"_num_pairs", "_record_regex", b"_record_regex", "_record_schema", b"_record_schema", "_record_shape", b"_record_shape", "_seed", b"_seed", "_temperature", b"_temperature", "_top_p", b"_top_p", "chunk_overlap_tokens", b"chunk_overlap_tokens", "dedup", b"dedup", "dedup_threshold", b"dedup_threshold", "evidence", b"evidence", "instructions", b"instructions", "instructions_mode", b"instructions_mode", "judge", b"judge", "judge_instructions", b"judge_instructions", "max_chunk_tokens", b"max_chunk_tokens", "max_generation_tokens", b"max_generation_tokens", "min_rating", b"min_rating", "num_pairs", b"num_pairs", "record_choices", b"record_choices", "record_regex", b"record_regex", "record_schema", b"record_schema", "record_shape", b"record_shape", "seed", b"seed", "temperature", b"temperature", "top_p", b"top_p"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__chunk_overlap_tokens: _TypeAlias = _typing.Literal["chunk_overlap_tokens"]  # noqa: Y015
     _WhichOneofArgType__chunk_overlap_tokens: _TypeAlias = _typing.Literal["_chunk_overlap_tokens", b"_chunk_overlap_tokens"]  # noqa: Y015
+    _WhichOneofReturnType__dedup: _TypeAlias = _typing.Literal["dedup"]  # noqa: Y015
+    _WhichOneofArgType__dedup: _TypeAlias = _typing.Literal["_dedup", b"_dedup"]  # noqa: Y015
+    _WhichOneofReturnType__dedup_threshold: _TypeAlias = _typing.Literal["dedup_threshold"]  # noqa: Y015
+    _WhichOneofArgType__dedup_threshold: _TypeAlias = _typing.Literal["_dedup_threshold", b"_dedup_threshold"]  # noqa: Y015
     _WhichOneofReturnType__evidence: _TypeAlias = _typing.Literal["evidence"]  # noqa: Y015
     _WhichOneofArgType__evidence: _TypeAlias = _typing.Literal["_evidence", b"_evidence"]  # noqa: Y015
     _WhichOneofReturnType__instructions: _TypeAlias = _typing.Literal["instructions"]  # noqa: Y015
     _WhichOneofArgType__instructions: _TypeAlias = _typing.Literal["_instructions", b"_instructions"]  # noqa: Y015
     _WhichOneofReturnType__instructions_mode: _TypeAlias = _typing.Literal["instructions_mode"]  # noqa: Y015
     _WhichOneofArgType__instructions_mode: _TypeAlias = _typing.Literal["_instructions_mode", b"_instructions_mode"]  # noqa: Y015
+    _WhichOneofReturnType__judge: _TypeAlias = _typing.Literal["judge"]  # noqa: Y015
+    _WhichOneofArgType__judge: _TypeAlias = _typing.Literal["_judge", b"_judge"]  # noqa: Y015
+    _WhichOneofReturnType__judge_instructions: _TypeAlias = _typing.Literal["judge_instructions"]  # noqa: Y015
+    _WhichOneofArgType__judge_instructions: _TypeAlias = _typing.Literal["_judge_instructions", b"_judge_instructions"]  # noqa: Y015
     _WhichOneofReturnType__max_chunk_tokens: _TypeAlias = _typing.Literal["max_chunk_tokens"]  # noqa: Y015
     _WhichOneofArgType__max_chunk_tokens: _TypeAlias = _typing.Literal["_max_chunk_tokens", b"_max_chunk_tokens"]  # noqa: Y015
     _WhichOneofReturnType__max_generation_tokens: _TypeAlias = _typing.Literal["max_generation_tokens"]  # noqa: Y015
     _WhichOneofArgType__max_generation_tokens: _TypeAlias = _typing.Literal["_max_generation_tokens", b"_max_generation_tokens"]  # noqa: Y015
+    _WhichOneofReturnType__min_rating: _TypeAlias = _typing.Literal["min_rating"]  # noqa: Y015
+    _WhichOneofArgType__min_rating: _TypeAlias = _typing.Literal["_min_rating", b"_min_rating"]  # noqa: Y015
     _WhichOneofReturnType__num_pairs: _TypeAlias = _typing.Literal["num_pairs"]  # noqa: Y015
     _WhichOneofArgType__num_pairs: _TypeAlias = _typing.Literal["_num_pairs", b"_num_pairs"]  # noqa: Y015
     _WhichOneofReturnType__record_regex: _TypeAlias = _typing.Literal["record_regex"]  # noqa: Y015
@@ -224,15 +260,25 @@ class GenerationOptions(_message.Message):
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__chunk_overlap_tokens) -> _WhichOneofReturnType__chunk_overlap_tokens | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__dedup) -> _WhichOneofReturnType__dedup | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__dedup_threshold) -> _WhichOneofReturnType__dedup_threshold | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__evidence) -> _WhichOneofReturnType__evidence | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__instructions) -> _WhichOneofReturnType__instructions | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__instructions_mode) -> _WhichOneofReturnType__instructions_mode | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__judge) -> _WhichOneofReturnType__judge | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__judge_instructions) -> _WhichOneofReturnType__judge_instructions | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__max_chunk_tokens) -> _WhichOneofReturnType__max_chunk_tokens | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__max_generation_tokens) -> _WhichOneofReturnType__max_generation_tokens | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__min_rating) -> _WhichOneofReturnType__min_rating | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__num_pairs) -> _WhichOneofReturnType__num_pairs | None: ...
     @_typing.overload
@@ -778,6 +824,8 @@ class Record(_message.Message):
     JSON_FIELD_NUMBER: _builtins.int
     QA_PAIR_FIELD_NUMBER: _builtins.int
     EVIDENCE_FIELD_NUMBER: _builtins.int
+    RATING_FIELD_NUMBER: _builtins.int
+    RATING_REASON_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
     """The record's document."""
     chunk_index: _builtins.int
@@ -786,6 +834,10 @@ class Record(_message.Message):
     """Position of the record within its chunk, from 0."""
     json: _builtins.str
     """The record as compact JSON text; it matches the record's schema."""
+    rating: _builtins.int
+    """The judge's rating, 1 to 10, when GenerationOptions.judge is set; 0 otherwise."""
+    rating_reason: _builtins.str
+    """The judge's reason for its rating."""
     @_builtins.property
     def qa_pair(self) -> Global___QaPair:
         """The record typed, when the shape is RECORD_SHAPE_QA."""
@@ -803,10 +855,12 @@ class Record(_message.Message):
         json: _builtins.str = ...,
         qa_pair: Global___QaPair | None = ...,
         evidence: _abc.Iterable[Global___EvidenceSpan] | None = ...,
+        rating: _builtins.int = ...,
+        rating_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["qa_pair", b"qa_pair"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_index", b"chunk_index", "document_id", b"document_id", "evidence", b"evidence", "json", b"json", "qa_pair", b"qa_pair", "record_index", b"record_index"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_index", b"chunk_index", "document_id", b"document_id", "evidence", b"evidence", "json", b"json", "qa_pair", b"qa_pair", "rating", b"rating", "rating_reason", b"rating_reason", "record_index", b"record_index"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -854,6 +908,7 @@ class ChunkCompleted(_message.Message):
     GENERATED_TOKEN_COUNT_FIELD_NUMBER: _builtins.int
     FINISH_REASON_FIELD_NUMBER: _builtins.int
     PAIR_COUNT_FIELD_NUMBER: _builtins.int
+    RECORD_COUNTS_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
     """The chunk's document."""
     chunk_index: _builtins.int
@@ -866,6 +921,10 @@ class ChunkCompleted(_message.Message):
     """Why the engine stopped."""
     pair_count: _builtins.int
     """Pairs (records, of any shape) sent for the chunk."""
+    @_builtins.property
+    def record_counts(self) -> Global___RecordCounts:
+        """What happened to the chunk's records (with curation, not all are sent)."""
+
     def __init__(
         self,
         *,
@@ -875,14 +934,51 @@ class ChunkCompleted(_message.Message):
         generated_token_count: _builtins.int = ...,
         finish_reason: Global___FinishReason.ValueType = ...,
         pair_count: _builtins.int = ...,
+        record_counts: Global___RecordCounts | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["record_counts", b"record_counts"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_index", b"chunk_index", "document_id", b"document_id", "finish_reason", b"finish_reason", "generated_token_count", b"generated_token_count", "pair_count", b"pair_count", "prompt_token_count", b"prompt_token_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_index", b"chunk_index", "document_id", b"document_id", "finish_reason", b"finish_reason", "generated_token_count", b"generated_token_count", "pair_count", b"pair_count", "prompt_token_count", b"prompt_token_count", "record_counts", b"record_counts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ChunkCompleted: _TypeAlias = ChunkCompleted  # noqa: Y015
+
+@_typing.final
+class RecordCounts(_message.Message):
+    """RecordCounts says what became of the records the model wrote. Sent records (pair_count) are
+    generated - invalid - dropped_by_judge - duplicates.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GENERATED_FIELD_NUMBER: _builtins.int
+    INVALID_FIELD_NUMBER: _builtins.int
+    DROPPED_BY_JUDGE_FIELD_NUMBER: _builtins.int
+    DUPLICATES_FIELD_NUMBER: _builtins.int
+    generated: _builtins.int
+    """Records the model wrote."""
+    invalid: _builtins.int
+    """Records that broke their shape or constraint (the chunk then failed)."""
+    dropped_by_judge: _builtins.int
+    """Records the judge rated under min_rating, or could not rate."""
+    duplicates: _builtins.int
+    """Records that repeated one already sent in the call."""
+    def __init__(
+        self,
+        *,
+        generated: _builtins.int = ...,
+        invalid: _builtins.int = ...,
+        dropped_by_judge: _builtins.int = ...,
+        duplicates: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dropped_by_judge", b"dropped_by_judge", "duplicates", b"duplicates", "generated", b"generated", "invalid", b"invalid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordCounts: _TypeAlias = RecordCounts  # noqa: Y015
 
 @_typing.final
 class ChunkFailed(_message.Message):
@@ -896,6 +992,7 @@ class ChunkFailed(_message.Message):
     PAIR_COUNT_FIELD_NUMBER: _builtins.int
     GENERATED_TOKEN_COUNT_FIELD_NUMBER: _builtins.int
     FINISH_REASON_FIELD_NUMBER: _builtins.int
+    RECORD_COUNTS_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
     """The chunk's document."""
     chunk_index: _builtins.int
@@ -910,6 +1007,10 @@ class ChunkFailed(_message.Message):
     def error(self) -> _status_pb2.Status:
         """What went wrong, as a gRPC status code and message."""
 
+    @_builtins.property
+    def record_counts(self) -> Global___RecordCounts:
+        """What happened to the chunk's records before it failed."""
+
     def __init__(
         self,
         *,
@@ -919,10 +1020,11 @@ class ChunkFailed(_message.Message):
         pair_count: _builtins.int = ...,
         generated_token_count: _builtins.int = ...,
         finish_reason: Global___FinishReason.ValueType = ...,
+        record_counts: Global___RecordCounts | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "record_counts", b"record_counts"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_index", b"chunk_index", "document_id", b"document_id", "error", b"error", "finish_reason", b"finish_reason", "generated_token_count", b"generated_token_count", "pair_count", b"pair_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_index", b"chunk_index", "document_id", b"document_id", "error", b"error", "finish_reason", b"finish_reason", "generated_token_count", b"generated_token_count", "pair_count", b"pair_count", "record_counts", b"record_counts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -940,6 +1042,7 @@ class DocumentCompleted(_message.Message):
     FAILED_CHUNK_COUNT_FIELD_NUMBER: _builtins.int
     PAIR_COUNT_FIELD_NUMBER: _builtins.int
     TOKEN_COUNT_FIELD_NUMBER: _builtins.int
+    RECORD_COUNTS_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
     """The document."""
     chunk_count: _builtins.int
@@ -954,6 +1057,10 @@ class DocumentCompleted(_message.Message):
     """Pairs (records, of any shape) sent for the document."""
     token_count: _builtins.int
     """Tokens in the document."""
+    @_builtins.property
+    def record_counts(self) -> Global___RecordCounts:
+        """What happened to the document's records, over all its chunks."""
+
     def __init__(
         self,
         *,
@@ -963,10 +1070,11 @@ class DocumentCompleted(_message.Message):
         failed_chunk_count: _builtins.int = ...,
         pair_count: _builtins.int = ...,
         token_count: _builtins.int = ...,
+        record_counts: Global___RecordCounts | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["record_counts", b"record_counts"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_count", b"chunk_count", "completed_chunk_count", b"completed_chunk_count", "document_id", b"document_id", "failed_chunk_count", b"failed_chunk_count", "pair_count", b"pair_count", "token_count", b"token_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_count", b"chunk_count", "completed_chunk_count", b"completed_chunk_count", "document_id", b"document_id", "failed_chunk_count", b"failed_chunk_count", "pair_count", b"pair_count", "record_counts", b"record_counts", "token_count", b"token_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -20,6 +20,7 @@ from ..pipeline.events import (
     DocumentCompleted,
     FinishReason,
     GenerationEvent,
+    RecordCounts,
     RecordGenerated,
 )
 from ..pipeline.options import Overrides
@@ -135,6 +136,8 @@ def event_to_proto(
                     evidence=[pb.EvidenceSpan(sentence=span.sentence, char_start=span.char_start,
                                               char_end=span.char_end)
                               for span in event.evidence],
+                    rating=event.rating,
+                    rating_reason=event.rating_reason,
                 )
             )
         case ChunkCompleted():
@@ -146,6 +149,7 @@ def event_to_proto(
                     generated_token_count=event.generated_token_count,
                     finish_reason=_FINISH_REASONS[event.finish_reason],
                     pair_count=event.pair_count,
+                    record_counts=_counts(event.counts),
                 )
             )
         case ChunkFailed():
@@ -157,6 +161,7 @@ def event_to_proto(
                     pair_count=event.pair_count,
                     generated_token_count=event.generated_token_count,
                     finish_reason=_FINISH_REASONS[event.finish_reason],
+                    record_counts=_counts(event.counts),
                 )
             )
         case DocumentCompleted():
@@ -168,6 +173,12 @@ def event_to_proto(
                     failed_chunk_count=event.failed_chunk_count,
                     pair_count=event.pair_count,
                     token_count=event.token_count,
+                    record_counts=_counts(event.counts),
                 )
             )
     raise TypeError(f"unknown event {type(event).__name__}")
+
+
+def _counts(counts: RecordCounts) -> pb.RecordCounts:
+    return pb.RecordCounts(generated=counts.generated, invalid=counts.invalid,
+                           dropped_by_judge=counts.dropped_by_judge, duplicates=counts.duplicates)

@@ -30,6 +30,21 @@ class FinishReason(enum.Enum):
 
 
 @dataclass(frozen=True)
+class RecordCounts:
+    """What became of the records the model wrote: sent = generated - invalid - dropped."""
+
+    generated: int = 0
+    invalid: int = 0
+    dropped_by_judge: int = 0
+    duplicates: int = 0
+
+    def __add__(self, other: RecordCounts) -> RecordCounts:
+        return RecordCounts(self.generated + other.generated, self.invalid + other.invalid,
+                            self.dropped_by_judge + other.dropped_by_judge,
+                            self.duplicates + other.duplicates)
+
+
+@dataclass(frozen=True)
 class ChunkStarted:
     document_id: str
     chunk_index: int
@@ -61,6 +76,9 @@ class RecordGenerated:
     answer: str | None = None
     as_pair: bool = False
     evidence: tuple[EvidenceSpan, ...] = ()
+    # The judge's rating (1 to 10) and reason; 0 without the judge.
+    rating: int = 0
+    rating_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -71,6 +89,7 @@ class ChunkCompleted:
     generated_token_count: int
     finish_reason: FinishReason
     pair_count: int
+    counts: RecordCounts = RecordCounts()
 
 
 @dataclass(frozen=True)
@@ -82,6 +101,7 @@ class ChunkFailed:
     pair_count: int
     generated_token_count: int
     finish_reason: FinishReason
+    counts: RecordCounts = RecordCounts()
 
 
 @dataclass(frozen=True)
@@ -92,6 +112,7 @@ class DocumentCompleted:
     failed_chunk_count: int
     pair_count: int
     token_count: int
+    counts: RecordCounts = RecordCounts()
 
 
 GenerationEvent = ChunkStarted | RecordGenerated | ChunkCompleted | ChunkFailed | DocumentCompleted

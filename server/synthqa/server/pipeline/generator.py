@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
 import logging
+from collections import deque
 from collections.abc import AsyncGenerator, Mapping
 
 from ..engine.types import EngineDead, GenerationEngine, SamplingRequest
+from ..quality.curator import Curator, Drop, Verdict
 from ..text.chunker import Chunk
 from ..text.record_parser import MalformedOutput, RecordStreamParser
-from ..text.records import REPLACEMENT_CHARACTER, MalformedRecord
+from ..text.records import REPLACEMENT_CHARACTER, MalformedRecord, Record
 from .events import (
     ChunkCompleted,
     ChunkFailed,
     EvidenceSpan,
     FailureCode,
     FinishReason,
+    RecordCounts,
     RecordGenerated,
 )
 from .planner import GenerationPlan
@@ -31,9 +36,10 @@ class ChunkGenerator:
 
     async def generate(
         self, document_id: str, chunk: Chunk, plan: GenerationPlan, request_id: str,
-        trace_headers: Mapping[str, str] | None = None,
+        trace_headers: Mapping[str, str] | None = None, curator: Curator | None = None,
     ) -> AsyncGenerator[ChunkEvent, None]:
-        """Yield each pair as it is parsed, then exactly one ChunkCompleted or ChunkFailed."""
+        """Yield each record as it is parsed (and, with a curator, once it is reviewed; in the
+        order written), then exactly one ChunkCompleted or ChunkFailed."""
         options = plan.options
         records = plan.records
         prompt_ids = plan.frame.wrap(
@@ -50,46 +56,95 @@ class ChunkGenerator:
         # U+FFFD; when the chunk has none, every one in the output is such a byte, not content.
         drop_replacement = REPLACEMENT_CHARACTER not in chunk.text
         finished = False
-        pairs = 0
-        generated = 0
+        tally = _Tally()
+        generated_tokens = 0
         prompt_tokens = len(prompt_ids)
         finish = FinishReason.UNSPECIFIED
+        # Records under review, oldest first: each is sent (or dropped) in the order written.
+        reviews: deque[asyncio.Task[tuple[RecordGenerated, Verdict]]] = deque()
 
         def failed(code: FailureCode, message: str) -> ChunkFailed:
-            return ChunkFailed(document_id, chunk.index, code, message, pairs, generated, finish)
+            return ChunkFailed(document_id, chunk.index, code, message, tally.sent,
+                               generated_tokens, finish, tally.counts())
+
+        def event_for(record: Record, index: int) -> RecordGenerated:
+            return RecordGenerated(document_id, chunk.index, index, record.json,
+                                   record.question, record.answer, records.as_pairs,
+                                   _evidence(chunk, record.citations))
+
+        async def review(event: RecordGenerated, record: Record) -> tuple[RecordGenerated,
+                                                                            Verdict]:
+            assert curator is not None
+            verdict = await curator.review(
+                chunk, record, f"{request_id}-judge-{event.record_index}", trace_headers)
+            return event, verdict
+
+        def settle(event: RecordGenerated, verdict: Verdict) -> RecordGenerated | None:
+            if verdict.drop is Drop.JUDGE:
+                tally.dropped_by_judge += 1
+                return None
+            if verdict.drop is Drop.DUPLICATE:
+                tally.duplicates += 1
+                return None
+            tally.sent += 1
+            if verdict.rating is None:
+                return event
+            return dataclasses.replace(event, rating=verdict.rating.score,
+                                       rating_reason=verdict.rating.reason)
 
         try:
             stream = self._engine.generate(prompt_ids, request, request_id, trace_headers)
             # aclosing: leaving early (bad output) closes the stream, which aborts the request.
             async with contextlib.aclosing(stream):
                 async for delta in stream:
-                    generated += delta.new_token_count
+                    generated_tokens += delta.new_token_count
                     prompt_tokens = delta.prompt_token_count
                     if delta.finished:
                         finished = True
                         finish = FinishReason.from_engine(delta.finish_reason)
                     for item in parser.feed(delta.text):
-                        record = records.accept(item, drop_replacement)
-                        yield RecordGenerated(document_id, chunk.index, pairs, record.json,
-                                              record.question, record.answer, records.as_pairs,
-                                              _evidence(chunk, record.citations))
-                        pairs += 1
-        except (MalformedOutput, MalformedRecord) as error:
+                        tally.generated += 1
+                        try:
+                            record = records.accept(item, drop_replacement)
+                            event = event_for(record, tally.generated - 1)
+                        except MalformedRecord:
+                            tally.invalid += 1
+                            raise
+                        if curator is None:
+                            tally.sent += 1
+                            yield event
+                        else:
+                            reviews.append(asyncio.create_task(review(event, record)))
+                    while reviews and reviews[0].done():
+                        if (kept := settle(*reviews.popleft().result())) is not None:
+                            yield kept
+            while reviews:
+                if (kept := settle(*await reviews.popleft())) is not None:
+                    yield kept
+        except MalformedOutput as error:
+            tally.invalid += 1
+            yield failed(FailureCode.INTERNAL, f"the model's output could not be parsed: {error}")
+            return
+        except MalformedRecord as error:
             yield failed(FailureCode.INTERNAL, f"the model's output could not be parsed: {error}")
             return
         except EngineDead:
             yield failed(FailureCode.UNAVAILABLE,
-                         f"the engine stopped while generating this chunk, after {pairs} pairs; "
-                         "retry the chunk once the server is SERVING again")
+                         f"the engine stopped while generating this chunk, after {tally.sent} "
+                         "records; retry the chunk once the server is SERVING again")
             return
         except Exception as error:  # the engine failed this request; other chunks go on
             log.error("engine request %s failed: %s", request_id, type(error).__name__)
             yield failed(FailureCode.INTERNAL,
                          f"the engine could not run this chunk ({type(error).__name__})")
             return
+        finally:
+            for task in reviews:
+                task.cancel()
+            await asyncio.gather(*reviews, return_exceptions=True)
 
         problem = parser.closing_problem()
-        whole = problem is None and pairs == options.num_pairs
+        whole = problem is None and tally.generated == options.num_pairs
         if not finished or finish is FinishReason.ERROR:
             yield failed(
                 FailureCode.INTERNAL,
@@ -101,19 +156,36 @@ class ChunkGenerator:
             yield failed(
                 FailureCode.RESOURCE_EXHAUSTED,
                 f"the output was truncated at max_generation_tokens="
-                f"{options.max_generation_tokens} after {pairs} of {options.num_pairs} records",
+                f"{options.max_generation_tokens} after {tally.generated} of "
+                f"{options.num_pairs} records",
             )
         elif finish is FinishReason.ABORT:
-            yield failed(FailureCode.ABORTED, f"the engine aborted the request after {pairs} pairs")
+            yield failed(FailureCode.ABORTED,
+                         f"the engine aborted the request after {tally.sent} records")
         elif problem is not None:
             yield failed(FailureCode.INTERNAL, f"the model's output is malformed: {problem}")
         elif not whole:
             yield failed(
                 FailureCode.INTERNAL,
-                f"the model returned {pairs} records where {options.num_pairs} were asked for",
+                f"the model returned {tally.generated} records where {options.num_pairs} were "
+                "asked for",
             )
         else:
-            yield ChunkCompleted(document_id, chunk.index, prompt_tokens, generated, finish, pairs)
+            yield ChunkCompleted(document_id, chunk.index, prompt_tokens, generated_tokens,
+                                 finish, tally.sent, tally.counts())
+
+
+@dataclasses.dataclass
+class _Tally:
+    generated: int = 0
+    invalid: int = 0
+    dropped_by_judge: int = 0
+    duplicates: int = 0
+    sent: int = 0
+
+    def counts(self) -> RecordCounts:
+        return RecordCounts(self.generated, self.invalid, self.dropped_by_judge,
+                            self.duplicates)
 
 
 def _evidence(chunk: Chunk, citations: tuple[int, ...]) -> tuple[EvidenceSpan, ...]:

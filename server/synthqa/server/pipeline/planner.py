@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from synthqa.contract.options import GenerationOptions
 
+from ..quality.judge import JUDGE_MAX_TOKENS, Judge
 from ..text.custom_records import RecordOptionError
 from ..text.prompts import PromptBuilder, PromptFrame
 from ..text.records import RecordFormat, record_format
@@ -31,9 +32,12 @@ _MIN_MARKER_ROOM = 16
 
 
 class Planner:
-    def __init__(self, prompts: PromptBuilder, max_model_len: int) -> None:
+    def __init__(
+        self, prompts: PromptBuilder, max_model_len: int, judge: Judge | None = None
+    ) -> None:
         self._prompts = prompts
         self.max_model_len = max_model_len
+        self._judge = judge
 
     def plan(
         self, options: GenerationOptions, field_prefix: str = "options",
@@ -58,6 +62,15 @@ class Planner:
                 f"{options.max_generation_tokens} generated tokens plus the {frame.token_count}-"
                 f"token prompt leave no room for text in the {self.max_model_len}-token context")
             problems.raise_if_any()
+        if options.judge and self._judge is not None:
+            # The judge's prompt holds the chunk and a record as long as the generation budget.
+            judged = (self.max_model_len - options.max_generation_tokens - JUDGE_MAX_TOKENS
+                      - self._judge.prompt_tokens(options.judge_instructions))
+            if judged < 1:
+                bad("judge", "the judge's prompt and answer leave no room for text in the "
+                    f"{self.max_model_len}-token context")
+                problems.raise_if_any()
+            fit = min(fit, judged)
         room = fit
         if records.evidence:
             # Sentence markers ("[12] ") take tokens of their own; a fifth of the room covers

@@ -15,6 +15,8 @@ from synthqa.contract.options import GenerationOptions
 from .. import __version__
 from ..engine.grammar import GrammarCheck
 from ..engine.types import EngineLayout, GenerationEngine
+from ..quality.curator import Curator
+from ..quality.judge import Judge
 from ..text.chunker import (
     Chunk,
     TokenizedDocument,
@@ -82,7 +84,9 @@ class GenerationService:
         # work with this model.
         self.defaults = resolve_options(defaults, {}, limits=self._limit_values,
                                         field_prefix="defaults")
-        self._planner = Planner(PromptBuilder(engine.tokenizer), engine.max_model_len)
+        self._judge = Judge(engine)
+        self._planner = Planner(PromptBuilder(engine.tokenizer), engine.max_model_len,
+                                self._judge)
         self._grammar_check = GrammarCheck(engine.tokenizer)
         self._generator = ChunkGenerator(engine)
         self.load = ServerLoad(limits.max_in_flight_chunks)
@@ -312,9 +316,10 @@ class GenerationService:
     ) -> AsyncIterator[CallSession]:
         """A generation; on exit, for any reason, its engine requests are aborted and its
         telemetry is ended."""
+        curator = Curator(plan.options, self._judge) if Curator.active(plan.options) else None
         session = CallSession(
             self._generator, plan, self.load, window=self.limits.max_in_flight_chunks_per_call,
-            telemetry=telemetry)
+            telemetry=telemetry, curator=curator)
         error: BaseException | None = None
         self._sessions.add(session)
         try:

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
+from ..quality.curator import Curator
 from ..text.chunker import Chunk
 from .errors import ServiceError
 from .events import (
@@ -19,6 +20,7 @@ from .events import (
     ChunkStarted,
     DocumentCompleted,
     GenerationEvent,
+    RecordCounts,
 )
 from .generator import ChunkGenerator
 from .planner import GenerationPlan
@@ -37,6 +39,7 @@ class _DocumentProgress:
     completed: int = 0
     failed: int = 0
     pairs: int = 0
+    counts: RecordCounts = RecordCounts()
 
     @property
     def done(self) -> bool:
@@ -80,8 +83,10 @@ class CallSession:
         *,
         window: int,
         telemetry: CallTelemetry | None = None,
+        curator: Curator | None = None,
     ) -> None:
         self._generator = generator
+        self._curator = curator
         self._telemetry = telemetry or CallTelemetry()
         self._plan = plan
         self._load = load
@@ -195,7 +200,8 @@ class CallSession:
                         )
                     )
                     stream = self._generator.generate(
-                        progress.document_id, chunk, self._plan, request_id, trace_headers
+                        progress.document_id, chunk, self._plan, request_id, trace_headers,
+                        self._curator,
                     )
                     # aclosing: a cancelled task closes the stream now, which aborts the engine
                     # request, instead of whenever the garbage collector gets to it.
@@ -216,6 +222,7 @@ class CallSession:
             else:
                 progress.failed += 1
             progress.pairs += outcome.pair_count
+            progress.counts += outcome.counts
             if progress.done:
                 emit(
                     DocumentCompleted(
@@ -225,6 +232,7 @@ class CallSession:
                         progress.failed,
                         progress.pairs,
                         progress.token_count,
+                        progress.counts,
                     )
                 )
         except asyncio.CancelledError:

@@ -142,7 +142,7 @@ _BUILT_IN = {
                         '{"summary":"..."}'),
 }
 # Options that ask for Record events rather than QaPair events.
-_RECORD_OPTIONS = frozenset({"record_shape", "evidence", *CUSTOM_RECORD_OPTIONS})
+_RECORD_OPTIONS = frozenset({"record_shape", "evidence", "judge", *CUSTOM_RECORD_OPTIONS})
 
 
 def record_format(options: GenerationOptions, client_set: frozenset[str]) -> RecordFormat:
@@ -183,7 +183,8 @@ def record_format(options: GenerationOptions, client_set: frozenset[str]) -> Rec
         definitions=None,
         prompt=_prompt(options, shape, built_in.task.format(count=options.num_pairs),
                        _guidance(bounds), _reply(built_in.key, built_in.example, evidence)),
-        as_pairs=shape == "qa" and not client_set & _RECORD_OPTIONS and not evidence,
+        as_pairs=(shape == "qa" and not client_set & _RECORD_OPTIONS and not evidence
+                  and not options.judge),
         accept_record=_text_record_acceptor(shape == "qa"),
         evidence=evidence,
     )

@@ -105,7 +105,7 @@ def min_generation_tokens(
     return skeleton_bytes(key, fields, count, evidence) + _EOS_TOKENS + per_record * count
 
 
-def _bounded_string(max_chars: int) -> dict[str, Any]:
+def bounded_string(max_chars: int) -> dict[str, Any]:
     # xgrammar rejects pattern together with maxLength, so the bound lives in the pattern.
     rest = max_chars - 1
     full_runs, last_run = divmod(rest, _MAX_REPEAT)
@@ -118,7 +118,7 @@ def text_record_schema(bounds: FieldBounds) -> dict[str, Any]:
     """One built-in record: an object of bounded strings, every one required."""
     return {
         "type": "object",
-        "properties": {name: _bounded_string(chars) for name, chars in bounds},
+        "properties": {name: bounded_string(chars) for name, chars in bounds},
         "required": [name for name, _ in bounds],
         "additionalProperties": False,
     }

@@ -1,0 +1,80 @@
+"""Duplicate records within one call: the same text once normalised (case, width, punctuation
+and spacing ignored), or a near copy, found with MinHash and locality-sensitive hashing
+(datasketch) over character 4-grams and confirmed by their exact Jaccard similarity."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from datasketch import MinHash, MinHashLSH
+
+# Shingles: character n-grams work for text with or without spaces between words.
+_SHINGLE_CHARS = 4
+_PERMUTATIONS = 64
+_SPACES = re.compile(r"\s+")
+
+
+def normalise(text: str) -> str:
+    """Text as compared: NFKC, case-folded, punctuation removed, spacing collapsed."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    kept = "".join(" " if unicodedata.category(c).startswith("P") else c for c in folded)
+    return _SPACES.sub(" ", kept).strip()
+
+
+def shingles(normalised: str) -> set[str]:
+    if len(normalised) <= _SHINGLE_CHARS:
+        return {normalised}
+    return {normalised[i:i + _SHINGLE_CHARS]
+            for i in range(len(normalised) - _SHINGLE_CHARS + 1)}
+
+
+class Deduplicator:
+    """Remembers the records a call kept. `threshold` is the Jaccard similarity of two
+    records' shingles from which the later one is a near duplicate; 1.0 finds exact (after
+    normalising) duplicates only."""
+
+    def __init__(self, threshold: float) -> None:
+        self._threshold = threshold
+        self._exact: set[str] = set()
+        self._near = (MinHashLSH(threshold=threshold, num_perm=_PERMUTATIONS)
+                      if threshold < 1 else None)
+        self._shingles: dict[str, set[str]] = {}
+
+    def duplicate_of_kept(self, text: str) -> bool:
+        """Whether `text` repeats a record already kept."""
+        key = normalise(text)
+        return self._repeats(key, None if self._near is None else self._signature(key))
+
+    def keep(self, text: str) -> bool:
+        """Keep `text` unless it repeats a record kept since it was checked (records of one
+        call are checked concurrently). True if kept."""
+        key = normalise(text)
+        signature = None if self._near is None else self._signature(key)
+        if self._repeats(key, signature):
+            return False
+        self._exact.add(key)
+        if self._near is not None and signature is not None:
+            name = str(len(self._shingles))
+            self._shingles[name] = signature[0]
+            self._near.insert(name, signature[1])
+        return True
+
+    def _repeats(self, key: str, signature: tuple[set[str], MinHash] | None) -> bool:
+        if key in self._exact:
+            return True
+        if self._near is None or signature is None:
+            return False
+        own, minhash = signature
+        for candidate in self._near.query(minhash):
+            other = self._shingles[candidate]
+            if len(own & other) / len(own | other) >= self._threshold:
+                return True
+        return False
+
+    @staticmethod
+    def _signature(key: str) -> tuple[set[str], MinHash]:
+        own = shingles(key)
+        minhash = MinHash(num_perm=_PERMUTATIONS)
+        minhash.update_batch([shingle.encode() for shingle in own])
+        return own, minhash
