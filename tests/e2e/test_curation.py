@@ -92,6 +92,9 @@ def test_duplicates_within_a_call_are_removed_and_counted(client: SynthQAClient)
     ({"dedup_threshold": 0.0}, "options.dedup_threshold"),
     ({"dedup_threshold": 1.5}, "options.dedup_threshold"),
     ({"judge_instructions": "x" * 4001}, "options.judge_instructions"),
+    ({"target_records": -1}, "options.target_records"),
+    ({"patience": 0}, "options.patience"),
+    ({"max_invalid_fraction": 1.5}, "options.max_invalid_fraction"),
 ])
 def test_curation_options_are_bounded(client: SynthQAClient, options: dict[str, object],
                                       field: str) -> None:
@@ -99,3 +102,42 @@ def test_curation_options_are_bounded(client: SynthQAClient, options: dict[str, 
         list(client.generate_document("A lamp on a rock.", **options))  # type: ignore[arg-type]
     assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert field in {v.field for v in raised.value.field_violations}
+
+
+def one_document(client: SynthQAClient, **options: object) -> tuple[pb.DocumentCompleted,
+                                                                    list[pb.Record]]:
+    events = list(client.generate_document(SAMPLE[:600], max_generation_tokens=200, seed=8,
+                                           **options))  # type: ignore[arg-type]
+    document = by_document(events)["document"]
+    assert len(document.done) == 1
+    assert_accounted(document.done[0])
+    return document.done[0], document.records
+
+
+def test_a_document_gets_passes_until_its_target_is_met(client: SynthQAClient) -> None:
+    done, records = one_document(client, record_shape="qa", num_pairs=2, target_records=7)
+    assert done.stop_reason == pb.STOP_REASON_TARGET_MET
+    assert done.pair_count == len(records) >= 7
+    assert done.pass_count >= 4
+    assert {r.pass_index for r in records} == set(range(done.pass_count))
+    # Each pass samples anew and numbers its records on: no index twice.
+    assert len({(r.chunk_index, r.record_index) for r in records}) == len(records)
+    plain, _ = one_document(client, record_shape="qa", num_pairs=2)
+    assert (plain.stop_reason, plain.pass_count) == (pb.STOP_REASON_COMPLETE, 1)
+
+
+def test_passes_that_bring_nothing_new_stop_a_document_short(client: SynthQAClient) -> None:
+    done, records = one_document(client, record_choices=["yes", "no"], num_pairs=2,
+                                 dedup=True, target_records=5, patience=2)
+    assert done.stop_reason == pb.STOP_REASON_PATIENCE
+    assert len(records) == done.pair_count <= 2 < 5
+    assert done.record_counts.duplicates >= 4
+
+
+def test_too_many_invalid_records_stop_a_document_short(client: SynthQAClient) -> None:
+    # A regex no character can match: whatever the grammar lets through breaks it.
+    done, records = one_document(client, record_regex="[^\\x00-\\U0010FFFF]", num_pairs=1,
+                                 target_records=3, max_invalid_fraction=0.5)
+    assert done.stop_reason == pb.STOP_REASON_INVALID_FRACTION
+    assert not records and done.pass_count == 1
+    assert done.record_counts.invalid == done.record_counts.generated >= 1

@@ -33,6 +33,9 @@ MAX_RECORD_REGEX_CHARS = 1_024
 MAX_RECORD_CHOICES = 64
 MAX_CHOICE_CHARS = 256
 MAX_INSTRUCTIONS_CHARS = 4_000
+MAX_TARGET_RECORDS = 100_000
+# Passes over one document's chunks, at most, whatever its target.
+MAX_PASSES = 32
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,14 @@ class GenerationOptions:
     dedup_threshold: float = option(0.85, "similarity (Jaccard, character 4-grams) from which "
                                     "a record is a near duplicate; 1 = exact repeats only",
                                     minimum=0.0, exclusive_minimum=True, maximum=1.0)
+    target_records: int = option(0, "records to keep per document: more passes over its chunks, "
+                                 "with new seeds, until that many are kept (0 = one pass)",
+                                 minimum=0, maximum=MAX_TARGET_RECORDS)
+    patience: int = option(2, "passes in a row that keep no new record before a document stops "
+                           "short of target_records", minimum=1, maximum=MAX_PASSES)
+    max_invalid_fraction: float = option(0.5, "share of a document's records that may be "
+                                         "invalid before it stops short of target_records",
+                                         minimum=0.0, maximum=1.0)
 
 
 @dataclass(frozen=True)

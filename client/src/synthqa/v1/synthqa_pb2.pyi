@@ -20,6 +20,42 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _StopReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _StopReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StopReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    STOP_REASON_UNSPECIFIED: _StopReason.ValueType  # 0
+    """Not known."""
+    STOP_REASON_COMPLETE: _StopReason.ValueType  # 1
+    """Every chunk was generated once (no target_records)."""
+    STOP_REASON_TARGET_MET: _StopReason.ValueType  # 2
+    """target_records records were sent."""
+    STOP_REASON_PATIENCE: _StopReason.ValueType  # 3
+    """`patience` passes in a row sent no new record."""
+    STOP_REASON_INVALID_FRACTION: _StopReason.ValueType  # 4
+    """The share of invalid records passed max_invalid_fraction."""
+    STOP_REASON_MAX_PASSES: _StopReason.ValueType  # 5
+    """The most passes a document may take were done."""
+
+class StopReason(_StopReason, metaclass=_StopReasonEnumTypeWrapper):
+    """StopReason says why generation for a document ended."""
+
+STOP_REASON_UNSPECIFIED: StopReason.ValueType  # 0
+"""Not known."""
+STOP_REASON_COMPLETE: StopReason.ValueType  # 1
+"""Every chunk was generated once (no target_records)."""
+STOP_REASON_TARGET_MET: StopReason.ValueType  # 2
+"""target_records records were sent."""
+STOP_REASON_PATIENCE: StopReason.ValueType  # 3
+"""`patience` passes in a row sent no new record."""
+STOP_REASON_INVALID_FRACTION: StopReason.ValueType  # 4
+"""The share of invalid records passed max_invalid_fraction."""
+STOP_REASON_MAX_PASSES: StopReason.ValueType  # 5
+"""The most passes a document may take were done."""
+Global___StopReason: _TypeAlias = StopReason  # noqa: Y015
+
 class _RecordShape:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -135,6 +171,9 @@ class GenerationOptions(_message.Message):
     JUDGE_INSTRUCTIONS_FIELD_NUMBER: _builtins.int
     DEDUP_FIELD_NUMBER: _builtins.int
     DEDUP_THRESHOLD_FIELD_NUMBER: _builtins.int
+    TARGET_RECORDS_FIELD_NUMBER: _builtins.int
+    PATIENCE_FIELD_NUMBER: _builtins.int
+    MAX_INVALID_FRACTION_FIELD_NUMBER: _builtins.int
     num_pairs: _builtins.int
     """Number of question–answer pairs to generate for each chunk. Must be positive."""
     max_generation_tokens: _builtins.int
@@ -190,6 +229,18 @@ class GenerationOptions(_message.Message):
     """Similarity (Jaccard of character 4-grams) from which a record is a near duplicate, above
     0 and at most 1; 1 drops exact repeats only.
     """
+    target_records: _builtins.int
+    """Records to keep per document. The server makes further passes over the document's chunks,
+    each with new seeds, until that many records are sent, or `patience` passes in a row send
+    none, or the invalid share passes max_invalid_fraction, or 32 passes are done. At least
+    this many are sent when it is met (a pass is not cut short). 0: one pass, as before.
+    """
+    patience: _builtins.int
+    """Passes in a row that send no new record before a document stops short of its target."""
+    max_invalid_fraction: _builtins.float
+    """Share of a document's written records that may be invalid before it stops short of its
+    target, 0 to 1.
+    """
     @_builtins.property
     def record_choices(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """RECORD_SHAPE_CUSTOM: each record is one of these strings."""
@@ -216,10 +267,13 @@ class GenerationOptions(_message.Message):
         judge_instructions: _builtins.str | None = ...,
         dedup: _builtins.bool | None = ...,
         dedup_threshold: _builtins.float | None = ...,
+        target_records: _builtins.int | None = ...,
+        patience: _builtins.int | None = ...,
+        max_invalid_fraction: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_chunk_overlap_tokens", b"_chunk_overlap_tokens", "_dedup", b"_dedup", "_dedup_threshold", b"_dedup_threshold", "_evidence", b"_evidence", "_instructions", b"_instructions", "_instructions_mode", b"_instructions_mode", "_judge", b"_judge", "_judge_instructions", b"_judge_instructions", "_max_chunk_tokens", b"_max_chunk_tokens", "_max_generation_tokens", b"_max_generation_tokens", "_min_rating", b"_min_rating", "_num_pairs", b"_num_pairs", "_record_regex", b"_record_regex", "_record_schema", b"_record_schema", "_record_shape", b"_record_shape", "_seed", b"_seed", "_temperature", b"_temperature", "_top_p", b"_top_p", "chunk_overlap_tokens", b"chunk_overlap_tokens", "dedup", b"dedup", "dedup_threshold", b"dedup_threshold", "evidence", b"evidence", "instructions", b"instructions", "instructions_mode", b"instructions_mode", "judge", b"judge", "judge_instructions", b"judge_instructions", "max_chunk_tokens", b"max_chunk_tokens", "max_generation_tokens", b"max_generation_tokens", "min_rating", b"min_rating", "num_pairs", b"num_pairs", "record_regex", b"record_regex", "record_schema", b"record_schema", "record_shape", b"record_shape", "seed", b"seed", "temperature", b"temperature", "top_p", b"top_p"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_chunk_overlap_tokens", b"_chunk_overlap_tokens", "_dedup", b"_dedup", "_dedup_threshold", b"_dedup_threshold", "_evidence", b"_evidence", "_instructions", b"_instructions", "_instructions_mode", b"_instructions_mode", "_judge", b"_judge", "_judge_instructions", b"_judge_instructions", "_max_chunk_tokens", b"_max_chunk_tokens", "_max_generation_tokens", b"_max_generation_tokens", "_max_invalid_fraction", b"_max_invalid_fraction", "_min_rating", b"_min_rating", "_num_pairs", b"_num_pairs", "_patience", b"_patience", "_record_regex", b"_record_regex", "_record_schema", b"_record_schema", "_record_shape", b"_record_shape", "_seed", b"_seed", "_target_records", b"_target_records", "_temperature", b"_temperature", "_top_p", b"_top_p", "chunk_overlap_tokens", b"chunk_overlap_tokens", "dedup", b"dedup", "dedup_threshold", b"dedup_threshold", "evidence", b"evidence", "instructions", b"instructions", "instructions_mode", b"instructions_mode", "judge", b"judge", "judge_instructions", b"judge_instructions", "max_chunk_tokens", b"max_chunk_tokens", "max_generation_tokens", b"max_generation_tokens", "max_invalid_fraction", b"max_invalid_fraction", "min_rating", b"min_rating", "num_pairs", b"num_pairs", "patience", b"patience", "record_regex", b"record_regex", "record_schema", b"record_schema", "record_shape", b"record_shape", "seed", b"seed", "target_records", b"target_records", "temperature", b"temperature", "top_p", b"top_p"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_chunk_overlap_tokens", b"_chunk_overlap_tokens", "_dedup", b"_dedup", "_dedup_threshold", b"_dedup_threshold", "_evidence", b"_evidence", "_instructions", b"_instructions", "_instructions_mode", b"_instructions_mode", "_judge", b"_judge", "_judge_instructions", b"_judge_instructions", "_max_chunk_tokens", b"_max_chunk_tokens", "_max_generation_tokens", b"_max_generation_tokens", "_min_rating", b"_min_rating", "_num_pairs", b"_num_pairs", "_record_regex", b"_record_regex", "_record_schema", b"_record_schema", "_record_shape", b"_record_shape", "_seed", b"_seed", "_temperature", b"_temperature", "_top_p", b"_top_p", "chunk_overlap_tokens", b"chunk_overlap_tokens", "dedup", b"dedup", "dedup_threshold", b"dedup_threshold", "evidence", b"evidence", "instructions", b"instructions", "instructions_mode", b"instructions_mode", "judge", b"judge", "judge_instructions", b"judge_instructions", "max_chunk_tokens", b"max_chunk_tokens", "max_generation_tokens", b"max_generation_tokens", "min_rating", b"min_rating", "num_pairs", b"num_pairs", "record_choices", b"record_choices", "record_regex", b"record_regex", "record_schema", b"record_schema", "record_shape", b"record_shape", "seed", b"seed", "temperature", b"temperature", "top_p", b"top_p"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_chunk_overlap_tokens", b"_chunk_overlap_tokens", "_dedup", b"_dedup", "_dedup_threshold", b"_dedup_threshold", "_evidence", b"_evidence", "_instructions", b"_instructions", "_instructions_mode", b"_instructions_mode", "_judge", b"_judge", "_judge_instructions", b"_judge_instructions", "_max_chunk_tokens", b"_max_chunk_tokens", "_max_generation_tokens", b"_max_generation_tokens", "_max_invalid_fraction", b"_max_invalid_fraction", "_min_rating", b"_min_rating", "_num_pairs", b"_num_pairs", "_patience", b"_patience", "_record_regex", b"_record_regex", "_record_schema", b"_record_schema", "_record_shape", b"_record_shape", "_seed", b"_seed", "_target_records", b"_target_records", "_temperature", b"_temperature", "_top_p", b"_top_p", "chunk_overlap_tokens", b"chunk_overlap_tokens", "dedup", b"dedup", "dedup_threshold", b"dedup_threshold", "evidence", b"evidence", "instructions", b"instructions", "instructions_mode", b"instructions_mode", "judge", b"judge", "judge_instructions", b"judge_instructions", "max_chunk_tokens", b"max_chunk_tokens", "max_generation_tokens", b"max_generation_tokens", "max_invalid_fraction", b"max_invalid_fraction", "min_rating", b"min_rating", "num_pairs", b"num_pairs", "patience", b"patience", "record_choices", b"record_choices", "record_regex", b"record_regex", "record_schema", b"record_schema", "record_shape", b"record_shape", "seed", b"seed", "target_records", b"target_records", "temperature", b"temperature", "top_p", b"top_p"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__chunk_overlap_tokens: _TypeAlias = _typing.Literal["chunk_overlap_tokens"]  # noqa: Y015
     _WhichOneofArgType__chunk_overlap_tokens: _TypeAlias = _typing.Literal["_chunk_overlap_tokens", b"_chunk_overlap_tokens"]  # noqa: Y015
@@ -241,10 +295,14 @@ class GenerationOptions(_message.Message):
     _WhichOneofArgType__max_chunk_tokens: _TypeAlias = _typing.Literal["_max_chunk_tokens", b"_max_chunk_tokens"]  # noqa: Y015
     _WhichOneofReturnType__max_generation_tokens: _TypeAlias = _typing.Literal["max_generation_tokens"]  # noqa: Y015
     _WhichOneofArgType__max_generation_tokens: _TypeAlias = _typing.Literal["_max_generation_tokens", b"_max_generation_tokens"]  # noqa: Y015
+    _WhichOneofReturnType__max_invalid_fraction: _TypeAlias = _typing.Literal["max_invalid_fraction"]  # noqa: Y015
+    _WhichOneofArgType__max_invalid_fraction: _TypeAlias = _typing.Literal["_max_invalid_fraction", b"_max_invalid_fraction"]  # noqa: Y015
     _WhichOneofReturnType__min_rating: _TypeAlias = _typing.Literal["min_rating"]  # noqa: Y015
     _WhichOneofArgType__min_rating: _TypeAlias = _typing.Literal["_min_rating", b"_min_rating"]  # noqa: Y015
     _WhichOneofReturnType__num_pairs: _TypeAlias = _typing.Literal["num_pairs"]  # noqa: Y015
     _WhichOneofArgType__num_pairs: _TypeAlias = _typing.Literal["_num_pairs", b"_num_pairs"]  # noqa: Y015
+    _WhichOneofReturnType__patience: _TypeAlias = _typing.Literal["patience"]  # noqa: Y015
+    _WhichOneofArgType__patience: _TypeAlias = _typing.Literal["_patience", b"_patience"]  # noqa: Y015
     _WhichOneofReturnType__record_regex: _TypeAlias = _typing.Literal["record_regex"]  # noqa: Y015
     _WhichOneofArgType__record_regex: _TypeAlias = _typing.Literal["_record_regex", b"_record_regex"]  # noqa: Y015
     _WhichOneofReturnType__record_schema: _TypeAlias = _typing.Literal["record_schema"]  # noqa: Y015
@@ -253,6 +311,8 @@ class GenerationOptions(_message.Message):
     _WhichOneofArgType__record_shape: _TypeAlias = _typing.Literal["_record_shape", b"_record_shape"]  # noqa: Y015
     _WhichOneofReturnType__seed: _TypeAlias = _typing.Literal["seed"]  # noqa: Y015
     _WhichOneofArgType__seed: _TypeAlias = _typing.Literal["_seed", b"_seed"]  # noqa: Y015
+    _WhichOneofReturnType__target_records: _TypeAlias = _typing.Literal["target_records"]  # noqa: Y015
+    _WhichOneofArgType__target_records: _TypeAlias = _typing.Literal["_target_records", b"_target_records"]  # noqa: Y015
     _WhichOneofReturnType__temperature: _TypeAlias = _typing.Literal["temperature"]  # noqa: Y015
     _WhichOneofArgType__temperature: _TypeAlias = _typing.Literal["_temperature", b"_temperature"]  # noqa: Y015
     _WhichOneofReturnType__top_p: _TypeAlias = _typing.Literal["top_p"]  # noqa: Y015
@@ -278,9 +338,13 @@ class GenerationOptions(_message.Message):
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__max_generation_tokens) -> _WhichOneofReturnType__max_generation_tokens | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_invalid_fraction) -> _WhichOneofReturnType__max_invalid_fraction | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__min_rating) -> _WhichOneofReturnType__min_rating | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__num_pairs) -> _WhichOneofReturnType__num_pairs | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__patience) -> _WhichOneofReturnType__patience | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__record_regex) -> _WhichOneofReturnType__record_regex | None: ...
     @_typing.overload
@@ -289,6 +353,8 @@ class GenerationOptions(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__record_shape) -> _WhichOneofReturnType__record_shape | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__seed) -> _WhichOneofReturnType__seed | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__target_records) -> _WhichOneofReturnType__target_records | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__temperature) -> _WhichOneofReturnType__temperature | None: ...
     @_typing.overload
@@ -744,6 +810,7 @@ class ChunkStarted(_message.Message):
     TOKEN_COUNT_FIELD_NUMBER: _builtins.int
     CHAR_START_FIELD_NUMBER: _builtins.int
     CHAR_END_FIELD_NUMBER: _builtins.int
+    PASS_INDEX_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
     """The chunk's document."""
     chunk_index: _builtins.int
@@ -756,6 +823,8 @@ class ChunkStarted(_message.Message):
     """Offset of the chunk's first character in the document, in Unicode code points."""
     char_end: _builtins.int
     """Offset just past the chunk's last character, in Unicode code points."""
+    pass_index: _builtins.int
+    """The pass over the document this run of the chunk belongs to, from 0 (target_records)."""
     def __init__(
         self,
         *,
@@ -765,10 +834,11 @@ class ChunkStarted(_message.Message):
         token_count: _builtins.int = ...,
         char_start: _builtins.int = ...,
         char_end: _builtins.int = ...,
+        pass_index: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["char_end", b"char_end", "char_start", b"char_start", "chunk_count", b"chunk_count", "chunk_index", b"chunk_index", "document_id", b"document_id", "token_count", b"token_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["char_end", b"char_end", "char_start", b"char_start", "chunk_count", b"chunk_count", "chunk_index", b"chunk_index", "document_id", b"document_id", "pass_index", b"pass_index", "token_count", b"token_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -826,6 +896,7 @@ class Record(_message.Message):
     EVIDENCE_FIELD_NUMBER: _builtins.int
     RATING_FIELD_NUMBER: _builtins.int
     RATING_REASON_FIELD_NUMBER: _builtins.int
+    PASS_INDEX_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
     """The record's document."""
     chunk_index: _builtins.int
@@ -838,6 +909,8 @@ class Record(_message.Message):
     """The judge's rating, 1 to 10, when GenerationOptions.judge is set; 0 otherwise."""
     rating_reason: _builtins.str
     """The judge's reason for its rating."""
+    pass_index: _builtins.int
+    """The pass that wrote the record, from 0; record_index keeps growing across passes."""
     @_builtins.property
     def qa_pair(self) -> Global___QaPair:
         """The record typed, when the shape is RECORD_SHAPE_QA."""
@@ -857,10 +930,11 @@ class Record(_message.Message):
         evidence: _abc.Iterable[Global___EvidenceSpan] | None = ...,
         rating: _builtins.int = ...,
         rating_reason: _builtins.str = ...,
+        pass_index: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["qa_pair", b"qa_pair"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_index", b"chunk_index", "document_id", b"document_id", "evidence", b"evidence", "json", b"json", "qa_pair", b"qa_pair", "rating", b"rating", "rating_reason", b"rating_reason", "record_index", b"record_index"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_index", b"chunk_index", "document_id", b"document_id", "evidence", b"evidence", "json", b"json", "pass_index", b"pass_index", "qa_pair", b"qa_pair", "rating", b"rating", "rating_reason", b"rating_reason", "record_index", b"record_index"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -909,6 +983,7 @@ class ChunkCompleted(_message.Message):
     FINISH_REASON_FIELD_NUMBER: _builtins.int
     PAIR_COUNT_FIELD_NUMBER: _builtins.int
     RECORD_COUNTS_FIELD_NUMBER: _builtins.int
+    PASS_INDEX_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
     """The chunk's document."""
     chunk_index: _builtins.int
@@ -921,6 +996,8 @@ class ChunkCompleted(_message.Message):
     """Why the engine stopped."""
     pair_count: _builtins.int
     """Pairs (records, of any shape) sent for the chunk."""
+    pass_index: _builtins.int
+    """The pass this run of the chunk belongs to, from 0."""
     @_builtins.property
     def record_counts(self) -> Global___RecordCounts:
         """What happened to the chunk's records (with curation, not all are sent)."""
@@ -935,10 +1012,11 @@ class ChunkCompleted(_message.Message):
         finish_reason: Global___FinishReason.ValueType = ...,
         pair_count: _builtins.int = ...,
         record_counts: Global___RecordCounts | None = ...,
+        pass_index: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["record_counts", b"record_counts"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_index", b"chunk_index", "document_id", b"document_id", "finish_reason", b"finish_reason", "generated_token_count", b"generated_token_count", "pair_count", b"pair_count", "prompt_token_count", b"prompt_token_count", "record_counts", b"record_counts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_index", b"chunk_index", "document_id", b"document_id", "finish_reason", b"finish_reason", "generated_token_count", b"generated_token_count", "pair_count", b"pair_count", "pass_index", b"pass_index", "prompt_token_count", b"prompt_token_count", "record_counts", b"record_counts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -993,6 +1071,7 @@ class ChunkFailed(_message.Message):
     GENERATED_TOKEN_COUNT_FIELD_NUMBER: _builtins.int
     FINISH_REASON_FIELD_NUMBER: _builtins.int
     RECORD_COUNTS_FIELD_NUMBER: _builtins.int
+    PASS_INDEX_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
     """The chunk's document."""
     chunk_index: _builtins.int
@@ -1003,6 +1082,8 @@ class ChunkFailed(_message.Message):
     """Tokens the engine generated before the failure."""
     finish_reason: Global___FinishReason.ValueType
     """Why the engine stopped, where it did."""
+    pass_index: _builtins.int
+    """The pass this run of the chunk belongs to, from 0."""
     @_builtins.property
     def error(self) -> _status_pb2.Status:
         """What went wrong, as a gRPC status code and message."""
@@ -1021,10 +1102,11 @@ class ChunkFailed(_message.Message):
         generated_token_count: _builtins.int = ...,
         finish_reason: Global___FinishReason.ValueType = ...,
         record_counts: Global___RecordCounts | None = ...,
+        pass_index: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "record_counts", b"record_counts"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_index", b"chunk_index", "document_id", b"document_id", "error", b"error", "finish_reason", b"finish_reason", "generated_token_count", b"generated_token_count", "pair_count", b"pair_count", "record_counts", b"record_counts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_index", b"chunk_index", "document_id", b"document_id", "error", b"error", "finish_reason", b"finish_reason", "generated_token_count", b"generated_token_count", "pair_count", b"pair_count", "pass_index", b"pass_index", "record_counts", b"record_counts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1043,6 +1125,8 @@ class DocumentCompleted(_message.Message):
     PAIR_COUNT_FIELD_NUMBER: _builtins.int
     TOKEN_COUNT_FIELD_NUMBER: _builtins.int
     RECORD_COUNTS_FIELD_NUMBER: _builtins.int
+    STOP_REASON_FIELD_NUMBER: _builtins.int
+    PASS_COUNT_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
     """The document."""
     chunk_count: _builtins.int
@@ -1057,9 +1141,15 @@ class DocumentCompleted(_message.Message):
     """Pairs (records, of any shape) sent for the document."""
     token_count: _builtins.int
     """Tokens in the document."""
+    stop_reason: Global___StopReason.ValueType
+    """Why generation for the document ended."""
+    pass_count: _builtins.int
+    """Passes made over the document's chunks. With several, chunk_count and the completed and
+    failed counts are over all passes.
+    """
     @_builtins.property
     def record_counts(self) -> Global___RecordCounts:
-        """What happened to the document's records, over all its chunks."""
+        """What happened to the document's records, over all its chunks and passes."""
 
     def __init__(
         self,
@@ -1071,10 +1161,12 @@ class DocumentCompleted(_message.Message):
         pair_count: _builtins.int = ...,
         token_count: _builtins.int = ...,
         record_counts: Global___RecordCounts | None = ...,
+        stop_reason: Global___StopReason.ValueType = ...,
+        pass_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["record_counts", b"record_counts"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_count", b"chunk_count", "completed_chunk_count", b"completed_chunk_count", "document_id", b"document_id", "failed_chunk_count", b"failed_chunk_count", "pair_count", b"pair_count", "record_counts", b"record_counts", "token_count", b"token_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_count", b"chunk_count", "completed_chunk_count", b"completed_chunk_count", "document_id", b"document_id", "failed_chunk_count", b"failed_chunk_count", "pair_count", b"pair_count", "pass_count", b"pass_count", "record_counts", b"record_counts", "stop_reason", b"stop_reason", "token_count", b"token_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -22,6 +22,7 @@ from ..pipeline.events import (
     GenerationEvent,
     RecordCounts,
     RecordGenerated,
+    StopReason,
 )
 from ..pipeline.options import Overrides
 from ..pipeline.service import ChunkedDocument, ServerInfo
@@ -36,6 +37,15 @@ _FINISH_REASONS = {
     FinishReason.LENGTH: pb.FINISH_REASON_LENGTH,
     FinishReason.ABORT: pb.FINISH_REASON_ABORT,
     FinishReason.ERROR: pb.FINISH_REASON_ERROR,
+}
+
+
+_STOP_REASONS = {
+    StopReason.COMPLETE: pb.STOP_REASON_COMPLETE,
+    StopReason.TARGET_MET: pb.STOP_REASON_TARGET_MET,
+    StopReason.PATIENCE: pb.STOP_REASON_PATIENCE,
+    StopReason.INVALID_FRACTION: pb.STOP_REASON_INVALID_FRACTION,
+    StopReason.MAX_PASSES: pb.STOP_REASON_MAX_PASSES,
 }
 
 
@@ -112,6 +122,7 @@ def event_to_proto(
                     token_count=event.token_count,
                     char_start=event.char_start,
                     char_end=event.char_end,
+                    pass_index=event.pass_index,
                 )
             )
         case RecordGenerated():
@@ -138,6 +149,7 @@ def event_to_proto(
                               for span in event.evidence],
                     rating=event.rating,
                     rating_reason=event.rating_reason,
+                    pass_index=event.pass_index,
                 )
             )
         case ChunkCompleted():
@@ -150,6 +162,7 @@ def event_to_proto(
                     finish_reason=_FINISH_REASONS[event.finish_reason],
                     pair_count=event.pair_count,
                     record_counts=_counts(event.counts),
+                    pass_index=event.pass_index,
                 )
             )
         case ChunkFailed():
@@ -162,6 +175,7 @@ def event_to_proto(
                     generated_token_count=event.generated_token_count,
                     finish_reason=_FINISH_REASONS[event.finish_reason],
                     record_counts=_counts(event.counts),
+                    pass_index=event.pass_index,
                 )
             )
         case DocumentCompleted():
@@ -174,6 +188,8 @@ def event_to_proto(
                     pair_count=event.pair_count,
                     token_count=event.token_count,
                     record_counts=_counts(event.counts),
+                    stop_reason=_STOP_REASONS[event.stop_reason],
+                    pass_count=event.pass_count,
                 )
             )
     raise TypeError(f"unknown event {type(event).__name__}")

@@ -29,6 +29,16 @@ class FinishReason(enum.Enum):
         )
 
 
+class StopReason(enum.Enum):
+    """Why generation for a document ended."""
+
+    COMPLETE = "complete"
+    TARGET_MET = "target_met"
+    PATIENCE = "patience"
+    INVALID_FRACTION = "invalid_fraction"
+    MAX_PASSES = "max_passes"
+
+
 @dataclass(frozen=True)
 class RecordCounts:
     """What became of the records the model wrote: sent = generated - invalid - dropped."""
@@ -52,6 +62,7 @@ class ChunkStarted:
     token_count: int
     char_start: int
     char_end: int
+    pass_index: int = 0
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,7 @@ class RecordGenerated:
     # The judge's rating (1 to 10) and reason; 0 without the judge.
     rating: int = 0
     rating_reason: str = ""
+    pass_index: int = 0
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,7 @@ class ChunkCompleted:
     finish_reason: FinishReason
     pair_count: int
     counts: RecordCounts = RecordCounts()
+    pass_index: int = 0
 
 
 @dataclass(frozen=True)
@@ -102,6 +115,7 @@ class ChunkFailed:
     generated_token_count: int
     finish_reason: FinishReason
     counts: RecordCounts = RecordCounts()
+    pass_index: int = 0
 
 
 @dataclass(frozen=True)
@@ -113,6 +127,8 @@ class DocumentCompleted:
     pair_count: int
     token_count: int
     counts: RecordCounts = RecordCounts()
+    stop_reason: StopReason = StopReason.COMPLETE
+    pass_count: int = 1
 
 
 GenerationEvent = ChunkStarted | RecordGenerated | ChunkCompleted | ChunkFailed | DocumentCompleted

@@ -37,10 +37,13 @@ class ChunkGenerator:
     async def generate(
         self, document_id: str, chunk: Chunk, plan: GenerationPlan, request_id: str,
         trace_headers: Mapping[str, str] | None = None, curator: Curator | None = None,
+        pass_index: int = 0,
     ) -> AsyncGenerator[ChunkEvent, None]:
         """Yield each record as it is parsed (and, with a curator, once it is reviewed; in the
-        order written), then exactly one ChunkCompleted or ChunkFailed."""
+        order written), then exactly one ChunkCompleted or ChunkFailed. A later pass over the
+        chunk (`pass_index`) samples with a seed of its own and numbers its records on."""
         options = plan.options
+        first_index = pass_index * options.num_pairs
         records = plan.records
         prompt_ids = plan.frame.wrap(
             chunk.token_ids if chunk.numbered_ids is None else chunk.numbered_ids)
@@ -48,7 +51,7 @@ class ChunkGenerator:
             max_tokens=options.max_generation_tokens,
             temperature=options.temperature,
             top_p=options.top_p,
-            seed=options.seed,
+            seed=pass_seed(options.seed, pass_index),
             json_schema=records.schema_for(len(chunk.sentences)),
         )
         parser = RecordStreamParser(records.key)
@@ -65,12 +68,12 @@ class ChunkGenerator:
 
         def failed(code: FailureCode, message: str) -> ChunkFailed:
             return ChunkFailed(document_id, chunk.index, code, message, tally.sent,
-                               generated_tokens, finish, tally.counts())
+                               generated_tokens, finish, tally.counts(), pass_index)
 
         def event_for(record: Record, index: int) -> RecordGenerated:
-            return RecordGenerated(document_id, chunk.index, index, record.json,
+            return RecordGenerated(document_id, chunk.index, first_index + index, record.json,
                                    record.question, record.answer, records.as_pairs,
-                                   _evidence(chunk, record.citations))
+                                   _evidence(chunk, record.citations), pass_index=pass_index)
 
         async def review(event: RecordGenerated, record: Record) -> tuple[RecordGenerated,
                                                                             Verdict]:
@@ -122,6 +125,8 @@ class ChunkGenerator:
                 if (kept := settle(*await reviews.popleft())) is not None:
                     yield kept
         except MalformedOutput as error:
+            # What broke the output counts as one record written, and invalid.
+            tally.generated += 1
             tally.invalid += 1
             yield failed(FailureCode.INTERNAL, f"the model's output could not be parsed: {error}")
             return
@@ -172,7 +177,19 @@ class ChunkGenerator:
             )
         else:
             yield ChunkCompleted(document_id, chunk.index, prompt_tokens, generated_tokens,
-                                 finish, tally.sent, tally.counts())
+                                 finish, tally.sent, tally.counts(), pass_index)
+
+
+_SEED_RANGE = 2**63 - 1
+
+
+def pass_seed(seed: int | None, pass_index: int) -> int | None:
+    """The seed of a pass: the call's for the first, a new one derived from it for each later
+    one (still reproducible); unseeded stays unseeded."""
+    if seed is None or pass_index == 0:
+        return seed
+    derived = (seed * 1_000_003 + pass_index * 7_919) % _SEED_RANGE
+    return derived if derived != -1 else 0
 
 
 @dataclasses.dataclass

@@ -8,8 +8,11 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from synthqa.contract.options import MAX_PASSES, GenerationOptions
 
 from ..quality.curator import Curator
 from ..text.chunker import Chunk
@@ -21,6 +24,7 @@ from .events import (
     DocumentCompleted,
     GenerationEvent,
     RecordCounts,
+    StopReason,
 )
 from .generator import ChunkGenerator
 from .planner import GenerationPlan
@@ -32,18 +36,38 @@ log = logging.getLogger(__name__)
 @dataclass
 class _DocumentProgress:
     document_id: str
-    # Chunks this call generates: all of the document's, or those the client picked.
-    chunk_count: int
+    number: int
+    chunks: list[Chunk]
     total_chunks: int
     token_count: int
+    # Chunk runs done, over every pass; and those of the current pass.
     completed: int = 0
     failed: int = 0
+    done_in_pass: int = 0
     pairs: int = 0
     counts: RecordCounts = RecordCounts()
+    pass_index: int = 0
+    pairs_before_pass: int = 0
+    passes_without_records: int = 0
 
     @property
-    def done(self) -> bool:
-        return self.completed + self.failed == self.chunk_count
+    def pass_done(self) -> bool:
+        return self.done_in_pass == len(self.chunks)
+
+    def stop_reason(self, options: GenerationOptions) -> StopReason | None:
+        """Why the document is finished after the pass just done, or None for another pass."""
+        if not options.target_records:
+            return StopReason.COMPLETE
+        if self.pairs >= options.target_records:
+            return StopReason.TARGET_MET
+        counts = self.counts
+        if counts.generated and counts.invalid / counts.generated > options.max_invalid_fraction:
+            return StopReason.INVALID_FRACTION
+        if self.passes_without_records >= options.patience:
+            return StopReason.PATIENCE
+        if self.pass_index + 1 >= MAX_PASSES:
+            return StopReason.MAX_PASSES
+        return None
 
 
 class _End:
@@ -112,26 +136,47 @@ class CallSession:
         window is full, so a client that sends faster than the engine works, or reads slower,
         is slowed down rather than buffered without bound."""
         progress = _DocumentProgress(
-            document_id, len(chunks), total_chunks or len(chunks), token_count)
-        number = self._documents
+            document_id, self._documents, chunks, total_chunks or len(chunks), token_count)
         self._documents += 1
-        telemetry = self._telemetry
-        telemetry.document_chunked(document_id, token_count, len(chunks), progress.total_chunks)
+        self._telemetry.document_chunked(document_id, token_count, len(chunks),
+                                         progress.total_chunks)
+        waited = await self._start_pass(progress)
+        self._telemetry.document_admitted(document_id, waited)
+
+    async def _start_pass(self, progress: _DocumentProgress) -> float:
+        """Start a pass over the document's chunks, each as its window slot frees; returns
+        the seconds spent waiting for slots."""
         waited = 0.0
-        for chunk in chunks:
+        for chunk in progress.chunks:
             if self._window.locked():
                 began = time.monotonic()
                 await self._window.acquire()
                 waited += time.monotonic() - began
             else:
                 await self._window.acquire()
-            request_id = f"synthqa-{self.id}-{number}-{chunk.index}"
-            trace_headers = telemetry.chunk_queued(document_id, chunk)
-            task = asyncio.create_task(
-                self._run_chunk(progress, chunk, request_id, trace_headers))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        telemetry.document_admitted(document_id, waited)
+            request_id = f"synthqa-{self.id}-{progress.number}-{chunk.index}"
+            if progress.pass_index:
+                request_id += f"-p{progress.pass_index}"
+            trace_headers = self._telemetry.chunk_queued(progress.document_id, chunk)
+            self._track(self._run_chunk(progress, chunk, request_id, trace_headers))
+        return waited
+
+    def _track(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _next_pass(self, progress: _DocumentProgress) -> None:
+        try:
+            await self._start_pass(progress)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # a bug here must end the call loudly, not hang it
+            log.exception("a further pass over a document crashed")
+            self.fail(error)
+        finally:
+            self._tasks.discard(asyncio.current_task())
+            self._maybe_end()
 
     def close_input(self) -> None:
         """The client will send no more documents."""
@@ -197,11 +242,12 @@ class CallSession:
                             chunk.token_count,
                             chunk.char_start,
                             chunk.char_end,
+                            progress.pass_index,
                         )
                     )
                     stream = self._generator.generate(
                         progress.document_id, chunk, self._plan, request_id, trace_headers,
-                        self._curator,
+                        self._curator, progress.pass_index,
                     )
                     # aclosing: a cancelled task closes the stream now, which aborts the engine
                     # request, instead of whenever the garbage collector gets to it.
@@ -215,26 +261,17 @@ class CallSession:
                     self._load.in_flight_chunks -= 1
             if outcome is None:
                 raise RuntimeError("the chunk generator ended without an outcome")
-            # Decide "last chunk of the document" with no await in between, so exactly one
-            # chunk sends DocumentCompleted.
+            # Decide "last chunk of the pass" with no await in between, so exactly one chunk
+            # sends DocumentCompleted or starts the next pass.
             if isinstance(outcome, ChunkCompleted):
                 progress.completed += 1
             else:
                 progress.failed += 1
+            progress.done_in_pass += 1
             progress.pairs += outcome.pair_count
             progress.counts += outcome.counts
-            if progress.done:
-                emit(
-                    DocumentCompleted(
-                        progress.document_id,
-                        progress.chunk_count,
-                        progress.completed,
-                        progress.failed,
-                        progress.pairs,
-                        progress.token_count,
-                        progress.counts,
-                    )
-                )
+            if progress.pass_done:
+                self._pass_done(progress)
         except asyncio.CancelledError:
             raise
         except Exception as error:  # a bug here must end the call loudly, not hang it
@@ -245,6 +282,30 @@ class CallSession:
             # The done callback that drops this task from _tasks runs later; count it out now.
             self._tasks.discard(asyncio.current_task())
             self._maybe_end()
+
+    def _pass_done(self, progress: _DocumentProgress) -> None:
+        if progress.pairs == progress.pairs_before_pass:
+            progress.passes_without_records += 1
+        else:
+            progress.passes_without_records = 0
+        reason = progress.stop_reason(self._plan.options)
+        if reason is None:
+            progress.pass_index += 1
+            progress.done_in_pass = 0
+            progress.pairs_before_pass = progress.pairs
+            self._track(self._next_pass(progress))
+            return
+        self._emit(DocumentCompleted(
+            progress.document_id,
+            progress.completed + progress.failed,
+            progress.completed,
+            progress.failed,
+            progress.pairs,
+            progress.token_count,
+            progress.counts,
+            reason,
+            progress.pass_index + 1,
+        ))
 
     def _maybe_end(self) -> None:
         if self._input_closed and not self._tasks and not self._ended:
