@@ -82,6 +82,14 @@ class ServerSettings:
     health_host: str = ""
     health_port: int = 0
     restarts: RestartPolicy = RestartPolicy()
+    # The result cache's SQLite file, or None with --no-cache; its size bound in bytes.
+    cache_path: Path | None = None
+    cache_max_bytes: int = 1024 * 1024 * 1024
+
+
+def default_cache_path() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "synthqa" / "results.sqlite"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,6 +152,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seconds before the second restart within the window, doubling for "
                      f"each further one up to {restarts.max_backoff_seconds:g} (the first is "
                      "immediate; default %(default)s)")
+    cache = parser.add_argument_group("synthqa result cache (seeded calls only)")
+    cache.add_argument("--cache-path", type=Path, default=None,
+                       help="the SQLite file of cached chunk outputs (default "
+                       "$XDG_CACHE_HOME/synthqa/results.sqlite, or ~/.cache/...)")
+    cache.add_argument("--no-cache", action="store_true",
+                       help="no result cache: every chunk goes to the engine")
+    cache.add_argument("--cache-max-mb", type=int, default=1024,
+                       help="size bound of the cache; the least recently used entries go "
+                       "first (default %(default)s)")
     limits = parser.add_argument_group("synthqa limits")
     for field in dataclasses.fields(ServiceLimits):
         limits.add_argument("--" + field.name.replace("_", "-"), type=int, default=field.default,
@@ -180,6 +197,8 @@ def parse(argv: list[str] | None = None) -> tuple[AsyncEngineArgs, ServerSetting
     for name in ("metrics_port", "health_port"):
         if not 0 <= getattr(args, name) <= 65535:
             parser.error(f"--{name.replace('_', '-')} must be between 0 (off) and 65535")
+    if args.cache_max_mb < 1:
+        parser.error("--cache-max-mb must be at least 1")
     if args.health_port and args.health_port == args.port:
         parser.error("--health-port must differ from --port")
     try:
@@ -211,6 +230,8 @@ def parse(argv: list[str] | None = None) -> tuple[AsyncEngineArgs, ServerSetting
             **{f.name: getattr(args, f.name) for f in dataclasses.fields(ServiceLimits)}),
         keepalive=Keepalive(args.keepalive_time, args.keepalive_timeout,
                             args.keepalive_min_client_ping_interval),
+        cache_path=None if args.no_cache else (args.cache_path or default_cache_path()),
+        cache_max_bytes=args.cache_max_mb * 1024 * 1024,
         restarts=RestartPolicy(
             max_restarts=args.engine_max_restarts,
             window_seconds=args.engine_restart_window,

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import os
 import signal
+import sqlite3
 
 import grpc
 from vllm.engine.arg_utils import AsyncEngineArgs
@@ -23,6 +24,7 @@ from .grpc_api.server import Health, build_grpc_server, build_health_server, mes
 from .heap import HeapTrimmer, freeze_startup_heap, glibc_malloc_trim
 from .observability import Observability
 from .pipeline.service import GenerationService
+from .results.cache import SqliteResultCache
 
 log = logging.getLogger("synthqa.server")
 
@@ -81,8 +83,10 @@ class ServerLifecycle:
         engine = EngineSupervisor(lambda: VllmEngine.start(self._engine_args), settings.restarts)
         # The engine exists before the gRPC server: its core process is spawned first.
         await engine.start()
+        cache = open_result_cache(settings)
         service = GenerationService(engine, settings.defaults, settings.limits,
-                                    telemetry=observability.telemetry(engine.model_name))
+                                    telemetry=observability.telemetry(engine.model_name),
+                                    cache=cache)
         if observability.metrics is not None:
             observability.metrics.watch_load(lambda: service.load.active_calls,
                                              lambda: service.load.in_flight_chunks)
@@ -189,3 +193,18 @@ class ServerLifecycle:
         if stopped:
             log.info("stopped %d leftover child process(es)", stopped)
         log.info("stopped")
+
+
+def open_result_cache(settings: ServerSettings) -> SqliteResultCache | None:
+    """The result cache, or None when off or when its file cannot be opened (a read-only
+    filesystem, say): the server then serves without one rather than not at all."""
+    if settings.cache_path is None:
+        return None
+    try:
+        cache = SqliteResultCache(settings.cache_path, settings.cache_max_bytes)
+    except (OSError, sqlite3.Error) as error:
+        log.warning("no result cache: %s cannot be used (%s); pass --cache-path or --no-cache",
+                    settings.cache_path, error)
+        return None
+    log.info("result cache at %s (seeded calls)", settings.cache_path)
+    return cache

@@ -897,6 +897,7 @@ class Record(_message.Message):
     RATING_FIELD_NUMBER: _builtins.int
     RATING_REASON_FIELD_NUMBER: _builtins.int
     PASS_INDEX_FIELD_NUMBER: _builtins.int
+    CACHED_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
     """The record's document."""
     chunk_index: _builtins.int
@@ -911,6 +912,8 @@ class Record(_message.Message):
     """The judge's reason for its rating."""
     pass_index: _builtins.int
     """The pass that wrote the record, from 0; record_index keeps growing across passes."""
+    cached: _builtins.bool
+    """The record came from the server's result cache, not the engine (seeded calls only)."""
     @_builtins.property
     def qa_pair(self) -> Global___QaPair:
         """The record typed, when the shape is RECORD_SHAPE_QA."""
@@ -931,10 +934,11 @@ class Record(_message.Message):
         rating: _builtins.int = ...,
         rating_reason: _builtins.str = ...,
         pass_index: _builtins.int = ...,
+        cached: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["qa_pair", b"qa_pair"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_index", b"chunk_index", "document_id", b"document_id", "evidence", b"evidence", "json", b"json", "pass_index", b"pass_index", "qa_pair", b"qa_pair", "rating", b"rating", "rating_reason", b"rating_reason", "record_index", b"record_index"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached", b"cached", "chunk_index", b"chunk_index", "document_id", b"document_id", "evidence", b"evidence", "json", b"json", "pass_index", b"pass_index", "qa_pair", b"qa_pair", "rating", b"rating", "rating_reason", b"rating_reason", "record_index", b"record_index"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -984,6 +988,7 @@ class ChunkCompleted(_message.Message):
     PAIR_COUNT_FIELD_NUMBER: _builtins.int
     RECORD_COUNTS_FIELD_NUMBER: _builtins.int
     PASS_INDEX_FIELD_NUMBER: _builtins.int
+    CACHED_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
     """The chunk's document."""
     chunk_index: _builtins.int
@@ -998,6 +1003,8 @@ class ChunkCompleted(_message.Message):
     """Pairs (records, of any shape) sent for the chunk."""
     pass_index: _builtins.int
     """The pass this run of the chunk belongs to, from 0."""
+    cached: _builtins.bool
+    """The model's output came from the server's result cache (seeded calls only)."""
     @_builtins.property
     def record_counts(self) -> Global___RecordCounts:
         """What happened to the chunk's records (with curation, not all are sent)."""
@@ -1013,10 +1020,11 @@ class ChunkCompleted(_message.Message):
         pair_count: _builtins.int = ...,
         record_counts: Global___RecordCounts | None = ...,
         pass_index: _builtins.int = ...,
+        cached: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["record_counts", b"record_counts"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_index", b"chunk_index", "document_id", b"document_id", "finish_reason", b"finish_reason", "generated_token_count", b"generated_token_count", "pair_count", b"pair_count", "pass_index", b"pass_index", "prompt_token_count", b"prompt_token_count", "record_counts", b"record_counts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached", b"cached", "chunk_index", b"chunk_index", "document_id", b"document_id", "finish_reason", b"finish_reason", "generated_token_count", b"generated_token_count", "pair_count", b"pair_count", "pass_index", b"pass_index", "prompt_token_count", b"prompt_token_count", "record_counts", b"record_counts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1127,6 +1135,7 @@ class DocumentCompleted(_message.Message):
     RECORD_COUNTS_FIELD_NUMBER: _builtins.int
     STOP_REASON_FIELD_NUMBER: _builtins.int
     PASS_COUNT_FIELD_NUMBER: _builtins.int
+    CACHED_CHUNK_COUNT_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
     """The document."""
     chunk_count: _builtins.int
@@ -1146,7 +1155,9 @@ class DocumentCompleted(_message.Message):
     pass_count: _builtins.int
     """Passes made over the document's chunks. With several, chunk_count and the completed and
     failed counts are over all passes.
+    Chunk runs whose output came from the server's result cache.
     """
+    cached_chunk_count: _builtins.int
     @_builtins.property
     def record_counts(self) -> Global___RecordCounts:
         """What happened to the document's records, over all its chunks and passes."""
@@ -1163,10 +1174,11 @@ class DocumentCompleted(_message.Message):
         record_counts: Global___RecordCounts | None = ...,
         stop_reason: Global___StopReason.ValueType = ...,
         pass_count: _builtins.int = ...,
+        cached_chunk_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["record_counts", b"record_counts"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_count", b"chunk_count", "completed_chunk_count", b"completed_chunk_count", "document_id", b"document_id", "failed_chunk_count", b"failed_chunk_count", "pair_count", b"pair_count", "pass_count", b"pass_count", "record_counts", b"record_counts", "stop_reason", b"stop_reason", "token_count", b"token_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached_chunk_count", b"cached_chunk_count", "chunk_count", b"chunk_count", "completed_chunk_count", b"completed_chunk_count", "document_id", b"document_id", "failed_chunk_count", b"failed_chunk_count", "pair_count", b"pair_count", "pass_count", b"pass_count", "record_counts", b"record_counts", "stop_reason", b"stop_reason", "token_count", b"token_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

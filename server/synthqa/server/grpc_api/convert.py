@@ -150,6 +150,7 @@ def event_to_proto(
                     rating=event.rating,
                     rating_reason=event.rating_reason,
                     pass_index=event.pass_index,
+                    cached=event.cached,
                 )
             )
         case ChunkCompleted():
@@ -163,6 +164,7 @@ def event_to_proto(
                     pair_count=event.pair_count,
                     record_counts=_counts(event.counts),
                     pass_index=event.pass_index,
+                    cached=event.cached,
                 )
             )
         case ChunkFailed():
@@ -190,6 +192,7 @@ def event_to_proto(
                     record_counts=_counts(event.counts),
                     stop_reason=_STOP_REASONS[event.stop_reason],
                     pass_count=event.pass_count,
+                    cached_chunk_count=event.cached_chunk_count,
                 )
             )
     raise TypeError(f"unknown event {type(event).__name__}")

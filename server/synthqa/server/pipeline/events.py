@@ -91,6 +91,7 @@ class RecordGenerated:
     rating: int = 0
     rating_reason: str = ""
     pass_index: int = 0
+    cached: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ class ChunkCompleted:
     pair_count: int
     counts: RecordCounts = RecordCounts()
     pass_index: int = 0
+    cached: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,7 @@ class DocumentCompleted:
     counts: RecordCounts = RecordCounts()
     stop_reason: StopReason = StopReason.COMPLETE
     pass_count: int = 1
+    cached_chunk_count: int = 0
 
 
 GenerationEvent = ChunkStarted | RecordGenerated | ChunkCompleted | ChunkFailed | DocumentCompleted

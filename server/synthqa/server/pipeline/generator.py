@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 from collections import deque
 from collections.abc import AsyncGenerator, Mapping
 
-from ..engine.types import EngineDead, GenerationEngine, SamplingRequest
+from ..engine.types import EngineDead, EngineDelta, GenerationEngine, SamplingRequest
 from ..quality.curator import Curator, Drop, Verdict
+from ..results.cache import CachedOutput, ResultCache, cache_key
 from ..text.chunker import Chunk
 from ..text.record_parser import MalformedOutput, RecordStreamParser
 from ..text.records import REPLACEMENT_CHARACTER, MalformedRecord, Record
@@ -31,8 +33,9 @@ ChunkEvent = RecordGenerated | ChunkCompleted | ChunkFailed
 
 
 class ChunkGenerator:
-    def __init__(self, engine: GenerationEngine) -> None:
+    def __init__(self, engine: GenerationEngine, cache: ResultCache | None = None) -> None:
         self._engine = engine
+        self._cache = cache
 
     async def generate(
         self, document_id: str, chunk: Chunk, plan: GenerationPlan, request_id: str,
@@ -73,7 +76,8 @@ class ChunkGenerator:
         def event_for(record: Record, index: int) -> RecordGenerated:
             return RecordGenerated(document_id, chunk.index, first_index + index, record.json,
                                    record.question, record.answer, records.as_pairs,
-                                   _evidence(chunk, record.citations), pass_index=pass_index)
+                                   _evidence(chunk, record.citations), pass_index=pass_index,
+                                   cached=hit is not None)
 
         async def review(event: RecordGenerated, record: Record) -> tuple[RecordGenerated,
                                                                             Verdict]:
@@ -95,11 +99,19 @@ class ChunkGenerator:
             return dataclasses.replace(event, rating=verdict.rating.score,
                                        rating_reason=verdict.rating.reason)
 
+        key = self._cache_key(prompt_ids, request)
+        hit = await self._cached(key)
+        written: list[str] = []
         try:
-            stream = self._engine.generate(prompt_ids, request, request_id, trace_headers)
+            if hit is not None:
+                stream = _replay(hit)
+            else:
+                stream = self._engine.generate(prompt_ids, request, request_id, trace_headers)
             # aclosing: leaving early (bad output) closes the stream, which aborts the request.
             async with contextlib.aclosing(stream):
                 async for delta in stream:
+                    if key is not None and hit is None:
+                        written.append(delta.text)
                     generated_tokens += delta.new_token_count
                     prompt_tokens = delta.prompt_token_count
                     if delta.finished:
@@ -176,8 +188,43 @@ class ChunkGenerator:
                 "asked for",
             )
         else:
+            if key is not None and hit is None:
+                await self._store(key, CachedOutput("".join(written), prompt_tokens,
+                                                    generated_tokens, finish.value))
             yield ChunkCompleted(document_id, chunk.index, prompt_tokens, generated_tokens,
-                                 finish, tally.sent, tally.counts(), pass_index)
+                                 finish, tally.sent, tally.counts(), pass_index,
+                                 cached=hit is not None)
+
+    def _cache_key(self, prompt_ids: list[int], request: SamplingRequest) -> str | None:
+        """The cache key of a seeded request (only those are reproducible), or None."""
+        if self._cache is None or request.seed is None:
+            return None
+        sampling = {"max_tokens": request.max_tokens, "temperature": request.temperature,
+                    "top_p": request.top_p, "seed": request.seed}
+        return cache_key(self._engine.model_name, prompt_ids, json.dumps(request.json_schema),
+                         sampling)
+
+    async def _cached(self, key: str | None) -> CachedOutput | None:
+        if key is None or self._cache is None:
+            return None
+        try:
+            return await self._cache.get(key)
+        except Exception as error:  # a broken cache costs engine time, never a chunk
+            log.warning("result cache read failed: %s", type(error).__name__)
+            return None
+
+    async def _store(self, key: str, output: CachedOutput) -> None:
+        assert self._cache is not None
+        try:
+            await self._cache.put(key, output)
+        except Exception as error:
+            log.warning("result cache write failed: %s", type(error).__name__)
+
+
+async def _replay(output: CachedOutput) -> AsyncGenerator[EngineDelta, None]:
+    """A cached output as the engine's single, final delta."""
+    yield EngineDelta(output.text, output.generated_token_count, output.prompt_token_count,
+                      True, output.finish_reason)
 
 
 _SEED_RANGE = 2**63 - 1

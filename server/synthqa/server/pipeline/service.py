@@ -17,6 +17,7 @@ from ..engine.grammar import GrammarCheck
 from ..engine.types import EngineLayout, GenerationEngine
 from ..quality.curator import Curator
 from ..quality.judge import Judge
+from ..results.cache import ResultCache
 from ..text.chunker import (
     Chunk,
     TokenizedDocument,
@@ -75,6 +76,7 @@ class GenerationService:
         defaults: GenerationOptions,
         limits: ServiceLimits,
         telemetry: Telemetry | None = None,
+        cache: ResultCache | None = None,
     ) -> None:
         self._engine = engine
         self._telemetry = telemetry or Telemetry()
@@ -88,7 +90,7 @@ class GenerationService:
         self._planner = Planner(PromptBuilder(engine.tokenizer), engine.max_model_len,
                                 self._judge)
         self._grammar_check = GrammarCheck(engine.tokenizer)
-        self._generator = ChunkGenerator(engine)
+        self._generator = ChunkGenerator(engine, cache)
         self.load = ServerLoad(limits.max_in_flight_chunks)
         self.memory = DocumentMemory(limits.max_held_document_chars)
         self._ready = False

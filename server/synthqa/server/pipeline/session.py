@@ -47,6 +47,7 @@ class _DocumentProgress:
     pairs: int = 0
     counts: RecordCounts = RecordCounts()
     pass_index: int = 0
+    cached: int = 0
     pairs_before_pass: int = 0
     passes_without_records: int = 0
 
@@ -268,6 +269,7 @@ class CallSession:
             else:
                 progress.failed += 1
             progress.done_in_pass += 1
+            progress.cached += isinstance(outcome, ChunkCompleted) and outcome.cached
             progress.pairs += outcome.pair_count
             progress.counts += outcome.counts
             if progress.pass_done:
@@ -305,6 +307,7 @@ class CallSession:
             progress.counts,
             reason,
             progress.pass_index + 1,
+            progress.cached,
         ))
 
     def _maybe_end(self) -> None:
