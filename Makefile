@@ -4,6 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.synthqa-installed
 TINY_MODEL := .cache/tiny-model
+TINY_LORA := .cache/tiny-lora
 MODEL ?= $(TINY_MODEL)
 PORT ?= 50051
 OUT ?= out/pairs.jsonl
@@ -12,7 +13,7 @@ export VLLM_CPU_KVCACHE_SPACE ?= 1
 
 .PHONY: setup run serve test bench bench-chunker lint protos check-protos clean fuzz soak
 
-setup: $(STAMP) $(TINY_MODEL)/config.json
+setup: $(STAMP) $(TINY_MODEL)/config.json $(TINY_LORA)/adapter_config.json
 
 $(STAMP): pyproject.toml client/pyproject.toml scripts/bootstrap.sh
 	scripts/bootstrap.sh
@@ -20,6 +21,10 @@ $(STAMP): pyproject.toml client/pyproject.toml scripts/bootstrap.sh
 
 $(TINY_MODEL)/config.json: scripts/make_tiny_model.py samples/lighthouses.txt | $(STAMP)
 	$(PY) scripts/make_tiny_model.py $(TINY_MODEL)
+
+# A LoRA adapter for the tiny model: the tests of per-call adapters use it.
+$(TINY_LORA)/adapter_config.json: scripts/make_tiny_lora.py $(TINY_MODEL)/config.json | $(STAMP)
+	$(PY) scripts/make_tiny_lora.py $(TINY_MODEL) $(TINY_LORA)
 
 ## run: start a server on MODEL, generate pairs for the sample document into OUT, stop the server
 run: setup

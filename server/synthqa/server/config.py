@@ -17,6 +17,7 @@ from vllm.utils.argparse_utils import FlexibleArgumentParser
 from synthqa.contract.options import INT32_MAX, OPTIONS, GenerationOptions
 
 from .engine.supervisor import RestartPolicy
+from .engine.types import Adapter
 from .grpc_api.security import SecuritySettings, TlsFiles
 from .observability import ObservabilitySettings
 from .observability.logs import LOG_FORMATS
@@ -85,6 +86,8 @@ class ServerSettings:
     # The result cache's SQLite file, or None with --no-cache; its size bound in bytes.
     cache_path: Path | None = None
     cache_max_bytes: int = 1024 * 1024 * 1024
+    # LoRA adapters a call may name (--lora-modules).
+    adapters: tuple[Adapter, ...] = ()
 
 
 def default_cache_path() -> Path:
@@ -152,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seconds before the second restart within the window, doubling for "
                      f"each further one up to {restarts.max_backoff_seconds:g} (the first is "
                      "immediate; default %(default)s)")
+    own.add_argument("--lora-modules", nargs="+", default=[], metavar="NAME=PATH",
+                     help="LoRA adapters a call may name in its options (as vLLM's flag); "
+                     "turns on --enable-lora")
     cache = parser.add_argument_group("synthqa result cache (seeded calls only)")
     cache.add_argument("--cache-path", type=Path, default=None,
                        help="the SQLite file of cached chunk outputs (default "
@@ -197,6 +203,19 @@ def parse(argv: list[str] | None = None) -> tuple[AsyncEngineArgs, ServerSetting
     for name in ("metrics_port", "health_port"):
         if not 0 <= getattr(args, name) <= 65535:
             parser.error(f"--{name.replace('_', '-')} must be between 0 (off) and 65535")
+    adapters: list[Adapter] = []
+    for number, module in enumerate(args.lora_modules, 1):
+        name, found, path = module.partition("=")
+        if not found or not name or not path:
+            parser.error(f"--lora-modules takes NAME=PATH, got {module!r}")
+        if not Path(path, "adapter_config.json").is_file():
+            parser.error(f"--lora-modules {name}: {path} has no adapter_config.json")
+        if any(adapter.name == name for adapter in adapters):
+            parser.error(f"--lora-modules names {name!r} twice")
+        adapters.append(Adapter(name, number, str(Path(path).resolve())))
+    if adapters:
+        args.enable_lora = True
+        args.max_loras = max(args.max_loras or 1, len(adapters))
     if args.cache_max_mb < 1:
         parser.error("--cache-max-mb must be at least 1")
     if args.health_port and args.health_port == args.port:
@@ -232,6 +251,7 @@ def parse(argv: list[str] | None = None) -> tuple[AsyncEngineArgs, ServerSetting
                             args.keepalive_min_client_ping_interval),
         cache_path=None if args.no_cache else (args.cache_path or default_cache_path()),
         cache_max_bytes=args.cache_max_mb * 1024 * 1024,
+        adapters=tuple(adapters),
         restarts=RestartPolicy(
             max_restarts=args.engine_max_restarts,
             window_seconds=args.engine_restart_window,

@@ -86,7 +86,7 @@ class ServerLifecycle:
         cache = open_result_cache(settings)
         service = GenerationService(engine, settings.defaults, settings.limits,
                                     telemetry=observability.telemetry(engine.model_name),
-                                    cache=cache)
+                                    cache=cache, adapters=settings.adapters)
         if observability.metrics is not None:
             observability.metrics.watch_load(lambda: service.load.active_calls,
                                              lambda: service.load.in_flight_chunks)

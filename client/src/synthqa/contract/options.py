@@ -112,6 +112,8 @@ class GenerationOptions:
     dedup_threshold: float = option(0.85, "similarity (Jaccard, character 4-grams) from which "
                                     "a record is a near duplicate; 1 = exact repeats only",
                                     minimum=0.0, exclusive_minimum=True, maximum=1.0)
+    adapter: str | None = option(None, "a LoRA adapter the server has (GetServerInfo lists "
+                                 "them); unset uses the base model", max_chars=256)
     target_records: int = option(0, "records to keep per document: more passes over its chunks, "
                                  "with new seeds, until that many are kept (0 = one pass)",
                                  minimum=0, maximum=MAX_TARGET_RECORDS)

@@ -174,6 +174,7 @@ class GenerationOptions(_message.Message):
     TARGET_RECORDS_FIELD_NUMBER: _builtins.int
     PATIENCE_FIELD_NUMBER: _builtins.int
     MAX_INVALID_FRACTION_FIELD_NUMBER: _builtins.int
+    ADAPTER_FIELD_NUMBER: _builtins.int
     num_pairs: _builtins.int
     """Number of question–answer pairs to generate for each chunk. Must be positive."""
     max_generation_tokens: _builtins.int
@@ -241,6 +242,10 @@ class GenerationOptions(_message.Message):
     """Share of a document's written records that may be invalid before it stops short of its
     target, 0 to 1.
     """
+    adapter: _builtins.str
+    """A LoRA adapter the server was started with (GetServerInfoResponse.adapters), by name;
+    unset generates with the base model. The judge always uses the base model.
+    """
     @_builtins.property
     def record_choices(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """RECORD_SHAPE_CUSTOM: each record is one of these strings."""
@@ -270,11 +275,14 @@ class GenerationOptions(_message.Message):
         target_records: _builtins.int | None = ...,
         patience: _builtins.int | None = ...,
         max_invalid_fraction: _builtins.float | None = ...,
+        adapter: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_chunk_overlap_tokens", b"_chunk_overlap_tokens", "_dedup", b"_dedup", "_dedup_threshold", b"_dedup_threshold", "_evidence", b"_evidence", "_instructions", b"_instructions", "_instructions_mode", b"_instructions_mode", "_judge", b"_judge", "_judge_instructions", b"_judge_instructions", "_max_chunk_tokens", b"_max_chunk_tokens", "_max_generation_tokens", b"_max_generation_tokens", "_max_invalid_fraction", b"_max_invalid_fraction", "_min_rating", b"_min_rating", "_num_pairs", b"_num_pairs", "_patience", b"_patience", "_record_regex", b"_record_regex", "_record_schema", b"_record_schema", "_record_shape", b"_record_shape", "_seed", b"_seed", "_target_records", b"_target_records", "_temperature", b"_temperature", "_top_p", b"_top_p", "chunk_overlap_tokens", b"chunk_overlap_tokens", "dedup", b"dedup", "dedup_threshold", b"dedup_threshold", "evidence", b"evidence", "instructions", b"instructions", "instructions_mode", b"instructions_mode", "judge", b"judge", "judge_instructions", b"judge_instructions", "max_chunk_tokens", b"max_chunk_tokens", "max_generation_tokens", b"max_generation_tokens", "max_invalid_fraction", b"max_invalid_fraction", "min_rating", b"min_rating", "num_pairs", b"num_pairs", "patience", b"patience", "record_regex", b"record_regex", "record_schema", b"record_schema", "record_shape", b"record_shape", "seed", b"seed", "target_records", b"target_records", "temperature", b"temperature", "top_p", b"top_p"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_adapter", b"_adapter", "_chunk_overlap_tokens", b"_chunk_overlap_tokens", "_dedup", b"_dedup", "_dedup_threshold", b"_dedup_threshold", "_evidence", b"_evidence", "_instructions", b"_instructions", "_instructions_mode", b"_instructions_mode", "_judge", b"_judge", "_judge_instructions", b"_judge_instructions", "_max_chunk_tokens", b"_max_chunk_tokens", "_max_generation_tokens", b"_max_generation_tokens", "_max_invalid_fraction", b"_max_invalid_fraction", "_min_rating", b"_min_rating", "_num_pairs", b"_num_pairs", "_patience", b"_patience", "_record_regex", b"_record_regex", "_record_schema", b"_record_schema", "_record_shape", b"_record_shape", "_seed", b"_seed", "_target_records", b"_target_records", "_temperature", b"_temperature", "_top_p", b"_top_p", "adapter", b"adapter", "chunk_overlap_tokens", b"chunk_overlap_tokens", "dedup", b"dedup", "dedup_threshold", b"dedup_threshold", "evidence", b"evidence", "instructions", b"instructions", "instructions_mode", b"instructions_mode", "judge", b"judge", "judge_instructions", b"judge_instructions", "max_chunk_tokens", b"max_chunk_tokens", "max_generation_tokens", b"max_generation_tokens", "max_invalid_fraction", b"max_invalid_fraction", "min_rating", b"min_rating", "num_pairs", b"num_pairs", "patience", b"patience", "record_regex", b"record_regex", "record_schema", b"record_schema", "record_shape", b"record_shape", "seed", b"seed", "target_records", b"target_records", "temperature", b"temperature", "top_p", b"top_p"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_chunk_overlap_tokens", b"_chunk_overlap_tokens", "_dedup", b"_dedup", "_dedup_threshold", b"_dedup_threshold", "_evidence", b"_evidence", "_instructions", b"_instructions", "_instructions_mode", b"_instructions_mode", "_judge", b"_judge", "_judge_instructions", b"_judge_instructions", "_max_chunk_tokens", b"_max_chunk_tokens", "_max_generation_tokens", b"_max_generation_tokens", "_max_invalid_fraction", b"_max_invalid_fraction", "_min_rating", b"_min_rating", "_num_pairs", b"_num_pairs", "_patience", b"_patience", "_record_regex", b"_record_regex", "_record_schema", b"_record_schema", "_record_shape", b"_record_shape", "_seed", b"_seed", "_target_records", b"_target_records", "_temperature", b"_temperature", "_top_p", b"_top_p", "chunk_overlap_tokens", b"chunk_overlap_tokens", "dedup", b"dedup", "dedup_threshold", b"dedup_threshold", "evidence", b"evidence", "instructions", b"instructions", "instructions_mode", b"instructions_mode", "judge", b"judge", "judge_instructions", b"judge_instructions", "max_chunk_tokens", b"max_chunk_tokens", "max_generation_tokens", b"max_generation_tokens", "max_invalid_fraction", b"max_invalid_fraction", "min_rating", b"min_rating", "num_pairs", b"num_pairs", "patience", b"patience", "record_choices", b"record_choices", "record_regex", b"record_regex", "record_schema", b"record_schema", "record_shape", b"record_shape", "seed", b"seed", "target_records", b"target_records", "temperature", b"temperature", "top_p", b"top_p"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_adapter", b"_adapter", "_chunk_overlap_tokens", b"_chunk_overlap_tokens", "_dedup", b"_dedup", "_dedup_threshold", b"_dedup_threshold", "_evidence", b"_evidence", "_instructions", b"_instructions", "_instructions_mode", b"_instructions_mode", "_judge", b"_judge", "_judge_instructions", b"_judge_instructions", "_max_chunk_tokens", b"_max_chunk_tokens", "_max_generation_tokens", b"_max_generation_tokens", "_max_invalid_fraction", b"_max_invalid_fraction", "_min_rating", b"_min_rating", "_num_pairs", b"_num_pairs", "_patience", b"_patience", "_record_regex", b"_record_regex", "_record_schema", b"_record_schema", "_record_shape", b"_record_shape", "_seed", b"_seed", "_target_records", b"_target_records", "_temperature", b"_temperature", "_top_p", b"_top_p", "adapter", b"adapter", "chunk_overlap_tokens", b"chunk_overlap_tokens", "dedup", b"dedup", "dedup_threshold", b"dedup_threshold", "evidence", b"evidence", "instructions", b"instructions", "instructions_mode", b"instructions_mode", "judge", b"judge", "judge_instructions", b"judge_instructions", "max_chunk_tokens", b"max_chunk_tokens", "max_generation_tokens", b"max_generation_tokens", "max_invalid_fraction", b"max_invalid_fraction", "min_rating", b"min_rating", "num_pairs", b"num_pairs", "patience", b"patience", "record_choices", b"record_choices", "record_regex", b"record_regex", "record_schema", b"record_schema", "record_shape", b"record_shape", "seed", b"seed", "target_records", b"target_records", "temperature", b"temperature", "top_p", b"top_p"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__adapter: _TypeAlias = _typing.Literal["adapter"]  # noqa: Y015
+    _WhichOneofArgType__adapter: _TypeAlias = _typing.Literal["_adapter", b"_adapter"]  # noqa: Y015
     _WhichOneofReturnType__chunk_overlap_tokens: _TypeAlias = _typing.Literal["chunk_overlap_tokens"]  # noqa: Y015
     _WhichOneofArgType__chunk_overlap_tokens: _TypeAlias = _typing.Literal["_chunk_overlap_tokens", b"_chunk_overlap_tokens"]  # noqa: Y015
     _WhichOneofReturnType__dedup: _TypeAlias = _typing.Literal["dedup"]  # noqa: Y015
@@ -317,6 +325,8 @@ class GenerationOptions(_message.Message):
     _WhichOneofArgType__temperature: _TypeAlias = _typing.Literal["_temperature", b"_temperature"]  # noqa: Y015
     _WhichOneofReturnType__top_p: _TypeAlias = _typing.Literal["top_p"]  # noqa: Y015
     _WhichOneofArgType__top_p: _TypeAlias = _typing.Literal["_top_p", b"_top_p"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__adapter) -> _WhichOneofReturnType__adapter | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__chunk_overlap_tokens) -> _WhichOneofReturnType__chunk_overlap_tokens | None: ...
     @_typing.overload
@@ -580,6 +590,7 @@ class GetServerInfoResponse(_message.Message):
     PROMPT_TEMPLATE_TOKENS_FIELD_NUMBER: _builtins.int
     ENGINE_RESTARTS_FIELD_NUMBER: _builtins.int
     ENGINE_LAYOUT_FIELD_NUMBER: _builtins.int
+    ADAPTERS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """The model the engine serves."""
     max_model_len: _builtins.int
@@ -608,6 +619,10 @@ class GetServerInfoResponse(_message.Message):
     def engine_layout(self) -> Global___EngineLayout:
         """How the engine spreads the model over devices."""
 
+    @_builtins.property
+    def adapters(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The LoRA adapters a call may name in GenerationOptions.adapter (--lora-modules)."""
+
     def __init__(
         self,
         *,
@@ -621,10 +636,11 @@ class GetServerInfoResponse(_message.Message):
         prompt_template_tokens: _builtins.int = ...,
         engine_restarts: _builtins.int = ...,
         engine_layout: Global___EngineLayout | None = ...,
+        adapters: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["defaults", b"defaults", "engine_layout", b"engine_layout", "limits", b"limits", "load", b"load"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["defaults", b"defaults", "engine_layout", b"engine_layout", "engine_restarts", b"engine_restarts", "limits", b"limits", "load", b"load", "max_chunk_tokens", b"max_chunk_tokens", "max_model_len", b"max_model_len", "model", b"model", "prompt_template_tokens", b"prompt_template_tokens", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["adapters", b"adapters", "defaults", b"defaults", "engine_layout", b"engine_layout", "engine_restarts", b"engine_restarts", "limits", b"limits", "load", b"load", "max_chunk_tokens", b"max_chunk_tokens", "max_model_len", b"max_model_len", "model", b"model", "prompt_template_tokens", b"prompt_template_tokens", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1155,9 +1171,9 @@ class DocumentCompleted(_message.Message):
     pass_count: _builtins.int
     """Passes made over the document's chunks. With several, chunk_count and the completed and
     failed counts are over all passes.
-    Chunk runs whose output came from the server's result cache.
     """
     cached_chunk_count: _builtins.int
+    """Chunk runs whose output came from the server's result cache."""
     @_builtins.property
     def record_counts(self) -> Global___RecordCounts:
         """What happened to the document's records, over all its chunks and passes."""

@@ -8,12 +8,22 @@ from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
+class Adapter:
+    """A LoRA adapter the server was started with; `number` is unique per name."""
+
+    name: str
+    number: int
+    path: str
+
+
+@dataclass(frozen=True)
 class SamplingRequest:
     max_tokens: int
     temperature: float
     top_p: float
     seed: int | None
     json_schema: dict[str, Any]
+    adapter: Adapter | None = None
 
 
 @dataclass(frozen=True)

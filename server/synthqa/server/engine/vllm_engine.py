@@ -84,7 +84,14 @@ class VllmEngine:
     ) -> AsyncGenerator[EngineDelta, None]:
         params = sampling_params(request, stream=True)
         prompt = TokensPrompt(prompt_token_ids=prompt_ids)
-        outputs = self._llm.generate(prompt, params, request_id, trace_headers=trace_headers)
+        lora = None
+        if request.adapter is not None:
+            from vllm.lora.request import LoRARequest
+
+            lora = LoRARequest(request.adapter.name, request.adapter.number,
+                               request.adapter.path)
+        outputs = self._llm.generate(prompt, params, request_id, lora_request=lora,
+                                     trace_headers=trace_headers)
         try:
             # Closing vLLM's stream early is what aborts the request in the engine.
             async with contextlib.aclosing(outputs):

@@ -104,6 +104,7 @@ def server_info_to_proto(info: ServerInfo) -> pb.GetServerInfoResponse:
         prompt_template_tokens=info.prompt_template_tokens,
         engine_restarts=info.engine_restarts,
         engine_layout=pb.EngineLayout(**dataclasses.asdict(info.engine_layout)),
+        adapters=list(info.adapters),
     )
 
 

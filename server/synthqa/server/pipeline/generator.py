@@ -56,6 +56,7 @@ class ChunkGenerator:
             top_p=options.top_p,
             seed=pass_seed(options.seed, pass_index),
             json_schema=records.schema_for(len(chunk.sentences)),
+            adapter=plan.adapter,
         )
         parser = RecordStreamParser(records.key)
         # The engine's grammar admits some invalid UTF-8 (overlong forms), which decodes to
@@ -200,7 +201,9 @@ class ChunkGenerator:
         if self._cache is None or request.seed is None:
             return None
         sampling = {"max_tokens": request.max_tokens, "temperature": request.temperature,
-                    "top_p": request.top_p, "seed": request.seed}
+                    "top_p": request.top_p, "seed": request.seed,
+                    "adapter": None if request.adapter is None else [request.adapter.name,
+                                                                       request.adapter.path]}
         return cache_key(self._engine.model_name, prompt_ids, json.dumps(request.json_schema),
                          sampling)
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from synthqa.contract.options import GenerationOptions
 
+from ..engine.types import Adapter
 from ..quality.judge import JUDGE_MAX_TOKENS, Judge
 from ..text.custom_records import RecordOptionError
 from ..text.prompts import PromptBuilder, PromptFrame
@@ -25,6 +26,8 @@ class GenerationPlan:
     # Tokens the chunk may take in the prompt: the budget, plus room for sentence numbers
     # under evidence.
     prompt_room: int = 0
+    # The LoRA adapter the call named, checked by the service.
+    adapter: Adapter | None = None
 
 
 # Room for at least one sentence marker, whatever the chunk.

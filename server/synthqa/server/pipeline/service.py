@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,7 @@ from synthqa.contract.options import GenerationOptions
 
 from .. import __version__
 from ..engine.grammar import GrammarCheck
-from ..engine.types import EngineLayout, GenerationEngine
+from ..engine.types import Adapter, EngineLayout, GenerationEngine
 from ..quality.curator import Curator
 from ..quality.judge import Judge
 from ..results.cache import ResultCache
@@ -59,6 +60,7 @@ class ServerInfo:
     engine_restarts: int
     held_document_chars: int
     engine_layout: EngineLayout
+    adapters: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,8 +79,10 @@ class GenerationService:
         limits: ServiceLimits,
         telemetry: Telemetry | None = None,
         cache: ResultCache | None = None,
+        adapters: tuple[Adapter, ...] = (),
     ) -> None:
         self._engine = engine
+        self.adapters = {adapter.name: adapter for adapter in adapters}
         self._telemetry = telemetry or Telemetry()
         self.limits = limits
         self._limit_values = limits.as_dict()
@@ -179,6 +183,7 @@ class GenerationService:
             engine_restarts=self.engine_restarts,
             held_document_chars=self.memory.held,
             engine_layout=self._engine.layout,
+            adapters=tuple(sorted(self.adapters)),
         )
 
     async def chunk_document(self, overrides: Overrides, text: str) -> ChunkedDocument:
@@ -247,7 +252,16 @@ class GenerationService:
         options = resolve_options(self.defaults, overrides, limits=self._limit_values,
                                   field_prefix=field_prefix)
         client_set = frozenset(name for name, value in overrides.items() if value is not None)
+        adapter = None
+        if options.adapter is not None:
+            adapter = self.adapters.get(options.adapter)
+            if adapter is None:
+                known = ", ".join(sorted(self.adapters)) or "none (start it with --lora-modules)"
+                raise InvalidArgument.single(
+                    f"{field_prefix}.adapter",
+                    f"unknown adapter {options.adapter!r}; the server has {known}")
         plan = self._planner.plan(options, field_prefix=field_prefix, client_set=client_set)
+        plan = dataclasses.replace(plan, adapter=adapter)
         option = plan.records.custom_option
         if option is not None:
             problem = await self._grammar_check.problem(plan.records.schema)
