@@ -1,18 +1,11 @@
-"""A real Prometheus server for the tests, from Debian's `prometheus` package.
-
-When `prometheus` is not on PATH, the package is fetched with `apt-get download` and unpacked
-with `dpkg-deb -x` under .cache/prometheus/ (gitignored): nothing is installed system-wide, so
-no postinst runs and no service is started. The Debian binary is a Go build that links only
-libc, so the unpacked copy runs as is.
-"""
+"""A real Prometheus server for the tests, from Debian's `prometheus` package (tests/debian.py
+fetches and unpacks it when it is not on PATH)."""
 
 from __future__ import annotations
 
 import functools
 import json
-import shutil
 import subprocess
-import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -21,58 +14,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ..paths import REPO
+from ..debian import debian_program
 from .serverproc import free_port
 
-CACHE = REPO / ".cache" / "prometheus"
 JOB = "synthqa"
-
-
-def _run(args: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        args, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
-    )
-
-
-def _download_deb() -> Path:
-    """prometheus_*.deb in CACHE, downloaded by apt-get (root is not needed unless the package
-    lists are missing, as on a fresh image: then `apt-get update` runs once and it retries)."""
-    result = _run(["apt-get", "download", "prometheus"], cwd=CACHE)
-    if result.returncode != 0:
-        update = _run(["apt-get", "update"], cwd=CACHE)
-        assert update.returncode == 0, f"apt-get update failed:\n{update.stderr}"
-        result = _run(["apt-get", "download", "prometheus"], cwd=CACHE)
-    debs = sorted(CACHE.glob("prometheus_*.deb"))
-    assert result.returncode == 0 and debs, f"apt-get download prometheus failed:\n{result.stderr}"
-    return debs[-1]
 
 
 @functools.cache
 def prometheus_binary() -> Path:
-    """The prometheus executable: from PATH, else unpacked from the Debian package into CACHE."""
-    found = shutil.which("prometheus")
-    if found is not None:
-        binary = Path(found)
-    else:
-        binary = CACHE / "root" / "usr" / "bin" / "prometheus"
-        if not binary.exists():
-            CACHE.mkdir(parents=True, exist_ok=True)
-            debs = sorted(CACHE.glob("prometheus_*.deb"))
-            deb = debs[-1] if debs else _download_deb()
-            # Unpack beside the target and rename into place, so an interrupted or concurrent
-            # run never leaves a half-extracted tree that looks complete.
-            with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
-                unpacked = Path(tmp) / "root"
-                result = _run(["dpkg-deb", "-x", str(deb), str(unpacked)], cwd=CACHE)
-                assert result.returncode == 0, f"dpkg-deb -x {deb} failed:\n{result.stderr}"
-                try:
-                    unpacked.rename(CACHE / "root")
-                except OSError:
-                    pass  # another process got there first
-    check = _run([str(binary), "--version"], cwd=CACHE, timeout=30)
-    assert check.returncode == 0, f"{binary} --version failed:\n{check.stdout}{check.stderr}"
-    return binary
-
+    """The prometheus executable: from PATH, else unpacked from Debian's package. The Debian
+    binary is a Go build that links only libc, so the unpacked copy runs as is."""
+    return debian_program("prometheus", ["prometheus"]).binary
 
 
 class PrometheusServer:

@@ -86,8 +86,8 @@ class ServerProcess:
             "--host", "127.0.0.1",
             "--port", str(self.port),
             # Tests that repeat a seeded call expect the engine to run it; the cache's own
-            # tests give a --cache-path.
-            *([] if "--cache-path" in self.extra_args else ["--no-cache"]),
+            # tests give a --cache-path or a --cache-url.
+            *([] if {"--cache-path", "--cache-url"} & set(self.extra_args) else ["--no-cache"]),
             *self.extra_args,
         ]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -62,3 +62,13 @@ def test_security_flags_reach_the_settings() -> None:
     assert str(settings.security.token_file) == "tokens"
     _, plain = parse(["--model", "m"])
     assert plain.security.tls is None and plain.security.token_file is None
+
+
+def test_cache_url_replaces_the_file_and_is_checked() -> None:
+    _, settings = parse(["--model", "m", "--cache-url", "redis://cache:6379/2"])
+    assert settings.cache_url == "redis://cache:6379/2" and settings.cache_path is None
+    for wrong in (["--cache-url", "http://cache:6379"],
+                  ["--cache-url", "redis://cache", "--no-cache"],
+                  ["--cache-url", "redis://cache", "--cache-path", "/tmp/r.sqlite"]):
+        with pytest.raises(SystemExit):
+            parse(["--model", "m", *wrong])

@@ -53,6 +53,6 @@ def test_a_cache_that_cannot_be_opened_is_left_out(tmp_path: Path) -> None:
     blocked = tmp_path / "file"
     blocked.write_text("not a directory")
     _, settings = config.parse(["--model", "m", "--cache-path", str(blocked / "r.sqlite")])
-    assert open_result_cache(settings) is None
+    assert asyncio.run(open_result_cache(settings)) is None
     _, off = config.parse(["--model", "m", "--no-cache"])
-    assert off.cache_path is None and open_result_cache(off) is None
+    assert off.cache_path is None and asyncio.run(open_result_cache(off)) is None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,9 +84,11 @@ class ServerSettings:
     health_host: str = ""
     health_port: int = 0
     restarts: RestartPolicy = RestartPolicy()
-    # The result cache's SQLite file, or None with --no-cache; its size bound in bytes.
+    # The result cache's SQLite file, or None with --no-cache or --cache-url; its size bound
+    # in bytes. cache_url: a Redis that replicas share instead.
     cache_path: Path | None = None
     cache_max_bytes: int = 1024 * 1024 * 1024
+    cache_url: str | None = None
     # LoRA adapters a call may name (--lora-modules).
     adapters: tuple[Adapter, ...] = ()
 
@@ -162,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     cache.add_argument("--cache-path", type=Path, default=None,
                        help="the SQLite file of cached chunk outputs (default "
                        "$XDG_CACHE_HOME/synthqa/results.sqlite, or ~/.cache/...)")
+    cache.add_argument("--cache-url", default=None, metavar="redis://HOST:PORT/DB",
+                       help="a Redis that several replicas share instead of the SQLite file "
+                       "(redis://, rediss:// or unix://); bound it with Redis's maxmemory and "
+                       "maxmemory-policy allkeys-lru")
     cache.add_argument("--no-cache", action="store_true",
                        help="no result cache: every chunk goes to the engine")
     cache.add_argument("--cache-max-mb", type=int, default=1024,
@@ -218,6 +225,11 @@ def parse(argv: list[str] | None = None) -> tuple[AsyncEngineArgs, ServerSetting
         args.max_loras = max(args.max_loras or 1, len(adapters))
     if args.cache_max_mb < 1:
         parser.error("--cache-max-mb must be at least 1")
+    if args.cache_url is not None:
+        if args.no_cache or args.cache_path is not None:
+            parser.error("--cache-url is a cache of its own: not with --cache-path or --no-cache")
+        if urllib.parse.urlsplit(args.cache_url).scheme not in ("redis", "rediss", "unix"):
+            parser.error("--cache-url takes redis://HOST:PORT/DB, rediss://... or unix://PATH")
     if args.health_port and args.health_port == args.port:
         parser.error("--health-port must differ from --port")
     try:
@@ -249,7 +261,9 @@ def parse(argv: list[str] | None = None) -> tuple[AsyncEngineArgs, ServerSetting
             **{f.name: getattr(args, f.name) for f in dataclasses.fields(ServiceLimits)}),
         keepalive=Keepalive(args.keepalive_time, args.keepalive_timeout,
                             args.keepalive_min_client_ping_interval),
-        cache_path=None if args.no_cache else (args.cache_path or default_cache_path()),
+        cache_path=None if args.no_cache or args.cache_url
+        else (args.cache_path or default_cache_path()),
+        cache_url=args.cache_url,
         cache_max_bytes=args.cache_max_mb * 1024 * 1024,
         adapters=tuple(adapters),
         restarts=RestartPolicy(

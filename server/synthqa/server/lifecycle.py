@@ -24,7 +24,8 @@ from .grpc_api.server import Health, build_grpc_server, build_health_server, mes
 from .heap import HeapTrimmer, freeze_startup_heap, glibc_malloc_trim
 from .observability import Observability
 from .pipeline.service import GenerationService
-from .results.cache import SqliteResultCache
+from .results.cache import ResultCache, SqliteResultCache
+from .results.redis_cache import RedisResultCache
 
 log = logging.getLogger("synthqa.server")
 
@@ -83,7 +84,7 @@ class ServerLifecycle:
         engine = EngineSupervisor(lambda: VllmEngine.start(self._engine_args), settings.restarts)
         # The engine exists before the gRPC server: its core process is spawned first.
         await engine.start()
-        cache = open_result_cache(settings)
+        cache = await open_result_cache(settings)
         service = GenerationService(engine, settings.defaults, settings.limits,
                                     telemetry=observability.telemetry(engine.model_name),
                                     cache=cache, adapters=settings.adapters)
@@ -146,6 +147,8 @@ class ServerLifecycle:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             await self._shut_down(servers, service, engine)
+            if cache is not None:
+                await cache.aclose()
         if self._engine_gone:
             raise RuntimeError("the engine kept dying; exiting so that a supervisor sees it")
 
@@ -195,9 +198,14 @@ class ServerLifecycle:
         log.info("stopped")
 
 
-def open_result_cache(settings: ServerSettings) -> SqliteResultCache | None:
+async def open_result_cache(settings: ServerSettings) -> ResultCache | None:
     """The result cache, or None when off or when its file cannot be opened (a read-only
-    filesystem, say): the server then serves without one rather than not at all."""
+    filesystem, say): the server then serves without one rather than not at all. A Redis that
+    does not answer yet is kept: it is used once it does."""
+    if settings.cache_url is not None:
+        shared = RedisResultCache(settings.cache_url)
+        await shared.check()
+        return shared
     if settings.cache_path is None:
         return None
     try:

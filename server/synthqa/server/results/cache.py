@@ -3,7 +3,8 @@ prompt's token ids (the record shape, instructions and chunk text are all in the
 grammar and the sampling. Only seeded requests are cached: only they are reproducible.
 
 Embedded by default: one SQLite file, bounded in size, least recently used entries evicted
-first. SQLite calls run in a worker thread so the event loop never waits on the disk.
+first. SQLite calls run in a worker thread so the event loop never waits on the disk. Replicas
+that should share one cache use the same interface over Redis (redis_cache.py).
 """
 
 from __future__ import annotations
@@ -31,13 +32,20 @@ class CachedOutput:
     generated_token_count: int
     finish_reason: str
 
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, stored: str | bytes) -> CachedOutput:
+        return cls(**json.loads(stored))
+
 
 class ResultCache(Protocol):
     async def get(self, key: str) -> CachedOutput | None: ...
 
     async def put(self, key: str, output: CachedOutput) -> None: ...
 
-    def close(self) -> None: ...
+    async def aclose(self) -> None: ...
 
 
 def cache_key(model: str, prompt_ids: list[int], grammar: str, sampling: dict[str, Any]) -> str:
@@ -74,6 +82,9 @@ class SqliteResultCache:
         with self._lock:
             self._db.close()
 
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.close)
+
     @property
     def stored_bytes(self) -> int:
         return int(self._stored)
@@ -84,11 +95,10 @@ class SqliteResultCache:
             if row is None:
                 return None
             self._db.execute("UPDATE results SET used = ? WHERE key = ?", (time.time(), key))
-        fields = json.loads(row[0])
-        return CachedOutput(**fields)
+        return CachedOutput.from_json(row[0])
 
     def _put(self, key: str, output: CachedOutput) -> None:
-        value = json.dumps(output.__dict__, ensure_ascii=False)
+        value = output.to_json()
         size = len(value.encode()) + len(key)
         if size > self._max_bytes:
             return
