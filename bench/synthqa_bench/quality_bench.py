@@ -73,16 +73,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chars", type=int, default=1500)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument("--cache-url", default=None,
+                        help="the server's result cache in this Redis instead of a SQLite file")
     args = parser.parse_args(argv)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
     cache_dir = Path(tempfile.mkdtemp(prefix="synthqa-bench-cache-"))
+    cache_flags = (["--cache-url", args.cache_url] if args.cache_url
+                   else ["--cache-path", str(cache_dir / "results.sqlite")])
     port = free_port()
     target = f"127.0.0.1:{port}"
     server = BenchServer(
         "synthqa-quality",
         [sys.executable, "-m", "synthqa.server", "--model", args.model, "--port", str(port),
          "--max-model-len", "2048", "--enforce-eager", "--no-enable-prefix-caching",
-         "--cache-path", str(cache_dir / "results.sqlite")],
-        lambda: _grpc_serving(target), args.out / "quality-server.log")
+         *cache_flags],
+        lambda: _grpc_serving(target), args.out / "logs" / stamp / "quality-server.log")
     docs = documents(args.documents, args.chars)
     base = dict(record_shape="qa", num_pairs=2, max_generation_tokens=256,
                 max_chunk_tokens=256, chunk_overlap_tokens=0)
@@ -117,12 +122,12 @@ def main(argv: list[str] | None = None) -> int:
                "records": median([r["records"] for r in rs]), "runs": rs}
         for name, rs in runs.items()}
     figures["cache"] = {
+        "backend": "redis" if args.cache_url else "sqlite",
         "miss_seconds": median([c["miss"]["seconds"] for c in cache_runs]),
         "hit_seconds": median([c["hit"]["seconds"] for c in cache_runs]),
         "hit_cached_chunks": median([c["hit"]["cached_chunks"] for c in cache_runs]),
         "runs": cache_runs}
     figures["dedup_ms_per_1000_records"] = dedup_ms
-    stamp = time.strftime("%Y%m%d-%H%M%S")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{stamp}-quality.json"
     path.write_text(json.dumps({"documents": args.documents, "chars": args.chars,
@@ -138,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{f['records']:.0f} | {f['seconds']:.2f} |")
     c = figures["cache"]
     print(f"\nseeded call: {c['miss_seconds']:.2f} s from the engine, {c['hit_seconds']:.3f} s "
-          f"from the cache ({c['hit_cached_chunks']:.0f} chunks cached); "
+          f"from the {c['backend']} cache ({c['hit_cached_chunks']:.0f} chunks cached); "
           f"dedup: {dedup_ms:.0f} ms per 1,000 records\nwritten to {path}")
     return 0
 

@@ -72,3 +72,15 @@ def test_cache_url_replaces_the_file_and_is_checked() -> None:
                   ["--cache-url", "redis://cache", "--cache-path", "/tmp/r.sqlite"]):
         with pytest.raises(SystemExit):
             parse(["--model", "m", *wrong])
+
+
+def test_cache_url_from_the_environment_unless_a_flag_says_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SYNTHQA_CACHE_URL", "redis://:pw@cache:6379/0")
+    _, settings = parse(["--model", "m"])
+    assert settings.cache_url == "redis://:pw@cache:6379/0" and settings.cache_path is None
+    _, off = parse(["--model", "m", "--no-cache"])
+    assert off.cache_url is None and off.cache_path is None
+    _, file = parse(["--model", "m", "--cache-path", "/tmp/r.sqlite"])
+    assert file.cache_url is None and str(file.cache_path) == "/tmp/r.sqlite"

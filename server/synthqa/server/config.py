@@ -93,6 +93,9 @@ class ServerSettings:
     adapters: tuple[Adapter, ...] = ()
 
 
+CACHE_URL_VARIABLE = "SYNTHQA_CACHE_URL"
+
+
 def default_cache_path() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "synthqa" / "results.sqlite"
@@ -168,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     cache.add_argument("--cache-url", default=None, metavar="redis://HOST:PORT/DB",
                        help="a Redis that several replicas share instead of the SQLite file "
                        "(redis://, rediss:// or unix://); bound it with Redis's maxmemory and "
-                       "maxmemory-policy allkeys-lru")
+                       "maxmemory-policy allkeys-lru; default $SYNTHQA_CACHE_URL, if set")
     cache.add_argument("--no-cache", action="store_true",
                        help="no result cache: every chunk goes to the engine")
     cache.add_argument("--cache-max-mb", type=int, default=1024,
@@ -225,6 +228,9 @@ def parse(argv: list[str] | None = None) -> tuple[AsyncEngineArgs, ServerSetting
         args.max_loras = max(args.max_loras or 1, len(adapters))
     if args.cache_max_mb < 1:
         parser.error("--cache-max-mb must be at least 1")
+    if args.cache_url is None and not args.no_cache and args.cache_path is None:
+        # From the environment, a password in the URL stays out of the process list.
+        args.cache_url = os.environ.get(CACHE_URL_VARIABLE) or None
     if args.cache_url is not None:
         if args.no_cache or args.cache_path is not None:
             parser.error("--cache-url is a cache of its own: not with --cache-path or --no-cache")
