@@ -86,10 +86,12 @@ def synthqa_server(model: str, engine_args: list[str], log_dir: Path,
     if traces_endpoint is not None:
         name = "synthqa-traced"
         env = {"OTEL_EXPORTER_OTLP_ENDPOINT": traces_endpoint, "OTEL_TRACES_SAMPLER": "always_on"}
-    if checkout is None:
-        # Every arm generates: the repeats of a seeded workload must not come from the cache.
+    # Every arm generates: the repeats of a seeded workload must not come from the cache (a
+    # baseline checkout from before the cache has no such flag, and no cache).
+    if checkout is None or "--no-cache" in (
+            checkout / "server" / "synthqa" / "server" / "config.py").read_text():
         command.append("--no-cache")
-    else:
+    if checkout is not None:
         name = "synthqa-baseline"
         env = {"PYTHONPATH": os.pathsep.join(
             str(checkout.resolve() / part) for part in ("server", "client/src"))}
