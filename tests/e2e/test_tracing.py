@@ -206,9 +206,11 @@ async def test_a_cancelled_call_ends_every_span_saying_so(
             yield pb.GenerateRequest(options=pb.GenerationOptions(
                 num_pairs=2, max_generation_tokens=256, max_chunk_tokens=64,
                 chunk_overlap_tokens=0))
-            # About 170 chunks, 8 at a time: seconds of work, cut after its first pair.
+            # About 600 chunks, 8 at a time: far more work than the cut leaves time for, even
+            # when the client reads its first pair late (gRPC buffers what the server sends,
+            # so a slow reader does not hold the server back; once 170 chunks all finished).
             yield pb.GenerateRequest(document=pb.DocumentPart(document_id="cut",
-                                                              text=SAMPLE * 10))
+                                                              text=SAMPLE * 36))
             # The input stays open, so the call cannot have finished when the cancel lands.
             await never.wait()
 
