@@ -81,7 +81,7 @@ def doomed(tiny_model_path: str, survivor: ServerProcess) -> Iterator[ServerProc
 
 def write_inputs(folder: Path, characters: int) -> list[Path]:
     paths = []
-    text = SAMPLE * 2
+    text = SAMPLE * 3
     for n in range(DOCUMENTS):
         path = folder / f"doc{n:02}.txt"
         start = (n * 397) % len(SAMPLE)
@@ -98,7 +98,8 @@ def inputs(tmp_path: Path) -> list[Path]:
 @pytest.fixture
 def long_inputs(tmp_path: Path) -> list[Path]:
     """Several chunks each: the run lasts long enough to be killed in the middle."""
-    return write_inputs(tmp_path, 3300)
+    # 6,600 characters: at 3,300 a run once ended before the test saw the doomed replica busy.
+    return write_inputs(tmp_path, 6600)
 
 
 def cli(target: str, inputs: list[Path], out: Path, *more: str) -> list[str]:
