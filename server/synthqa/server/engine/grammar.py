@@ -19,14 +19,27 @@ def json_schema_grammar(schema: dict[str, Any]) -> str:
     return _grammar_from_schema_text(json.dumps(schema))
 
 
+def built_here(grammar: object) -> bool:
+    """Whether `grammar` is a text `json_schema_grammar` made (and still remembers): xgrammar
+    printed it, so xgrammar parses it, and vLLM's check of it per request can be skipped."""
+    return isinstance(grammar, str) and grammar in _BUILT
+
+
 @functools.lru_cache(maxsize=256)
 def _grammar_from_schema_text(schema_text: str) -> str:
     import xgrammar
 
     # As vLLM compiles a JSON schema when free whitespace is disabled, which synthqa forces.
-    grammar = xgrammar.Grammar.from_json_schema(schema_text, any_whitespace=False,
-                                                separators=(",", ":"))
-    return str(grammar)
+    grammar = str(xgrammar.Grammar.from_json_schema(schema_text, any_whitespace=False,
+                                                    separators=(",", ":")))
+    if len(_BUILT) < _BUILT_LIMIT:
+        _BUILT.add(grammar)
+    return grammar
+
+
+# Grammars made above, bounded like the cache in front of it.
+_BUILT_LIMIT = 4096
+_BUILT: set[str] = set()
 
 
 class GrammarCheck:
