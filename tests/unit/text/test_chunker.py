@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synthqa.server.text.chunker import chunk_document, tokenize_document, window_bounds
+from synthqa.server.text.chunker import (
+    PIECE_CHARS,
+    _cuts_cleanly,
+    chunk_document,
+    piece_bounds,
+    tokenize_document,
+    window_bounds,
+)
 
 from ...paths import REPO
 
@@ -107,3 +114,53 @@ def test_special_token_text_in_a_document_stays_plain_text(tokenizer) -> None:
     assert len(control_ids) >= 5
     assert not set(document.token_ids) & control_ids
     check_chunks(tokenizer, text, 8, 2)
+
+
+def whole_encoding(tokenizer, text: str):
+    return tokenizer.backend_tokenizer.encode_batch([text], add_special_tokens=False)[0]
+
+
+@pytest.mark.parametrize("filler", [" ", "\n", "  ", "灯台"])
+def test_a_long_document_cut_into_pieces_has_the_tokens_of_the_whole(tokenizer,
+                                                                     filler: str) -> None:
+    # Over three pieces long, with lone spaces, runs of whitespace and unspaced script between.
+    text = (SAMPLE + filler) * (3 * PIECE_CHARS // len(SAMPLE) + 1)
+    assert len(piece_bounds(text, PIECE_CHARS)) >= 3
+    document = tokenize_document(tokenizer, text)
+    whole = whole_encoding(tokenizer, text)
+    assert list(document.token_ids) == whole.ids
+    assert document.offsets[:] == whole.offsets
+    assert document.offsets[-1] == whole.offsets[-1]
+    check_chunks(tokenizer, text, 500, 37)
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=st.text(alphabet=st.sampled_from(["a", "b", " ", "\n", ".", "é", "灯"]),
+                    min_size=0, max_size=400),
+       size=st.integers(min_value=2, max_value=40))
+def test_pieces_cover_the_text_and_are_cut_before_lone_spaces(text: str, size: int) -> None:
+    bounds = piece_bounds(text, size)
+    assert bounds[0][0] == 0 and bounds[-1][1] == len(text)
+    for (_, end), (start, _) in zip(bounds, bounds[1:], strict=False):
+        assert end == start
+        assert text[start] == " " and not text[start - 1].isspace()
+        assert not text[start + 1].isspace()
+
+
+def test_text_without_lone_spaces_stays_one_piece() -> None:
+    assert piece_bounds("灯台" * 1000, 100) == [(0, 2000)]
+
+
+def test_a_tokenizer_that_marks_each_texts_start_is_never_cut() -> None:
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+    # As Llama 2's tokenizer: a "▁" before the text and in place of every space.
+    marking = Tokenizer(models.WordLevel({"[UNK]": 0, "▁": 1}, unk_token="[UNK]"))
+    marking.normalizer = normalizers.Sequence(
+        [normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    marking.pre_tokenizer = pre_tokenizers.Split("▁", behavior="isolated")
+    assert not _cuts_cleanly(marking)
+
+
+def test_the_tiny_models_tokenizer_is_cut(tokenizer) -> None:
+    assert _cuts_cleanly(tokenizer.backend_tokenizer)
