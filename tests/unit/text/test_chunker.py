@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from synthqa.server.text.chunker import (
     PIECE_CHARS,
+    ShiftedOffsets,
     _cuts_cleanly,
     chunk_document,
     piece_bounds,
@@ -164,3 +165,15 @@ def test_a_tokenizer_that_marks_each_texts_start_is_never_cut() -> None:
 
 def test_the_tiny_models_tokenizer_is_cut(tokenizer) -> None:
     assert _cuts_cleanly(tokenizer.backend_tokenizer)
+
+
+def test_shifted_offsets_read_across_pieces_even_an_empty_one() -> None:
+    offsets = ShiftedOffsets([(0, [(0, 1), (1, 4)]), (4, []), (4, [(1, 2), (0, 3)])])
+    plain = [(0, 1), (1, 4), (5, 6), (4, 7)]
+    assert len(offsets) == 4 and offsets[:] == plain and offsets[-1] == (4, 7)
+    assert offsets[1:3] == plain[1:3]
+    for start in range(4):
+        for end in range(start + 1, 5):
+            assert offsets.furthest_end(start, end) == max(e for _, e in plain[start:end])
+    with pytest.raises(IndexError):
+        offsets[4]

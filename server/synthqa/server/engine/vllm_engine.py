@@ -168,11 +168,12 @@ def sampling_params(request: SamplingRequest, *, stream: bool) -> SamplingParams
 
 
 _VLLM_KILL_LOGGERS = ("vllm.v1.utils", "vllm.utils.system_utils")
+
+
 def _skip_rechecking_own_grammars() -> None:
-    """vLLM parses every request's grammar again to validate it (`Grammar.from_ebnf` on the
-    API thread: 8% of the server front end's CPU samples at 16 documents in flight, on a
-    machine where the front end shares its cores with the engine). A grammar synthqa made
-    from a schema with xgrammar needs no such check; any other still gets vLLM's."""
+    """vLLM parses every request's grammar again to validate it (`Grammar.from_ebnf`, 0.195
+    ms of the API thread per request for the pair grammar here). A grammar synthqa made from
+    a schema with xgrammar needs no such check; any other still gets vLLM's."""
     from vllm.v1.structured_output import backend_xgrammar
 
     validate = getattr(backend_xgrammar, "validate_xgrammar_grammar", None)

@@ -162,9 +162,10 @@ class ShiftedOffsets(Sequence[tuple[int, int]]):
         while start < end:
             first = self._firsts[piece]
             stop = min(end, first + len(self._pieces[piece]))
-            ends = (offset_end for _, offset_end in self._pieces[piece][start - first:stop - first])
-            furthest = max(furthest, max(ends) + self._shifts[piece])
-            start = stop
+            if stop > start:  # a piece may have no tokens at all
+                window = self._pieces[piece][start - first:stop - first]
+                furthest = max(furthest, max(e for _, e in window) + self._shifts[piece])
+                start = stop
             piece += 1
         return furthest
 
