@@ -14,6 +14,10 @@ from synthqa.v1 import synthqa_pb2 as pb
 from ..paths import REPO
 
 SAMPLE = (REPO / "samples" / "lighthouses.txt").read_text(encoding="utf-8")
+# The tiny model writes random text: a chunk may run out of tokens or write only bytes that
+# are dropped as undecodable. Such a chunk fails cleanly, and tests that cannot pin the text
+# allow it; every record that is sent must still be valid.
+TOLERATED_CHUNK_FAILURES = ("max_generation_tokens", "could not be parsed")
 
 
 @dataclass

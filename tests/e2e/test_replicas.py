@@ -9,13 +9,14 @@ import asyncio
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ from synthqa.client import AsyncSynthQAClient, Document, SynthQAClient
 from synthqa.v1 import synthqa_pb2 as pb
 
 from ..paths import REPO
-from .helpers import SAMPLE
+from .helpers import SAMPLE, TOLERATED_CHUNK_FAILURES
 from .serverproc import ServerProcess, alive, assert_all_gone, free_port, serving
 
 NUM_PAIRS = 2
@@ -108,12 +109,16 @@ def cli(target: str, inputs: list[Path], out: Path, *more: str) -> list[str]:
             str(NUM_PAIRS), "--max-chunk-tokens", str(CHUNK_TOKENS), *more]
 
 
-def assert_every_pair_once(out: Path, inputs: list[Path], server: ServerProcess) -> None:
-    assert_every_pair_once_in(out.read_text(encoding="utf-8").splitlines(), inputs, server)
+def assert_every_pair_once(out: Path, inputs: list[Path], server: ServerProcess,
+                           failed: Callable[[str, int], bool] = lambda d, c: False) -> None:
+    assert_every_pair_once_in(out.read_text(encoding="utf-8").splitlines(), inputs, server,
+                              failed)
 
 
-def assert_every_pair_once_in(lines: list[str], inputs: list[Path],
-                              server: ServerProcess) -> None:
+def assert_every_pair_once_in(lines: list[str], inputs: list[Path], server: ServerProcess,
+                              failed: Callable[[str, int], bool] = lambda d, c: False) -> None:
+    """Every pair of every chunk written exactly once; a chunk `failed` says failed (the tiny
+    model's output could not be used) may lack some of its pairs, never add any."""
     records = [json.loads(line) for line in lines]
     written = [(r["document_id"], r["chunk_index"], r["pair_index"]) for r in records]
     assert len(written) == len(set(written)), "a pair was written twice"
@@ -124,7 +129,8 @@ def assert_every_pair_once_in(lines: list[str], inputs: list[Path],
                                   max_chunk_tokens=CHUNK_TOKENS).chunks
             expected |= {(f"{position}:{path}", chunk.index, pair)
                          for chunk in chunks for pair in range(NUM_PAIRS)}
-    assert set(written) == expected
+    assert set(written) <= expected
+    assert {(d, c, p) for d, c, p in expected - set(written) if not failed(d, c)} == set()
 
 
 def wait_for(condition: object, within: float, what: str,
@@ -251,9 +257,19 @@ def test_a_cli_killed_mid_run_finishes_with_resume_writing_no_pair_twice(
     assert not out.exists()
     done_before = len(journal.read_text().splitlines()) - 1
     assert 0 < done_before < DOCUMENTS
+    # Documents done before the kill, with how many of their chunks failed.
+    done = [json.loads(line) for line in journal.read_text().splitlines()[1:]]
     resumed = subprocess.run(cli(survivor.target, inputs, out, "--resume"), capture_output=True,
                              text=True, timeout=600, cwd=REPO)
-    assert resumed.returncode == 0, resumed.stderr
+    # The tiny model writes random text: now and then a chunk's output cannot be used (out of
+    # tokens, or only undecodable bytes). The CLI then names it and exits 3; that is allowed.
+    failures = re.findall(r"^  failed: (.+) chunk (\d+): (.*)$", resumed.stderr, re.MULTILINE)
+    failed_before = {d["done"] for d in done if d["failed_chunks"]}
+    assert all(any(words in message for words in TOLERATED_CHUNK_FAILURES)
+               for _, _, message in failures), resumed.stderr
+    assert resumed.returncode == (3 if failures or failed_before else 0), resumed.stderr
     assert f"resuming: {done_before} of {DOCUMENTS} document(s) done" in resumed.stderr
     assert not partial.exists() and not journal.exists()
-    assert_every_pair_once(out, inputs, survivor)
+    failed_chunks = {(document, int(chunk)) for document, chunk, _ in failures}
+    assert_every_pair_once(out, inputs, survivor, lambda d, c: (d, c) in failed_chunks
+                           or d in failed_before)

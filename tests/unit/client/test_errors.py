@@ -30,3 +30,24 @@ def test_details_naming_another_code_than_the_call_are_left_out() -> None:
 
     error = SynthQAError.from_rpc_error(Raced())
     assert error.code == grpc.StatusCode.DEADLINE_EXCEEDED and not error.field_violations
+
+
+def test_grpcs_own_internal_error_on_a_broken_write_is_a_lost_server() -> None:
+    """grpc.aio reports a request write into a call that already ended (the replica was killed
+    while the client still sent documents) as INTERNAL "Internal error from Core": the client
+    treats it as UNAVAILABLE, so its retries take over. The server's own INTERNAL stays."""
+    class Broken(grpc.RpcError):  # type: ignore[misc]
+        def __init__(self, details: str) -> None:
+            self._details = details
+
+        def code(self) -> grpc.StatusCode:
+            return grpc.StatusCode.INTERNAL
+
+        def details(self) -> str:
+            return self._details
+
+    lost = SynthQAError.from_rpc_error(Broken("Internal error from Core"))
+    assert lost.code == grpc.StatusCode.UNAVAILABLE
+    assert "Internal error from Core" in lost.message
+    own = SynthQAError.from_rpc_error(Broken("the model's output could not be parsed"))
+    assert own.code == grpc.StatusCode.INTERNAL

@@ -9,6 +9,11 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+# grpc.aio's words when a request message cannot be written because the call has already
+# ended, for instance because the server went away (grpc/grpc#36066): the call's real status
+# is lost and INTERNAL reported instead. The synthqa server never sends this text.
+GRPC_LOCAL_WRITE_FAILURE = "Internal error from Core"
+
 
 @dataclass(frozen=True)
 class FieldViolation:
@@ -41,6 +46,12 @@ class SynthQAError(Exception):
     def from_rpc_error(cls, error: grpc.RpcError) -> SynthQAError:
         code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
         message = error.details() if hasattr(error, "details") else str(error)
+        if code == grpc.StatusCode.INTERNAL and message == GRPC_LOCAL_WRITE_FAILURE:
+            # Not the server's INTERNAL: the connection broke while the client was still
+            # sending. Reported (and retried) as the lost server it most likely was.
+            return cls(grpc.StatusCode.UNAVAILABLE,
+                       "the call broke while the client was still sending documents, most "
+                       f"likely because the server went away (gRPC said: {message})")
         fields: list[FieldViolation] = []
         quotas: list[FieldViolation] = []
         retry_after: float | None = None
