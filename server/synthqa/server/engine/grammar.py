@@ -37,7 +37,7 @@ def _grammar_from_schema_text(schema_text: str) -> str:
     return grammar
 
 
-# Grammars made above, bounded like the cache in front of it.
+# Grammars made above. Bounded: one made after the limit is only checked by vLLM again.
 _BUILT_LIMIT = 4096
 _BUILT: set[str] = set()
 

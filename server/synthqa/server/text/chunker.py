@@ -118,10 +118,15 @@ def piece_bounds(text: str, size: int) -> list[tuple[int, int]]:
 def _lone_space_before(text: str, high: int, low: int) -> int | None:
     at = text.rfind(" ", low, high)
     while at > low:
-        if not text[at - 1].isspace() and not text[at + 1].isspace():
+        if _is_lone_space(text, at):
             return at
         at = text.rfind(" ", low, at)
     return None
+
+
+def _is_lone_space(text: str, at: int) -> bool:
+    return (0 < at < len(text) - 1 and text[at] == " " and not text[at - 1].isspace()
+            and not text[at + 1].isspace())
 
 
 class ShiftedOffsets(Sequence[tuple[int, int]]):
@@ -221,19 +226,13 @@ def _cuts_cleanly(rust: Any) -> bool:
     offsets of encoding it whole. A tokenizer that marks the start of every text (a prefix
     space or a Metaspace prepended to each piece) does not, and is never cut."""
     whole = rust.encode(_CUT_PROBE, add_special_tokens=False)
-    bounds = []
-    start = 0
-    for at in range(1, len(_CUT_PROBE) - 1):
-        if (_CUT_PROBE[at] == " " and not _CUT_PROBE[at - 1].isspace()
-                and not _CUT_PROBE[at + 1].isspace()):
-            bounds.append((start, at))
-            start = at
-    bounds.append((start, len(_CUT_PROBE)))
+    cuts = [at for at in range(len(_CUT_PROBE)) if _is_lone_space(_CUT_PROBE, at)]
+    bounds = list(zip([0, *cuts], [*cuts, len(_CUT_PROBE)], strict=True))
     pieces = rust.encode_batch([_CUT_PROBE[a:b] for a, b in bounds], add_special_tokens=False)
     ids = [token for piece in pieces for token in piece.ids]
-    offsets = [(a + shift, b + shift)
-               for (shift, _), piece in zip(bounds, pieces, strict=True) for a, b in piece.offsets]
-    return bool(ids == whole.ids and offsets == whole.offsets)
+    offsets = ShiftedOffsets([(a, piece.offsets) for (a, _), piece in zip(bounds, pieces,
+                                                                         strict=True)])
+    return bool(ids == whole.ids and offsets[:] == whole.offsets)
 
 
 def window_bounds(token_count: int, budget: int, overlap: int) -> list[tuple[int, int]]:
