@@ -81,10 +81,14 @@ def markdown(result: dict[str, Any]) -> str:
     workload = result["workload"]
     mix = "".join(f"; {group['documents']} documents with {group['options']}"
                   for group in workload.get("option_mix", []))
+    split = result.get("split_cpus")
+    placement = (f"; every engine on CPUs {split['engine']}, front ends and clients on "
+                 f"{split['front']}" if split else "")
     lines = [
         f"Workload `{workload['name']}`: {workload['documents']} documents, "
         f"{workload['chunks']} chunks, options {workload['options']}{mix}; engine flags "
-        f"`{' '.join(result['engine_args'])}`; {result['repeats']} repeats, median (min–max).",
+        f"`{' '.join(result['engine_args'])}`{placement}; {result['repeats']} repeats, "
+        "median (min–max).",
         "",
         "| arm | docs in flight | output tok/s | × inprocess | pairs/s | docs/s | chunk p50 / p90 "
         "/ p99 s | first pair p50 / p99 s | first pair, share of chunk time | server CPU s "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime
 import functools
 import json
@@ -25,6 +26,7 @@ from .chunk_plan import plan_chunks
 from .inprocess_worker import InprocessWorker
 from .measure import ProcessTreeSampler, RunRecorder
 from .otlp_sink import SpanSink
+from .placement import CpuSplit
 from .report import summarize, write_markdown, write_plots
 from .servers import BenchServer, openai_server, synthqa_server
 from .workload import SHAPES, Workload, build_workload
@@ -64,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="chunks per batch in the batch-wait arm")
     parser.add_argument("--num-pairs", type=int, default=None)
     parser.add_argument("--max-generation-tokens", type=int, default=None)
+    parser.add_argument("--split-cpus", default=None, metavar="ENGINE:FRONT",
+                        help="every arm's engine processes on the CPUs before the colon, its "
+                        "front end and the benchmark's clients on those after it (like 0:1): "
+                        "what the service costs when it has a core the engine does not use")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--no-progress", action="store_true")
@@ -93,11 +99,15 @@ def main(argv: list[str] | None = None) -> int:
                  if v is not None}
     workload = build_workload(args.workload, overrides)
     flags = engine_flags(args)
+    try:
+        split = CpuSplit.parse(args.split_cpus) if args.split_cpus else None
+    except ValueError as error:
+        raise SystemExit(f"--split-cpus: {error}") from None
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     args.out.mkdir(parents=True, exist_ok=True)
     log_dir = args.out / "logs" / stamp
     bench = Bench(args.model, flags, workload, levels, args.batch_size, log_dir,
-                  progress=not args.no_progress, baseline=args.baseline)
+                  progress=not args.no_progress, baseline=args.baseline, split=split)
     runs = bench.run(arms, args.repeats)
     result = {
         "started_at": stamp,
@@ -113,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         "repeats": args.repeats,
         "arms": arms,
         "baseline": str(args.baseline) if args.baseline else None,
+        "split_cpus": split.describe() if split else None,
         "runs": runs,
     }
     result["summary"] = summarize(runs)
@@ -129,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
 class Bench:
     def __init__(self, model: str, flags: list[str], workload: Workload, levels: list[int],
                  batch_size: int, log_dir: Path, progress: bool,
-                 baseline: Path | None = None) -> None:
+                 baseline: Path | None = None, split: CpuSplit | None = None) -> None:
         self.model = model
         self.flags = flags
         self.workload = workload
@@ -138,6 +149,7 @@ class Bench:
         self.log_dir = log_dir
         self.progress = progress
         self.baseline = baseline
+        self.split = split
         self.chunk_count = 0
         self._chunk_plan = None
 
@@ -189,14 +201,16 @@ class Bench:
                                  self.log_dir / "inprocess.log")
         worker.start()
         try:
-            for concurrency in self.levels:
-                bar.set_description(f"inprocess c={concurrency}")
-                with ProcessTreeSampler(worker.pid) as server:
-                    figures = worker.run(concurrency)
-                figures.update(server_cpu_seconds=server.cpu_seconds,
-                               server_main_cpu_seconds=server.main_cpu_seconds,
-                               server_peak_rss_bytes=server.peak_rss, client_cpu_seconds=None)
-                yield "inprocess", concurrency, figures
+            with self._placed(worker.pid):
+                for concurrency in self.levels:
+                    bar.set_description(f"inprocess c={concurrency}")
+                    with ProcessTreeSampler(worker.pid) as server:
+                        figures = worker.run(concurrency)
+                    figures.update(server_cpu_seconds=server.cpu_seconds,
+                                   server_main_cpu_seconds=server.main_cpu_seconds,
+                                   server_peak_rss_bytes=server.peak_rss,
+                                   client_cpu_seconds=None)
+                    yield "inprocess", concurrency, figures
         finally:
             worker.stop()
 
@@ -206,20 +220,24 @@ class Bench:
         server.start()
         loop = asyncio.new_event_loop()
         try:
-            clients, client_objects = loop.run_until_complete(
-                self._clients(server.name, address))
-            for concurrency in self.levels:
-                for arm in members:
-                    if arm == "batch-wait" and concurrency != self.levels[0]:
-                        continue  # batch-wait has its batch size, not a concurrency
-                    bar.set_description(f"{arm} c={concurrency}")
-                    work = clients[arm](concurrency)
-                    figures = self._measured(loop, server.pid, work)
-                    yield arm, None if arm == "batch-wait" else concurrency, figures
-            loop.run_until_complete(_close_all(client_objects))
+            with self._placed(server.pid):
+                clients, client_objects = loop.run_until_complete(
+                    self._clients(server.name, address))
+                for concurrency in self.levels:
+                    for arm in members:
+                        if arm == "batch-wait" and concurrency != self.levels[0]:
+                            continue  # batch-wait has its batch size, not a concurrency
+                        bar.set_description(f"{arm} c={concurrency}")
+                        work = clients[arm](concurrency)
+                        figures = self._measured(loop, server.pid, work)
+                        yield arm, None if arm == "batch-wait" else concurrency, figures
+                loop.run_until_complete(_close_all(client_objects))
         finally:
             loop.close()
             server.stop()
+
+    def _placed(self, front_end_pid: int) -> contextlib.AbstractContextManager[None]:
+        return self.split.placed(front_end_pid) if self.split else contextlib.nullcontext()
 
     async def _clients(self, name: str, address: str) -> tuple[dict[str, Any], list[Any]]:
         """Each arm's run (concurrency → recorder), and the client that serves them."""
