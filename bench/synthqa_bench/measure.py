@@ -87,6 +87,8 @@ class RunRecorder:
             "time_to_first_pair_p99": percentile(ttfp, 0.99),
             "time_to_first_pair_samples": sorted(ttfp),
             "chunk_first_pair_share_p50": percentile(self.first_pair_shares, 0.50),
+            # All of them: a run whose pairs came with their chunk's end shows as a mass at 1.0.
+            "chunk_first_pair_share_samples": sorted(self.first_pair_shares),
         }
 
 
