@@ -71,7 +71,7 @@ def test_placing_a_tree_pins_every_thread_and_releases_this_process_after() -> N
 
 
 def _affinities(pid: int) -> set[int]:
-    """The union of the CPUs of every thread of a process (one set when they agree)."""
+    """The CPUs a process's threads are on; they must all be on the same ones."""
     found: set[frozenset[int]] = {frozenset(os.sched_getaffinity(int(task)))
                                   for task in os.listdir(f"/proc/{pid}/task")}
     assert len(found) == 1, f"threads of {pid} are on different CPUs: {found}"
