@@ -8,7 +8,7 @@ import grpc
 from google.rpc import status_pb2
 
 from synthqa.client.documents import Document
-from synthqa.client.retry import ChunkRetries
+from synthqa.client.retry import MAX_UNANSWERED_CALLS, ChunkRetries
 from synthqa.v1 import synthqa_pb2 as pb
 
 UNAVAILABLE = grpc.StatusCode.UNAVAILABLE.value[0]
@@ -128,3 +128,35 @@ def test_a_document_lost_with_only_its_summary_missing_gets_one() -> None:
     [summary] = retries.call_lost(["d", "done-before"])
     assert summary.document_completed.completed_chunk_count == 1
     assert not retries.pending and retries.unfinished == []
+
+
+def test_calls_lost_unanswered_spend_no_round_and_wait_longer_each_time() -> None:
+    retries = ChunkRetries(max_retries=1)
+    retries.sent(Document("d", "text"))
+    seen(retries, [started(0), pair(0, 0)])
+    assert retries.may_retry_lost_call(answered=True) and retries.pause_seconds == 0
+    retries.call_lost(["d"])
+    retries.next_round(answered=True)
+    pauses = []
+    for _ in range(MAX_UNANSWERED_CALLS):
+        assert retries.may_retry_lost_call(answered=False)
+        retries.call_lost(["d"])
+        assert retries.next_round(answered=False) == [Document("d", "text", (0, 1, 2))]
+        pauses.append(retries.pause_seconds)
+    assert pauses == sorted(set(pauses)) and pauses[0] > 0
+    # Bounded: a server that keeps breaking calls before answering ends the stream.
+    assert not retries.may_retry_lost_call(answered=False)
+    # The one counted round was spent by the answered call.
+    assert not retries.may_retry_lost_call(answered=True)
+
+
+def test_an_answered_round_resets_the_pause() -> None:
+    retries = ChunkRetries(max_retries=3)
+    retries.sent(Document("d", "text"))
+    retries.call_lost(["d"])
+    retries.next_round(answered=False)
+    assert retries.pause_seconds > 0
+    seen(retries, [started(0)])
+    retries.call_lost(["d"])
+    retries.next_round(answered=True)
+    assert retries.pause_seconds == 0

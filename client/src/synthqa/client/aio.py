@@ -139,6 +139,7 @@ class AsyncSynthQAClient:
         retries = ChunkRetries(self.retries)
         source = _DocumentSource(documents)
         first: deque[Document] = deque()
+        # A server that never answered is down or misnamed: that is reported at once.
         answered = False
 
         async def round_documents() -> AsyncIterator[Document]:
@@ -148,25 +149,30 @@ class AsyncSynthQAClient:
                 yield retries.sent(document)
 
         while True:
+            round_answered = False
             try:
                 # aclosing: a caller that stops early cancels the call now, not at garbage
                 # collection.
                 async with contextlib.aclosing(
                         self._generate_once(round_documents(), part_chars, options)) as events:
                     async for event in events:
-                        answered = True
+                        answered = round_answered = True
                         if (passed := retries.filter(event)) is not None:
                             yield passed
             except SynthQAError as error:
                 if not (error.code == grpc.StatusCode.UNAVAILABLE and answered
-                        and retries.can_retry):
+                        and retries.may_retry_lost_call(round_answered)):
                     raise
                 for summary in retries.call_lost(retries.unfinished):
                     yield summary
+                # A call that broke early may not have taken every document waiting here; each
+                # is tracked, so call_lost has put it in the next round already.
+                first.clear()
             if not first and not retries.pending and source.exhausted:
                 return
+            first.extend(retries.next_round(round_answered))
+            await asyncio.sleep(retries.pause_seconds)
             await self.wait_ready(within=self.retry_wait)
-            first.extend(retries.next_round())
 
     async def _next_round(self, retries: ChunkRetries) -> list[Document]:
         if not retries.pending:

@@ -18,6 +18,13 @@ from .documents import Document
 DEFAULT_RETRIES = 2
 # How long a retry waits for the server to be SERVING again (a new engine loading).
 DEFAULT_RETRY_WAIT_SECONDS = 600.0
+# A call that broke before the server answered anything attempted no chunk (a chunk is
+# announced before it reaches the engine), so it spends no retry round. It happens when a
+# replica has just died but its connection still looks ready to the channel, and the round
+# after the failover is sent to it: such calls are tried again after doubling pauses, so
+# the channel sees the connection gone, up to this many in a row.
+MAX_UNANSWERED_CALLS = 6
+FIRST_UNANSWERED_PAUSE_SECONDS = 0.25
 
 _UNAVAILABLE = grpc.StatusCode.UNAVAILABLE.value[0]
 
@@ -59,6 +66,7 @@ class ChunkRetries:
             raise ValueError("max_retries must not be negative")
         self._max_retries = max_retries
         self._round = 0
+        self._unanswered_in_a_row = 0
         self._tallies: dict[str, _Tally] = {}
 
     def track(self, documents: Iterator[Document]) -> Iterator[Document]:
@@ -80,14 +88,35 @@ class ChunkRetries:
     def can_retry(self) -> bool:
         return self._round < self._max_retries
 
+    def may_retry_lost_call(self, answered: bool) -> bool:
+        """Whether a call that broke with UNAVAILABLE gets another round; `answered`: the
+        server sent it at least one event. One that got none attempted nothing: the next call
+        makes the same attempt again."""
+        if answered:
+            return self.can_retry
+        return self._max_retries > 0 and self._unanswered_in_a_row < MAX_UNANSWERED_CALLS
+
+    @property
+    def pause_seconds(self) -> float:
+        """How long to wait before the next round: after calls that broke unanswered, long
+        enough for the channel to notice a dead connection; otherwise none."""
+        if not self._unanswered_in_a_row:
+            return 0.0
+        return FIRST_UNANSWERED_PAUSE_SECONDS * 2.0 ** (self._unanswered_in_a_row - 1)
+
     @property
     def unfinished(self) -> list[str]:
         """Documents sent whose document_completed the caller has not had."""
         return list(self._tallies)
 
-    def next_round(self) -> list[Document]:
-        """The documents to send again, each with only the chunks to retry."""
-        self._round += 1
+    def next_round(self, answered: bool = True) -> list[Document]:
+        """The documents to send again, each with only the chunks to retry. `answered`: the
+        round that ended got at least one event; one that got none is not counted."""
+        if answered:
+            self._round += 1
+            self._unanswered_in_a_row = 0
+        else:
+            self._unanswered_in_a_row += 1
         documents = []
         for tally in list(self._tallies.values()):
             if tally.resend_whole:

@@ -165,20 +165,22 @@ class SynthQAClient:
         answered = False
         while True:
             shared = SharedDocuments(first, rest, window)
+            round_answered = False
             for item in run_lanes(start_call, shared, streams):
                 if isinstance(item, LostCall):
-                    if not (answered and retries.can_retry):
+                    if not (answered and retries.may_retry_lost_call(round_answered)):
                         raise item.error
                     yield from retries.call_lost(item.document_ids)
                     continue
-                answered = True
+                answered = round_answered = True
                 if (passed := retries.filter(item)) is not None:
                     yield passed
             first = shared.left_over()
             if not first and not retries.pending and shared.exhausted:
                 return
+            first += retries.next_round(round_answered)
+            time.sleep(retries.pause_seconds)
             self.wait_ready(within=self.retry_wait)
-            first += retries.next_round()
 
     def _next_round(self, retries: ChunkRetries) -> list[Document]:
         if not retries.pending:

@@ -1,0 +1,133 @@
+"""A failover as the channel can see it, against a stand-in server on a free port: the call
+on a replica breaks after it answered, and the next calls break before answering anything
+(the dead replica's connection still looked ready to the channel). Both clients must finish
+the stream, every chunk once, without spending their retry rounds on those calls. The real
+failover, two servers and a SIGKILL, is in tests/e2e/test_replicas.py."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from concurrent import futures
+
+import grpc
+import pytest
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from synthqa.client import AsyncSynthQAClient, Document, SynthQAClient, SynthQAError
+from synthqa.client.channel import READY_CHECK
+from synthqa.v1 import synthqa_pb2 as pb
+from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
+
+from ...e2e.serverproc import free_port
+
+CHUNKS = 2
+PAIRS = 2
+
+
+def chunk_events(document_id: str, chunk_index: int) -> Iterator[pb.GenerateResponse]:
+    yield pb.GenerateResponse(chunk_started=pb.ChunkStarted(
+        document_id=document_id, chunk_index=chunk_index, chunk_count=CHUNKS))
+    for pair_index in range(PAIRS):
+        yield pb.GenerateResponse(qa_pair=pb.QaPair(
+            document_id=document_id, chunk_index=chunk_index, pair_index=pair_index,
+            question="q?", answer="a"))
+    yield pb.GenerateResponse(chunk_completed=pb.ChunkCompleted(
+        document_id=document_id, chunk_index=chunk_index, pair_count=PAIRS))
+
+
+class FailsOver(pb_grpc.SynthQAServiceServicer):
+    """Call 1 starts the first document's chunk 0, sends one pair and breaks; the next
+    `unanswered` calls break before sending anything; then every call answers in full."""
+
+    def __init__(self, unanswered: int) -> None:
+        self.unanswered = unanswered
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def Generate(self, requests: Iterator[pb.GenerateRequest],  # noqa: N802 - the proto's name
+                 context: grpc.ServicerContext) -> Iterator[pb.GenerateResponse]:
+        with self._lock:
+            self.calls += 1
+            call = self.calls
+        if 1 < call <= 1 + self.unanswered:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "Stream removed")
+        next(requests)  # the options
+        for request in requests:
+            part = request.document
+            if call == 1:
+                yield next(chunk_events(part.document_id, 0))
+                yield pb.GenerateResponse(qa_pair=pb.QaPair(
+                    document_id=part.document_id, chunk_index=0, pair_index=0))
+                context.abort(grpc.StatusCode.UNAVAILABLE, "Socket closed")
+            for chunk_index in part.chunk_indexes or range(CHUNKS):
+                yield from chunk_events(part.document_id, chunk_index)
+            yield pb.GenerateResponse(document_completed=pb.DocumentCompleted(
+                document_id=part.document_id, chunk_count=CHUNKS))
+
+
+@pytest.fixture
+def serve() -> Iterator[object]:
+    servers: list[grpc.Server] = []
+
+    def start(servicer: FailsOver) -> str:
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        pb_grpc.add_SynthQAServiceServicer_to_server(servicer, server)
+        health_servicer = health.HealthServicer()
+        health_servicer.set(READY_CHECK.service, health_pb2.HealthCheckResponse.SERVING)
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        port = free_port()
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        server.start()
+        servers.append(server)
+        return f"127.0.0.1:{port}"
+
+    yield start
+    for server in servers:
+        server.stop(0)
+
+
+DOCUMENTS = [Document(f"d{n}", "text") for n in range(3)]
+# More unanswered calls than retry rounds: the old count gave up on the second.
+UNANSWERED = 3
+
+
+def assert_every_chunk_once(events: list[pb.GenerateResponse]) -> None:
+    pairs = [(e.qa_pair.document_id, e.qa_pair.chunk_index, e.qa_pair.pair_index)
+             for e in events if e.HasField("qa_pair")]
+    assert sorted(pairs) == sorted((d.document_id, c, p) for d in DOCUMENTS
+                                   for c in range(CHUNKS) for p in range(PAIRS))
+    completed = [e.document_completed for e in events if e.HasField("document_completed")]
+    assert sorted(c.document_id for c in completed) == [d.document_id for d in DOCUMENTS]
+    assert all(c.completed_chunk_count == CHUNKS and c.failed_chunk_count == 0
+               for c in completed)
+
+
+def test_the_client_finishes_through_calls_that_broke_before_answering(serve) -> None:  # noqa: ANN001
+    servicer = FailsOver(UNANSWERED)
+    with SynthQAClient(serve(servicer), timeout=30, retries=2, retry_wait=10) as client:
+        events = list(client.generate(DOCUMENTS))
+    assert_every_chunk_once(events)
+    assert servicer.calls == 2 + UNANSWERED
+
+
+def test_the_async_client_finishes_through_calls_that_broke_before_answering(serve) -> None:  # noqa: ANN001
+    servicer = FailsOver(UNANSWERED)
+
+    async def run() -> list[pb.GenerateResponse]:
+        async with AsyncSynthQAClient(serve(servicer), timeout=30, retries=2,
+                                      retry_wait=10) as client:
+            return [event async for event in client.generate(DOCUMENTS)]
+
+    assert_every_chunk_once(asyncio.run(run()))
+    assert servicer.calls == 2 + UNANSWERED
+
+
+def test_calls_that_break_unanswered_still_need_a_retry_round_left(serve) -> None:  # noqa: ANN001
+    servicer = FailsOver(UNANSWERED)
+    with SynthQAClient(serve(servicer), timeout=30, retries=0, retry_wait=10) as client, \
+            pytest.raises(SynthQAError) as broke:
+        list(client.generate(DOCUMENTS))
+    assert broke.value.code == grpc.StatusCode.UNAVAILABLE
+    assert servicer.calls == 1
