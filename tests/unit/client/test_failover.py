@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from concurrent import futures
 
@@ -61,10 +62,14 @@ class FailsOver(pb_grpc.SynthQAServiceServicer):
                 yield pb.GenerateResponse(qa_pair=pb.QaPair(
                     document_id=part.document_id, chunk_index=0, pair_index=0))
                 context.abort(grpc.StatusCode.UNAVAILABLE, "Socket closed")
-            for chunk_index in part.chunk_indexes or range(CHUNKS):
+            chunk_indexes = part.chunk_indexes or range(CHUNKS)
+            for chunk_index in chunk_indexes:
                 yield from chunk_events(part.document_id, chunk_index)
+            # As a server counts: the chunks of this call.
             yield pb.GenerateResponse(document_completed=pb.DocumentCompleted(
-                document_id=part.document_id, chunk_count=CHUNKS))
+                document_id=part.document_id, chunk_count=CHUNKS,
+                completed_chunk_count=len(chunk_indexes),
+                pair_count=len(chunk_indexes) * PAIRS))
 
 
 @pytest.fixture
@@ -100,14 +105,26 @@ def assert_every_chunk_once(events: list[pb.GenerateResponse]) -> None:
                                    for c in range(CHUNKS) for p in range(PAIRS))
     completed = [e.document_completed for e in events if e.HasField("document_completed")]
     assert sorted(c.document_id for c in completed) == [d.document_id for d in DOCUMENTS]
-    assert all(c.completed_chunk_count == CHUNKS and c.failed_chunk_count == 0
-               for c in completed)
+    counts = [(c.completed_chunk_count, c.failed_chunk_count, c.pair_count) for c in completed]
+    assert counts == [(CHUNKS, 0, CHUNKS * PAIRS)] * len(DOCUMENTS)
 
 
-def test_the_client_finishes_through_calls_that_broke_before_answering(serve) -> None:  # noqa: ANN001
+def slowly(documents: list[Document]) -> Iterator[Document]:
+    """Documents read as from a slow disk: the first call breaks before it takes the rest,
+    which then go out whole in a later round."""
+    for n, document in enumerate(documents):
+        if n:
+            time.sleep(0.3)
+        yield document
+
+
+@pytest.mark.parametrize("source", [list, slowly], ids=["ready", "slow"])
+def test_the_client_finishes_through_calls_that_broke_before_answering(
+    serve, source  # noqa: ANN001
+) -> None:
     servicer = FailsOver(UNANSWERED)
     with SynthQAClient(serve(servicer), timeout=30, retries=2, retry_wait=10) as client:
-        events = list(client.generate(DOCUMENTS))
+        events = list(client.generate(source(DOCUMENTS)))
     assert_every_chunk_once(events)
     assert servicer.calls == 2 + UNANSWERED
 
