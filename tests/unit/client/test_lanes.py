@@ -177,3 +177,57 @@ def test_the_calls_run_in_the_callers_context() -> None:
     current.set("the caller's span")
     list(run_lanes(start, SharedDocuments([], documents(4)), streams=2))  # type: ignore[arg-type]
     assert seen == ["the caller's span"] * 2
+
+
+class Gated:
+    """A source whose next document comes only once `release` is set, as from a slow disk."""
+
+    def __init__(self) -> None:
+        self.reading, self.release = threading.Event(), threading.Event()
+        self._documents = iter([Document("slow", "text"), Document("after", "text")])
+
+    def __iter__(self) -> Gated:
+        return self
+
+    def __next__(self) -> Document:
+        self.reading.set()
+        self.release.wait()
+        return next(self._documents)
+
+
+class LateAfterReading(threading.Condition):
+    """The shared state's lock, entered slowly by the reader once its document has come: the
+    thread switch a loaded machine makes there (CI lost a document to it)."""
+
+    def __init__(self, source: Gated) -> None:
+        super().__init__()
+        self._source = source
+
+    def __enter__(self) -> bool:
+        if threading.current_thread().name == "reader" and self._source.release.is_set():
+            time.sleep(0.2)
+        return super().__enter__()
+
+
+def test_a_document_read_while_its_call_broke_goes_to_the_next_round() -> None:
+    source = Gated()
+    shared = SharedDocuments([], source)
+    shared._room = LateAfterReading(source)
+    lane = shared.lane()
+    pulled: list[object] = []
+    reader = threading.Thread(target=lambda: pulled.append(next(lane, None)), name="reader")
+    reader.start()  # as gRPC's thread reads the request stream
+    assert source.reading.wait(5)
+    lane.close()  # the call broke while its next document was still being read
+    left: list[list[Document]] = []
+    collector = threading.Thread(target=lambda: left.append(shared.left_over()))
+    collector.start()  # the round ends and collects what no call took
+    time.sleep(0.1)
+    source.release.set()
+    reader.join(5)
+    collector.join(5)
+    assert pulled == [None]
+    assert left == [[Document("slow", "text")]]
+    # The round is over: a call of it pulls nothing more from the caller's documents.
+    assert next(lane, None) is None
+    assert next(source) == Document("after", "text")

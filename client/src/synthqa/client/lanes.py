@@ -84,7 +84,13 @@ class SharedDocuments:
                 self._room.wait()
             if lane.closed:
                 raise StopIteration
+        # The whole pull under `_pulling`, handing back included: left_over() takes the
+        # same lock, so a document pulled while its call broke is never put back after the
+        # round has collected what was left, and a closed call pulls nothing more.
         with self._pulling:
+            with self._room:
+                if lane.closed:
+                    raise StopIteration
             if self._first:
                 document = self._first.popleft()
             else:
@@ -93,12 +99,12 @@ class SharedDocuments:
                 except StopIteration:
                     self.exhausted = True
                     raise
-        with self._room:
-            if not lane.closed:
-                lane.took(document)
-                self._owners[document.document_id] = lane
-                return document
-        with self._pulling:  # the call broke meanwhile: the document goes to the next round
+            with self._room:
+                if not lane.closed:
+                    lane.took(document)
+                    self._owners[document.document_id] = lane
+                    return document
+            # The call broke meanwhile: the document goes to the next round.
             self._first.appendleft(document)
         raise StopIteration
 
