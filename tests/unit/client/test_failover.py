@@ -10,18 +10,13 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator
-from concurrent import futures
 
 import grpc
 import pytest
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from synthqa.client import AsyncSynthQAClient, Document, SynthQAClient, SynthQAError
-from synthqa.client.channel import READY_CHECK
 from synthqa.v1 import synthqa_pb2 as pb
 from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
-
-from ...e2e.serverproc import free_port
 
 CHUNKS = 2
 PAIRS = 2
@@ -70,27 +65,6 @@ class FailsOver(pb_grpc.SynthQAServiceServicer):
                 document_id=part.document_id, chunk_count=CHUNKS,
                 completed_chunk_count=len(chunk_indexes),
                 pair_count=len(chunk_indexes) * PAIRS))
-
-
-@pytest.fixture
-def serve() -> Iterator[object]:
-    servers: list[grpc.Server] = []
-
-    def start(servicer: FailsOver) -> str:
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-        pb_grpc.add_SynthQAServiceServicer_to_server(servicer, server)
-        health_servicer = health.HealthServicer()
-        health_servicer.set(READY_CHECK.service, health_pb2.HealthCheckResponse.SERVING)
-        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        port = free_port()
-        server.add_insecure_port(f"127.0.0.1:{port}")
-        server.start()
-        servers.append(server)
-        return f"127.0.0.1:{port}"
-
-    yield start
-    for server in servers:
-        server.stop(0)
 
 
 DOCUMENTS = [Document(f"d{n}", "text") for n in range(3)]

@@ -4,9 +4,6 @@ are not retried."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from concurrent import futures
-
 import grpc
 import pytest
 
@@ -15,8 +12,6 @@ from synthqa.server.grpc_api.status import RETRY_PUSHBACK_KEY, to_grpc_status
 from synthqa.server.pipeline.errors import InvalidArgument, ResourceExhausted, Unavailable
 from synthqa.v1 import synthqa_pb2 as pb
 from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
-
-from ...e2e.serverproc import free_port
 
 
 class TurnsAway(pb_grpc.SynthQAServiceServicer):
@@ -34,24 +29,6 @@ class TurnsAway(pb_grpc.SynthQAServiceServicer):
             assert isinstance(self.error, Unavailable | InvalidArgument)
             context.abort_with_status(to_grpc_status(self.error))
         return pb.GetServerInfoResponse(model="stand-in")
-
-
-@pytest.fixture
-def serve() -> Iterator[object]:
-    servers: list[grpc.Server] = []
-
-    def start(servicer: TurnsAway) -> str:
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-        pb_grpc.add_SynthQAServiceServicer_to_server(servicer, server)
-        port = free_port()
-        server.add_insecure_port(f"127.0.0.1:{port}")
-        server.start()
-        servers.append(server)
-        return f"127.0.0.1:{port}"
-
-    yield start
-    for server in servers:
-        server.stop(0)
 
 
 def test_unavailable_is_retried_after_the_servers_pushback(serve) -> None:  # noqa: ANN001
