@@ -147,7 +147,10 @@ HOSTILE = [
      "options.record_schema", "no record can match it"),
     ({"record_schema": json.dumps({"type": "integer", "minimum": "x"})},
      "options.record_schema", "not a valid JSON schema"),
-    ({"record_regex": "(unclosed"}, "options.record_regex", "parenthesis"),
+    ({"record_regex": "(unclosed"}, "options.record_regex", "missing )"),
+    # Would take 2^29 steps in a backtracking matcher, on every record.
+    ({"record_regex": "(?=a)(a?){29}a{29}"}, "options.record_regex", "lookarounds"),
+    ({"record_regex": '"[a-z]+"'}, "options.record_regex", "double quote or a backslash"),
     # Passes xgrammar's conversion, then fails its compile as the engine runs it.
     ({"record_regex": "x{0,5000}"}, "options.record_regex", "repetition bound"),
     ({"record_choices": ["a", "a"]}, "options.record_choices", "more than once"),

@@ -139,3 +139,65 @@ def test_grammar_check_refuses_what_the_engine_could_not_compile(tokenizer: Any)
 
     assert problem({"type": "string", "pattern": "[a-z]+"}) is None
     assert "parenthesis is not closed" in (problem({"type": "string", "pattern": "(a"}) or "")
+
+
+# A backtracking matcher takes 2^40 steps on this pattern's near misses: minutes per record.
+@pytest.mark.timeout(20)
+def test_a_catastrophic_regex_is_matched_in_linear_time() -> None:
+    form = custom(record_regex=r"(a?){40}a{40}\n")
+    assert form.accept("a" * 40 + "\n", False).json == json.dumps("a" * 40 + "\n")
+    with pytest.raises(MalformedRecord, match="does not match record_regex"):
+        form.accept("a" * 39 + "b\n", False)
+
+
+@pytest.mark.timeout(20)
+def test_schema_patterns_are_matched_in_linear_time() -> None:
+    slow = "^(a?){40}a{40}$"
+    schema = {"type": "object", "properties": {"word": {"type": "string", "pattern": slow}},
+              "patternProperties": {"^x(y?){40}y{40}$": {"type": "integer"}},
+              "additionalProperties": False}
+    form = custom(record_schema=json.dumps(schema))
+    assert form.accept({"word": "a" * 40, "x" + "y" * 40: 1}, False)
+    for near_miss in ({"word": "a" * 39 + "b"}, {"x" + "y" * 39 + "z": 1}):
+        with pytest.raises(MalformedRecord, match="does not match record_schema"):
+            form.accept(near_miss, False)
+
+
+@pytest.mark.parametrize("options,option,words", [
+    ({"record_regex": "(?=a)b"}, "record_regex", "lookarounds"),
+    ({"record_regex": r"(a)\1"}, "record_regex", "backreferences"),
+    ({"record_regex": '"'}, "record_regex", "double quote or a backslash"),
+    ({"record_regex": r'x"|y\\+'}, "record_regex", "double quote or a backslash"),
+    ({"record_regex": r'[\\"]{2,}'}, "record_regex", "double quote or a backslash"),
+    ({"record_schema": json.dumps({"type": "string", "pattern": "(?<=a)b"})}, "record_schema",
+     "pattern at /pattern"),
+    ({"record_schema": json.dumps({"type": "object", "patternProperties": {'^"': {}}})},
+     "record_schema", "a property name cannot hold"),
+])
+def test_patterns_that_cannot_run_or_cannot_be_written_are_refused(
+    options: dict[str, Any], option: str, words: str
+) -> None:
+    error = refusal(**options)
+    assert error.option == option and words in error.description, error.description
+
+
+def test_patterns_that_may_avoid_quotes_and_code_point_escapes_are_accepted() -> None:
+    assert custom(record_regex='"*[a-z]+').accept("abc", False)
+    assert custom(record_regex='[^"]+').accept("abc", False)
+    # \uXXXX (the grammar's dialect) and \UXXXXXXXX (Python's) both read as code points.
+    assert custom(record_regex=r"\u00e9+").accept("éé", False)
+    assert custom(record_regex=r"[^\x00-\U0010FFFF]")
+
+
+@pytest.mark.timeout(20)
+def test_a_schema_whose_alternatives_multiply_on_deep_records_fails_the_record_not_the_loop(
+) -> None:
+    # Both alternatives descend into every level: 2^depth checks for a record nested that deep.
+    node = {"oneOf": [{"type": "array", "items": {"$ref": "#/$defs/n"}, "minItems": 1},
+                      {"type": "array", "items": {"$ref": "#/$defs/n"}}]}
+    form = custom(record_schema=json.dumps({"$defs": {"n": node}, "$ref": "#/$defs/n"}))
+    record: list[Any] = []
+    for _ in range(40):
+        record = [record]
+    with pytest.raises(MalformedRecord, match="budget of checks"):
+        form.accept(record, False)

@@ -10,15 +10,19 @@ Whether the grammar compiles is checked against the model's vocabulary by
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
 
 from synthqa.contract.options import GenerationOptions
+
+from . import patterns
 
 # Nesting of objects and arrays in a schema document.
 MAX_SCHEMA_DEPTH = 12
@@ -119,11 +123,10 @@ def _from_schema(text: str) -> CustomRecord:
     if not _can_produce(schema, definitions):
         raise bad("no record can match it: something it requires can never be written (an "
                   "empty enum, a property that is false, or references that only loop back)")
-    validator = validator_class(schema)
+    validator = BoundedValidator(validator_class, schema)
 
     def problem_of(record: Any) -> str | None:
-        error = jsonschema.exceptions.best_match(validator.iter_errors(record))
-        return None if error is None else f"a record does not match record_schema: {error.message}"
+        return validator.problem(record)
 
     # $defs may hold both spellings; each reference resolves against its own at the root.
     record_schema = {k: v for k, v in schema.items() if k not in ("$defs", "definitions",
@@ -140,17 +143,16 @@ def _from_schema(text: str) -> CustomRecord:
 
 
 def _from_regex(pattern: str) -> CustomRecord:
-    try:
-        compiled: re.Pattern[str] | None = re.compile(pattern)
-    except re.error:
-        # The grammar's regex dialect (ECMAScript-like) may accept what Python's does not;
-        # the grammar check decides, and records are then held to the grammar alone.
-        compiled = None
+    problem = _pattern_problem(pattern)
+    if problem is not None:
+        raise RecordOptionError("record_regex", problem)
 
+    # The record as decoded is what the client gets, so that is what must match; an escape
+    # the grammar let through as two characters decodes to one, and such a record is dropped.
     def problem_of(record: Any) -> str | None:
         if not isinstance(record, str):
             return "a record is not a string"
-        if compiled is not None and compiled.fullmatch(record) is None:
+        if not patterns.fullmatch(pattern, record):
             return "a record does not match record_regex"
         return None
 
@@ -185,6 +187,121 @@ def _from_choices(choices: tuple[str, ...]) -> CustomRecord:
     )
 
 
+def _pattern_problem(pattern: str, keys: bool = False) -> str | None:
+    """Why a caller's pattern cannot be used, or None."""
+    try:
+        patterns.linear_pattern(pattern)
+    except patterns.PatternError as error:
+        return str(error)
+    # A property name is written as a JSON string as well.
+    if not patterns.writable_without_quotes(pattern):
+        what = "a property name" if keys else "a record"
+        return (f"{pattern!r} only matches text containing a double quote or a backslash, "
+                f"which {what} cannot hold as written in the output's JSON; no record could "
+                "be made")
+    return None
+
+
+# Work allowed to check one record against a caller's schema, in keyword checks: per JSON value
+# in the record, and once. A schema checks each value with a few keywords and a few alternatives;
+# nested oneOf or anyOf alternatives that all descend can multiply the checks exponentially in
+# the record's depth, and the check runs on the event loop.
+SCHEMA_CHECKS_PER_VALUE = 32
+SCHEMA_CHECKS_BASE = 2_048
+
+
+class _TooMuchWork(Exception):
+    pass
+
+
+_budget = threading.local()
+
+
+def _counted(check: Callable[..., Any]) -> Callable[..., Any]:
+    def counted(validator: Any, value: Any, instance: Any, schema: Any) -> Any:
+        _budget.remaining -= 1
+        if _budget.remaining < 0:
+            raise _TooMuchWork
+        return check(validator, value, instance, schema)
+
+    return counted
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
+    if validator.is_type(instance, "string") and not patterns.search(pattern, instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _pattern_properties(validator: Any, by_pattern: dict[str, Any], instance: Any,
+                        schema: Any) -> Iterator[Any]:
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in by_pattern.items():
+        for name, value in instance.items():
+            if patterns.search(pattern, name):
+                yield from validator.descend(value, subschema, path=name, schema_path=pattern)
+
+
+def _additional_properties(validator: Any, additional: Any, instance: Any,
+                           schema: Any) -> Iterator[Any]:
+    if not validator.is_type(instance, "object"):
+        return
+    named = schema.get("properties", {})
+    by_pattern = list(schema.get("patternProperties", {}))
+    extras = [name for name in instance if name not in named
+              and not any(patterns.search(pattern, name) for pattern in by_pattern)]
+    if validator.is_type(additional, "object"):
+        for extra in extras:
+            yield from validator.descend(instance[extra], additional, path=extra)
+    elif not additional and extras:
+        listed = ", ".join(repr(extra) for extra in sorted(extras))
+        yield jsonschema.ValidationError(
+            f"additional properties are not allowed ({listed} unexpected)")
+
+
+_LINEAR_KEYWORDS = {"pattern": _pattern, "patternProperties": _pattern_properties,
+                    "additionalProperties": _additional_properties}
+
+
+@functools.cache
+def _bounded_class(validator_class: Any) -> Any:
+    """`validator_class` with RE2 for every pattern and each keyword check counted."""
+    checks = {**validator_class.VALIDATORS, **_LINEAR_KEYWORDS}
+    return jsonschema.validators.extend(
+        validator_class, {name: _counted(check) for name, check in checks.items()})
+
+
+class BoundedValidator:
+    """Checks records against a caller's schema in bounded time: patterns by RE2, and at most
+    SCHEMA_CHECKS_PER_VALUE keyword checks per value of the record (plus a base); a record
+    that needs more is refused as invalid, never checked for longer."""
+
+    def __init__(self, validator_class: Any, schema: dict[str, Any]) -> None:
+        self._validator = _bounded_class(validator_class)(schema)
+
+    def problem(self, record: Any) -> str | None:
+        _budget.remaining = SCHEMA_CHECKS_BASE + SCHEMA_CHECKS_PER_VALUE * _values(record)
+        try:
+            error = jsonschema.exceptions.best_match(self._validator.iter_errors(record))
+        except _TooMuchWork:
+            return ("a record could not be checked against record_schema within its budget "
+                    "of checks (alternatives in the schema multiply the work on deep records)")
+        return None if error is None else f"a record does not match record_schema: {error.message}"
+
+
+def _values(value: Any) -> int:
+    """How many JSON values `value` is made of, itself included."""
+    count, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count
+
+
 def _depth(value: Any) -> int:
     """Nesting depth of objects and arrays, without recursion (json.loads bounds it anyway)."""
     deepest, stack = 0, [(value, 1)]
@@ -212,6 +329,15 @@ def _keyword_problem(node: Any, path: str, definitions: dict[str, Any]) -> str |
                     "cannot enforce it")
         if keyword in _SIZE_CAPS and isinstance(value, int | float) and value > _SIZE_CAPS[keyword]:
             return f"{keyword} at {where} is {value}; at most {_SIZE_CAPS[keyword]} is allowed"
+        if keyword == "pattern" and isinstance(value, str):
+            problem = _pattern_problem(value)
+            if problem is not None:
+                return f"pattern at {where}: {problem}"
+        if keyword == "patternProperties" and isinstance(value, dict):
+            for name in value:
+                problem = _pattern_problem(name, keys=True)
+                if problem is not None:
+                    return f"patternProperties at {where}: {problem}"
         if keyword == "$ref":
             match = _LOCAL_REF.fullmatch(value) if isinstance(value, str) else None
             target = definitions.get(match.group(1)) if match else None
