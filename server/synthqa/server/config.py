@@ -25,6 +25,8 @@ from .observability.logs import LOG_FORMATS
 from .observability.tracing import TracingConfigError, tracing_settings
 from .pipeline.limits import ServiceLimits
 
+INT64_MAX = 2**63 - 1
+
 LIMIT_HELP = {
     "max_message_bytes": "gRPC send and receive cap per message (larger documents go in parts)",
     "max_document_chars": "largest document after its parts are joined",
@@ -32,10 +34,11 @@ LIMIT_HELP = {
     "max_in_flight_chunks_per_call": "chunks of one call in the engine at once",
     "max_in_flight_chunks": "chunks of all calls in the engine at once",
     "max_chunks_per_document": "most chunks one document may make",
-    "max_held_document_chars": "characters of documents all calls together may hold at once "
-                               "(unfinished, being tokenized, or waiting for the engine; "
-                               "tokenizing peaks at about 140 MiB per million); past it a "
-                               "document gets RESOURCE_EXHAUSTED with RetryInfo",
+    "max_held_document_bytes": "bytes of memory documents of all calls together may hold at "
+                               "once (unfinished, being tokenized, or waiting for the engine; "
+                               "about 16 MiB per million characters of English, 250 MiB of "
+                               "CJK); past it a document gets RESOURCE_EXHAUSTED with "
+                               "RetryInfo",
     "max_documents_per_call": "documents one call may send; past it the call takes no more, "
                               "finishes those it has and ends RESOURCE_EXHAUSTED",
     "max_calls_per_client": "calls one client address may have open at once (health and "
@@ -193,12 +196,13 @@ def parse(argv: list[str] | None = None) -> tuple[AsyncEngineArgs, ServerSetting
     parser = build_parser()
     args = parser.parse_args(argv)
     for field in dataclasses.fields(ServiceLimits):
-        # The limits travel in int32 fields of GetServerInfo.
-        if not 1 <= getattr(args, field.name) <= INT32_MAX:
-            parser.error(f"--{field.name.replace('_', '-')} must be between 1 and {INT32_MAX}")
-    if args.max_held_document_chars < args.max_document_chars:
-        parser.error("--max-held-document-chars must be at least --max-document-chars, or the "
-                     "largest documents could never be taken")
+        # The limits travel in int32 fields of GetServerInfo (the byte budget in an int64).
+        most = INT64_MAX if field.name == "max_held_document_bytes" else INT32_MAX
+        if not 1 <= getattr(args, field.name) <= most:
+            parser.error(f"--{field.name.replace('_', '-')} must be between 1 and {most}")
+    if args.max_held_document_bytes < 4 * args.max_document_chars:
+        parser.error("--max-held-document-bytes must be at least 4 bytes per character of "
+                     "--max-document-chars, or the largest documents could never be taken")
     for name in ("keepalive_time", "keepalive_timeout", "keepalive_min_client_ping_interval",
                  "engine_restart_window"):
         if not getattr(args, name) > 0:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from synthqa.contract.options import GenerationOptions
+from synthqa.server.pipeline.chunking import TOKEN_BYTES
 from synthqa.server.pipeline.errors import InvalidArgument, ResourceExhausted, Unavailable
 from synthqa.server.pipeline.events import ChunkCompleted, DocumentCompleted, RecordGenerated
 from synthqa.server.pipeline.limits import ServiceLimits
@@ -21,6 +22,7 @@ from synthqa.server.pipeline.stream import (
     OptionsMessage,
     StreamMessage,
 )
+from synthqa.server.text.chunker import tokenize_document
 
 from ..helpers import until, violations
 from .scripted import ScriptedEngine, record
@@ -161,56 +163,102 @@ async def test_a_chunk_reply_that_would_not_fit_a_message_is_refused_first(token
 async def test_chunking_past_the_server_memory_budget_is_refused_with_a_retry_hint(
     tokenizer: Any,
 ) -> None:
+    english = "Fresnel lenses bent the light of every lamp. " * 200  # 9,000 characters
+    tokens = tokenize_document(tokenizer, english).token_count
+    # Room for the text, its tokens, and its chunks' tokens twice over.
+    service = memory_service(tokenizer, len(english) + 3 * tokens * TOKEN_BYTES)
+    assert (await service.chunk_document({}, english)).chunks
+    assert service.memory.held == 0, "the budget is given back"
+    # As many characters of another script: three tokens a character for this tokenizer.
+    with pytest.raises(ResourceExhausted) as caught:
+        await service.chunk_document({}, "灯台は夜に船を導く" * 1000)
+    assert caught.value.subject == "server memory" and caught.value.retry_after_seconds
+    assert "max_held_document_bytes" in caught.value.description
+    assert service.memory.held == 0
+    assert (await service.chunk_document({}, english)).chunks
+
+
+def memory_service(tokenizer: Any, budget: int) -> GenerationService:
     service = GenerationService(ScriptedEngine(record(2), tokenizer=tokenizer),
                                 GenerationOptions(num_pairs=2),
-                                ServiceLimits(max_document_chars=1000,
-                                              max_held_document_chars=len(TEXT) + 10))
+                                ServiceLimits(max_document_chars=20_000,
+                                              max_held_document_bytes=budget))
     service.open()
-    first, second = await asyncio.gather(service.chunk_document({}, TEXT),
-                                         service.chunk_document({}, TEXT),
-                                         return_exceptions=True)
-    assert not isinstance(first, BaseException) and first.chunks
-    assert isinstance(second, ResourceExhausted) and second.retry_after_seconds
-    assert "server memory" in str(second)
-    # The budget is given back: the same document fits now.
-    assert (await service.chunk_document({}, TEXT)).chunks
+    return service
+
+
+async def test_chunk_indexes_are_bounded_checked_and_counted(tokenizer: Any) -> None:
+    service = make_service(tokenizer)
+
+    async def refusal(*indexes: Any) -> str:
+        with pytest.raises(InvalidArgument) as caught:
+            await run(service, OptionsMessage(), *indexes)
+        assert service.memory.held == 0
+        return violations(caught.value)["document.chunk_indexes"]
+
+    too_many = range(ServiceLimits().max_chunks_per_document + 1)
+    assert "a document makes at most 20000 chunks" in await refusal(
+        DocumentPart("a", TEXT, chunk_indexes=too_many))
+    assert "chunk index 1 is given twice" in await refusal(
+        DocumentPart("a", TEXT, chunk_indexes=(0, 1, 1)))
+    assert "given twice" in await refusal(
+        DocumentPart("a", TEXT, more_follows=True, chunk_indexes=(0,)),
+        DocumentPart("a", TEXT, chunk_indexes=(0,)))
+    assert "start at 0" in await refusal(DocumentPart("a", TEXT, chunk_indexes=(-1,)))
+    assert "out of range" in await refusal(DocumentPart("a", TEXT, chunk_indexes=(5,)))
+    events = await run(service, OptionsMessage(), DocumentPart("a", TEXT, chunk_indexes=(0,)))
+    assert [e.chunk_count for e in events if isinstance(e, DocumentCompleted)] == [1]
+
+
+async def test_a_cancelled_chunking_stops_early_and_holds_its_memory_until_it_has(
+    tokenizer: Any,
+) -> None:
+    service = GenerationService(ScriptedEngine(record(2), tokenizer=tokenizer),
+                                GenerationOptions(num_pairs=2),
+                                ServiceLimits(max_document_chars=4_000_000))
+    service.open()
+    text = "Lighthouse keepers trimmed the wicks every night. " * 60_000  # 3 M characters
+    started = asyncio.get_running_loop().time()
+    await service.chunk_document({"max_chunk_tokens": 1000}, text)
+    whole = asyncio.get_running_loop().time() - started
+
+    call = asyncio.create_task(service.chunk_document({"max_chunk_tokens": 1000}, text))
+    await until(lambda: service.memory.held > len(text))  # tokens counted as they come
+    cancelled = asyncio.get_running_loop().time()
+    call.cancel()
+    await asyncio.gather(call, return_exceptions=True)
+    assert service.memory.held > 0, "counted until its thread has stopped"
+    await until(lambda: service.memory.held == 0, within=whole * 2)
+    # Side by side in one run: stopped at its next batch, not after the whole document.
+    assert asyncio.get_running_loop().time() - cancelled < whole / 2
 
 
 async def test_unfinished_documents_of_all_calls_share_the_memory_budget(tokenizer: Any) -> None:
-    service = GenerationService(ScriptedEngine(record(2), tokenizer=tokenizer),
-                                GenerationOptions(num_pairs=2),
-                                ServiceLimits(max_document_chars=1000,
-                                              max_held_document_chars=1000))
-    service.open()
+    service = memory_service(tokenizer, 25_000)
     send_rest = asyncio.Event()
 
     async def parked_document() -> AsyncIterator[StreamMessage]:
         yield OptionsMessage()
-        yield DocumentPart("parked", "Lens " * 120, more_follows=True)  # 600 characters
+        yield DocumentPart("parked", "Lens " * 4000, more_follows=True)  # 20,000 bytes
         await send_rest.wait()
-        yield DocumentPart("parked", TEXT)
 
     async def collect(messages: AsyncIterator[StreamMessage]) -> list[object]:
         return [event async for event in service.generate(messages, GENERATE_PATHS)]
 
-    first = asyncio.create_task(collect(parked_document()))
-    await until(lambda: service.memory.held == 600)
-    assert service.info().held_document_chars == 600
+    parked = asyncio.create_task(collect(parked_document()))
+    await until(lambda: service.memory.held == 20_000)
+    assert service.info().held_document_bytes == 20_000
     with pytest.raises(ResourceExhausted) as caught:
         await run(service, OptionsMessage(), DocumentPart("other", "Fresnel lens. " * 36))
     assert caught.value.subject == "server memory" and caught.value.retry_after_seconds
-    assert service.memory.held == 600, "the refused call held nothing"
+    assert service.memory.held == 20_000, "the refused call held nothing"
 
-    send_rest.set()
-    done = [e for e in await first if isinstance(e, DocumentCompleted)]
-    assert [d.document_id for d in done] == ["parked"] and done[0].pair_count > 0
+    # A call that ends early (here cancelled mid-document) gives its memory back.
+    parked.cancel()
+    await asyncio.gather(parked, return_exceptions=True)
     assert service.memory.held == 0
-
-    # A call that ends early (here cancelled mid-document) gives its memory back too.
-    send_rest.clear()
-    cancelled = asyncio.create_task(collect(parked_document()))
-    await until(lambda: service.memory.held == 600)
-    cancelled.cancel()
-    await asyncio.gather(cancelled, return_exceptions=True)
-    assert service.memory.held == 0
-    assert await run(service, OptionsMessage(), DocumentPart("other", "Fresnel lens. " * 36))
+    done = [e for e in await run(service, OptionsMessage(),
+                                 DocumentPart("other", "Fresnel lens. " * 36))
+            if isinstance(e, DocumentCompleted)]
+    assert done and done[0].pair_count > 0
+    assert service.memory.held == 0, "a finished call gives its memory back"

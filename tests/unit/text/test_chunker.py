@@ -7,8 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from synthqa.server.text.chunker import (
+    BATCH_BYTES,
     PIECE_CHARS,
     ShiftedOffsets,
+    Windows,
     _cuts_cleanly,
     chunk_document,
     piece_bounds,
@@ -46,6 +48,21 @@ def check_windows(count: int, budget: int, overlap: int) -> None:
 def test_windows_cover_overlap_and_balance(count: int, budget: int, data) -> None:
     overlap = data.draw(st.integers(min_value=0, max_value=budget - 1))
     check_windows(count, budget, overlap)
+
+
+def test_windows_are_counted_and_read_without_building_them() -> None:
+    # A trillion tokens in windows of two overlapping by one: no list of them could be built.
+    windows = Windows(10**12, 2, 1)
+    assert len(windows) == 10**12 - 1
+    assert windows[0] == (0, 2) and windows[-1] == (10**12 - 2, 10**12)
+    assert windows.total_tokens == 2 * (10**12 - 1)
+
+
+def test_chosen_chunks_are_those_of_the_whole_document(tokenizer) -> None:
+    document = tokenize_document(tokenizer, SAMPLE)
+    every = chunk_document(document, 40, 7)
+    assert chunk_document(document, 40, 7, indexes=[3, 0, len(every) - 1]) == [
+        every[3], every[0], every[-1]]
 
 
 def test_document_within_budget_is_one_chunk() -> None:
@@ -142,14 +159,42 @@ def test_a_long_document_cut_into_pieces_has_the_tokens_of_the_whole(tokenizer,
 def test_pieces_cover_the_text_and_are_cut_before_lone_spaces(text: str, size: int) -> None:
     bounds = piece_bounds(text, size)
     assert bounds[0][0] == 0 and bounds[-1][1] == len(text)
-    for (_, end), (start, _) in zip(bounds, bounds[1:], strict=False):
+    for (first, end), (start, _) in zip(bounds, bounds[1:], strict=False):
         assert end == start
+        if end - first == size and not any(
+                lone(text, at) for at in range(first + size // 2 + 1, end)):
+            continue  # no lone space to cut at: cut at the piece's size
         assert text[start] == " " and not text[start - 1].isspace()
         assert not text[start + 1].isspace()
 
 
-def test_text_without_lone_spaces_stays_one_piece() -> None:
-    assert piece_bounds("灯台" * 1000, 100) == [(0, 2000)]
+def lone(text: str, at: int) -> bool:
+    return text[at] == " " and not text[at - 1].isspace() and not text[at + 1].isspace()
+
+
+def test_text_without_lone_spaces_is_cut_at_the_piece_size() -> None:
+    # Hostile or CJK text: one piece of 16 M characters could not be stopped or counted.
+    assert piece_bounds("灯台" * 1000, 100) == [(start, start + 100)
+                                                for start in range(0, 2000, 100)]
+
+
+def test_tokenizing_reports_each_batch_before_it_and_stops_when_told(tokenizer) -> None:
+    text = (SAMPLE + " ") * (3 * BATCH_BYTES // len(SAMPLE))
+    seen: list[tuple[int, int]] = []
+    whole = tokenize_document(tokenizer, text, lambda tokens, most: seen.append((tokens, most)))
+    assert len(seen) >= 4 and seen[0][0] == 0 and seen[-1] == (whole.token_count, 0)
+    assert sum(most for _, most in seen) == len(text.encode())
+    assert [tokens for tokens, _ in seen] == sorted(tokens for tokens, _ in seen)
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_the_second(tokens: int, most: int) -> None:
+        if tokens:
+            raise Stop
+
+    with pytest.raises(Stop):
+        tokenize_document(tokenizer, text, stop_at_the_second)
 
 
 def test_a_tokenizer_that_marks_each_texts_start_is_never_cut() -> None:
@@ -168,7 +213,7 @@ def test_the_tiny_models_tokenizer_is_cut(tokenizer) -> None:
 
 
 def test_shifted_offsets_read_across_pieces_even_an_empty_one() -> None:
-    offsets = ShiftedOffsets([(0, [(0, 1), (1, 4)]), (4, []), (4, [(1, 2), (0, 3)])])
+    offsets = ShiftedOffsets.of_pairs([(0, [(0, 1), (1, 4)]), (4, []), (4, [(1, 2), (0, 3)])])
     plain = [(0, 1), (1, 4), (5, 6), (4, 7)]
     assert len(offsets) == 4 and offsets[:] == plain and offsets[-1] == (4, 7)
     assert offsets[1:3] == plain[1:3]

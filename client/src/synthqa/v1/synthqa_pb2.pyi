@@ -18,6 +18,11 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
+if sys.version_info >= (3, 13):
+    from warnings import deprecated as _deprecated
+else:
+    from typing_extensions import deprecated as _deprecated
+
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class _StopReason:
@@ -468,6 +473,7 @@ class Limits(_message.Message):
     MAX_CALLS_PER_CLIENT_FIELD_NUMBER: _builtins.int
     MAX_UNREAD_SECONDS_FIELD_NUMBER: _builtins.int
     MAX_CALL_SECONDS_FIELD_NUMBER: _builtins.int
+    MAX_HELD_DOCUMENT_BYTES_FIELD_NUMBER: _builtins.int
     max_message_bytes: _builtins.int
     """Largest message the server accepts or sends, in bytes."""
     max_document_chars: _builtins.int
@@ -480,12 +486,16 @@ class Limits(_message.Message):
     """Most chunks of all calls that are in the engine at once."""
     max_chunks_per_document: _builtins.int
     """Most chunks one document may make."""
-    max_held_document_chars: _builtins.int
-    """Most characters of documents that all calls together may hold at once: parts of
-    unfinished documents, documents being tokenized, and chunked documents whose chunks wait
-    for the engine. A document or part that would go past it is refused with
-    RESOURCE_EXHAUSTED and RetryInfo.
-    """
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def max_held_document_chars(self) -> _builtins.int:
+        """No longer set: the budget is in bytes (max_held_document_bytes)."""
+
+    @max_held_document_chars.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def max_held_document_chars(self, value: _builtins.int) -> None:
+        """No longer set: the budget is in bytes (max_held_document_bytes)."""
+
     max_documents_per_call: _builtins.int
     """Most documents one call may send. Past it the call takes no more documents, finishes
     those it has, and ends with RESOURCE_EXHAUSTED.
@@ -500,6 +510,12 @@ class Limits(_message.Message):
     """
     max_call_seconds: _builtins.int
     """Longest a call may last, in seconds; then it is cancelled."""
+    max_held_document_bytes: _builtins.int
+    """Most bytes of memory that documents of all calls together may hold at once: parts of
+    unfinished documents, documents being tokenized, and chunked documents whose chunks wait
+    for the engine; text by its width in memory, tokens and chunks by measured factors. A
+    document or part that would go past it is refused with RESOURCE_EXHAUSTED and RetryInfo.
+    """
     def __init__(
         self,
         *,
@@ -514,10 +530,11 @@ class Limits(_message.Message):
         max_calls_per_client: _builtins.int = ...,
         max_unread_seconds: _builtins.int = ...,
         max_call_seconds: _builtins.int = ...,
+        max_held_document_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_call_seconds", b"max_call_seconds", "max_calls_per_client", b"max_calls_per_client", "max_chunks_per_document", b"max_chunks_per_document", "max_document_chars", b"max_document_chars", "max_documents_per_call", b"max_documents_per_call", "max_held_document_chars", b"max_held_document_chars", "max_in_flight_chunks", b"max_in_flight_chunks", "max_in_flight_chunks_per_call", b"max_in_flight_chunks_per_call", "max_message_bytes", b"max_message_bytes", "max_num_pairs", b"max_num_pairs", "max_unread_seconds", b"max_unread_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_call_seconds", b"max_call_seconds", "max_calls_per_client", b"max_calls_per_client", "max_chunks_per_document", b"max_chunks_per_document", "max_document_chars", b"max_document_chars", "max_documents_per_call", b"max_documents_per_call", "max_held_document_bytes", b"max_held_document_bytes", "max_held_document_chars", b"max_held_document_chars", "max_in_flight_chunks", b"max_in_flight_chunks", "max_in_flight_chunks_per_call", b"max_in_flight_chunks_per_call", "max_message_bytes", b"max_message_bytes", "max_num_pairs", b"max_num_pairs", "max_unread_seconds", b"max_unread_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -533,14 +550,25 @@ class ServerLoad(_message.Message):
     IN_FLIGHT_CHUNKS_FIELD_NUMBER: _builtins.int
     ENGINE_REQUESTS_FIELD_NUMBER: _builtins.int
     HELD_DOCUMENT_CHARS_FIELD_NUMBER: _builtins.int
+    HELD_DOCUMENT_BYTES_FIELD_NUMBER: _builtins.int
     active_calls: _builtins.int
     """Calls being served (chunking and generation)."""
     in_flight_chunks: _builtins.int
     """Chunks being generated, over all calls."""
     engine_requests: _builtins.int
     """Requests the engine has not finished, as the engine counts them."""
-    held_document_chars: _builtins.int
-    """Characters of documents held, over all calls (see Limits.max_held_document_chars)."""
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def held_document_chars(self) -> _builtins.int:
+        """No longer set: see held_document_bytes."""
+
+    @held_document_chars.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def held_document_chars(self, value: _builtins.int) -> None:
+        """No longer set: see held_document_bytes."""
+
+    held_document_bytes: _builtins.int
+    """Bytes of memory documents hold, over all calls (see Limits.max_held_document_bytes)."""
     def __init__(
         self,
         *,
@@ -548,10 +576,11 @@ class ServerLoad(_message.Message):
         in_flight_chunks: _builtins.int = ...,
         engine_requests: _builtins.int = ...,
         held_document_chars: _builtins.int = ...,
+        held_document_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_calls", b"active_calls", "engine_requests", b"engine_requests", "held_document_chars", b"held_document_chars", "in_flight_chunks", b"in_flight_chunks"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_calls", b"active_calls", "engine_requests", b"engine_requests", "held_document_bytes", b"held_document_bytes", "held_document_chars", b"held_document_chars", "in_flight_chunks", b"in_flight_chunks"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -12,6 +12,7 @@ from synthqa.contract.options import OPTIONS, GenerationOptions
 from synthqa.contract.wire import options_from_message, options_message
 from synthqa.v1 import synthqa_pb2 as pb
 
+from ..pipeline.chunking import ChunkedDocument
 from ..pipeline.errors import InvalidArgument
 from ..pipeline.events import (
     ChunkCompleted,
@@ -25,7 +26,7 @@ from ..pipeline.events import (
     StopReason,
 )
 from ..pipeline.options import Overrides
-from ..pipeline.service import ChunkedDocument, ServerInfo
+from ..pipeline.service import ServerInfo
 from ..pipeline.stream import DocumentPart, OptionsMessage
 from ..text.chunker import Chunk
 
@@ -64,8 +65,7 @@ def stream_message_from_proto(request: pb.GenerateRequest) -> OptionsMessage | D
         return OptionsMessage(overrides_from_proto(request.options))
     if kind == "document":
         part = request.document
-        return DocumentPart(part.document_id, part.text, part.more_follows,
-                            tuple(part.chunk_indexes))
+        return DocumentPart(part.document_id, part.text, part.more_follows, part.chunk_indexes)
     raise InvalidArgument.single("document", "a message must carry options or a document")
 
 
@@ -82,7 +82,7 @@ def chunk_to_proto(chunk: Chunk) -> pb.Chunk:
 def chunked_document_to_proto(chunked: ChunkedDocument) -> pb.ChunkDocumentResponse:
     return pb.ChunkDocumentResponse(
         chunks=[chunk_to_proto(c) for c in chunked.chunks],
-        token_count=chunked.document.token_count,
+        token_count=chunked.token_count,
         chunk_token_budget=chunked.chunk_token_budget,
     )
 
@@ -99,7 +99,7 @@ def server_info_to_proto(info: ServerInfo) -> pb.GetServerInfoResponse:
             active_calls=info.active_calls,
             in_flight_chunks=info.in_flight_chunks,
             engine_requests=info.engine_requests,
-            held_document_chars=info.held_document_chars,
+            held_document_bytes=info.held_document_bytes,
         ),
         prompt_template_tokens=info.prompt_template_tokens,
         engine_restarts=info.engine_restarts,

@@ -59,7 +59,7 @@ class SynthQAHandlers(pb_grpc.SynthQAServiceServicer):
             async def messages() -> AsyncIterator[StreamMessage]:
                 yield OptionsMessage(convert.overrides_from_proto(request.options))
                 yield DocumentPart(request.document_id or DEFAULT_DOCUMENT_ID, request.text,
-                                   chunk_indexes=tuple(request.chunk_indexes))
+                                   chunk_indexes=request.chunk_indexes)
 
             async for event in self._service.generate(messages(), GENERATE_DOCUMENT_PATHS):
                 record.count(event)

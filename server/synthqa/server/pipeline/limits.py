@@ -14,8 +14,10 @@ class ServiceLimits:
     max_in_flight_chunks_per_call: int = 128
     max_in_flight_chunks: int = 256
     max_chunks_per_document: int = 20_000
-    # Tokenizing takes about 140 MiB per million characters at its peak (measured on CPU).
-    max_held_document_chars: int = 32_000_000
+    # Bytes of memory documents may hold, over all calls: text by its width, tokens and
+    # chunks by measured factors (pipeline/chunking.py). A million characters of English
+    # hold about 16 MiB while tokenized; of CJK about 250 MiB.
+    max_held_document_bytes: int = 4 * 2**30
     max_documents_per_call: int = 100_000
     # Calls one client address may have open at once (GetServerInfo and health not counted).
     max_calls_per_client: int = 64

@@ -19,17 +19,10 @@ from ..engine.types import Adapter, EngineLayout, GenerationEngine
 from ..quality.curator import Curator
 from ..quality.judge import Judge
 from ..results.cache import ResultCache
-from ..text.chunker import (
-    Chunk,
-    TokenizedDocument,
-    chunk_document,
-    number_sentences,
-    tokenize_document,
-    window_bounds,
-)
 from ..text.prompts import PromptBuilder
 from .assembler import FieldPaths
-from .budget import DocumentMemory
+from .budget import DocumentMemory, text_bytes
+from .chunking import ChunkedDocument, DocumentChunker
 from .errors import InvalidArgument, ResourceExhausted, Unavailable
 from .events import ChunkFailed, FailureCode, GenerationEvent
 from .generator import ChunkGenerator
@@ -58,17 +51,9 @@ class ServerInfo:
     in_flight_chunks: int
     engine_requests: int
     engine_restarts: int
-    held_document_chars: int
+    held_document_bytes: int
     engine_layout: EngineLayout
     adapters: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class ChunkedDocument:
-    document: TokenizedDocument
-    chunks: list[Chunk]
-    # The largest chunk, in tokens, under the call's options.
-    chunk_token_budget: int
 
 
 class GenerationService:
@@ -96,7 +81,9 @@ class GenerationService:
         self._grammar_check = GrammarCheck(engine.tokenizer)
         self._generator = ChunkGenerator(engine, cache)
         self.load = ServerLoad(limits.max_in_flight_chunks)
-        self.memory = DocumentMemory(limits.max_held_document_chars)
+        self.memory = DocumentMemory(limits.max_held_document_bytes)
+        self._chunker = DocumentChunker(engine.tokenizer, self.memory,
+                                        limits.max_chunks_per_document)
         self._ready = False
         self._draining = False
         self._engine_dead = False
@@ -113,7 +100,8 @@ class GenerationService:
         """One real generation: compiles the default grammar and proves the engine works.
         Raises RuntimeError if it does not."""
         plan = self.default_plan
-        chunk = (await self._chunk(WARM_UP_TEXT, plan, "warm-up")).chunks[0]
+        async with self._chunker.chunked(WARM_UP_TEXT, plan, "warm-up") as chunked:
+            chunk = chunked.chunks[0]
         async for event in self._generator.generate("warm-up", chunk, plan, "synthqa-warm-up"):
             # A random model may run out of tokens (RESOURCE_EXHAUSTED); anything else means
             # the engine or its grammar backend is broken.
@@ -181,7 +169,7 @@ class GenerationService:
             in_flight_chunks=self.load.in_flight_chunks,
             engine_requests=self._engine.unfinished_requests,
             engine_restarts=self.engine_restarts,
-            held_document_chars=self.memory.held,
+            held_document_bytes=self.memory.held,
             engine_layout=self._engine.layout,
             adapters=tuple(sorted(self.adapters)),
         )
@@ -192,10 +180,12 @@ class GenerationService:
         async with self._call():
             plan = await self._plan(overrides, "options")
             self._check_document_size(text, "text")
-            with self.memory.holding(len(text)):
+            with self.memory.holding(text_bytes(text)):
                 # The reply carries every chunk's text: overlap can multiply the document's size.
-                return await self._chunk(text, plan, "text",
-                                         reply_limit_bytes=self.limits.max_message_bytes)
+                async with self._chunker.chunked(
+                        text, plan, "text",
+                        reply_limit_bytes=self.limits.max_message_bytes) as chunked:
+                    return chunked
 
     async def generate(
         self, messages: AsyncIterator[StreamMessage], paths: FieldPaths
@@ -224,7 +214,8 @@ class GenerationService:
         telemetry: CallTelemetry,
     ) -> None:
         text_path = paths.in_document("text")
-        documents = whole_documents(messages, paths, self.limits.max_document_chars, self.memory)
+        documents = whole_documents(messages, paths, self.limits.max_document_chars, self.memory,
+                                    max_chunk_indexes=self.limits.max_chunks_per_document)
         taken = 0
         # aclosing: a failed or cancelled call gives its documents' memory back at once.
         async with contextlib.aclosing(documents):
@@ -237,13 +228,13 @@ class GenerationService:
                     return
                 taken += 1
                 telemetry.document_received(document.document_id, len(document.text))
-                chunked = await self._chunk(document.text, plan, text_path)
-                selected = _select_chunks(chunked.chunks, document.chunk_indexes,
-                                          paths.in_document("chunk_indexes"))
-                if plan.records.evidence:
-                    selected = await asyncio.to_thread(self._number_sentences, selected, plan)
-                await session.add_document(document.document_id, chunked.document.token_count,
-                                           selected, total_chunks=len(chunked.chunks))
+                async with self._chunker.chunked(
+                        document.text, plan, text_path, indexes=document.chunk_indexes,
+                        indexes_path=paths.in_document("chunk_indexes"),
+                        with_sentences=plan.records.evidence) as chunked:
+                    # Held in the budget until every chunk is admitted to the engine.
+                    await session.add_document(document.document_id, chunked.token_count,
+                                               chunked.chunks, total_chunks=chunked.chunk_count)
         session.close_input()
 
     # Internals ----------------------------------------------------------------------------
@@ -276,42 +267,6 @@ class GenerationService:
                 f"{len(text)} characters is more than the limit of "
                 f"{self.limits.max_document_chars}",
             )
-
-    async def _chunk(
-        self, text: str, plan: GenerationPlan, field_path: str,
-        reply_limit_bytes: int | None = None,
-    ) -> ChunkedDocument:
-        if not text.strip():
-            raise InvalidArgument.single(
-                field_path,
-                "the document is empty or only whitespace; there is nothing to ask about")
-        # Tokenizing and windowing a large document takes a while: keep the loop serving others.
-        chunked = await asyncio.to_thread(self._chunk_now, text, plan, reply_limit_bytes)
-        if not chunked.chunks:
-            raise InvalidArgument.single(
-                field_path, "the document has no tokens for this model's tokenizer")
-        if len(chunked.chunks) > self.limits.max_chunks_per_document:
-            raise ResourceExhausted(
-                "chunks per document",
-                f"the document makes {len(chunked.chunks)} chunks under these options, more "
-                f"than the limit of {self.limits.max_chunks_per_document}; use larger chunks "
-                "(max_chunk_tokens) or split the document",
-            )
-        return chunked
-
-    def _chunk_now(
-        self, text: str, plan: GenerationPlan, reply_limit_bytes: int | None
-    ) -> ChunkedDocument:
-        document = tokenize_document(self._engine.tokenizer, text)
-        if reply_limit_bytes is not None:
-            _check_reply_size(document, plan, reply_limit_bytes)
-        chunks = chunk_document(
-            document, plan.chunk_token_budget, plan.options.chunk_overlap_tokens)
-        return ChunkedDocument(document, chunks, plan.chunk_token_budget)
-
-    def _number_sentences(self, chunks: list[Chunk], plan: GenerationPlan) -> list[Chunk]:
-        return [number_sentences(self._engine.tokenizer, chunk, plan.prompt_room)
-                for chunk in chunks]
 
     @contextlib.asynccontextmanager
     async def _call(self) -> AsyncIterator[None]:
@@ -354,41 +309,6 @@ class GenerationService:
                 finally:
                     self._sessions.discard(session)
                     telemetry.ended(error)
-
-
-def _select_chunks(chunks: list[Chunk], indexes: tuple[int, ...], field_path: str) -> list[Chunk]:
-    if not indexes:
-        return chunks
-    if indexes[-1] >= len(chunks):
-        raise InvalidArgument.single(
-            field_path,
-            f"chunk index {indexes[-1]} is out of range: the document makes {len(chunks)} "
-            "chunks under this call's options (indexes match only with the same text and "
-            "options as the call they came from)")
-    return [chunks[index] for index in indexes]
-
-
-# Share of the message cap that chunk text may fill; the rest is field overhead.
-_REPLY_TEXT_SHARE = 0.9
-
-
-def _check_reply_size(document: TokenizedDocument, plan: GenerationPlan, limit: int) -> None:
-    """Refuse, before building it, a chunk list whose text would not fit one message."""
-    overlap = plan.options.chunk_overlap_tokens
-    windows = window_bounds(document.token_count, plan.chunk_token_budget, overlap)
-    if not windows:
-        return
-    chars = sum(document.offsets[end - 1][1] - document.offsets[start][0]
-                for start, end in windows)
-    bytes_per_char = len(document.text.encode("utf-8", "surrogatepass")) / len(document.text)
-    estimate = int(chars * bytes_per_char)
-    if estimate > limit * _REPLY_TEXT_SHARE:
-        raise ResourceExhausted(
-            "reply size",
-            f"the {len(windows)} chunks would carry about {estimate} bytes of text, more than "
-            f"fits the {limit}-byte message limit; chunk_overlap_tokens={overlap} repeats text "
-            f"in every chunk of {plan.chunk_token_budget} tokens: lower chunk_overlap_tokens, "
-            "raise max_chunk_tokens, or send a shorter document")
 
 
 @contextlib.asynccontextmanager

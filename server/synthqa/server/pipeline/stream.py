@@ -3,7 +3,7 @@ in parts. Both generation RPCs speak it; GenerateDocument is a stream of one doc
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from .assembler import DocumentAssembler, FieldPaths, WholeDocument
@@ -26,8 +26,9 @@ class DocumentPart:
     document_id: str
     text: str
     more_follows: bool = False
-    # Only these chunks of the document; empty for all of them.
-    chunk_indexes: tuple[int, ...] = ()
+    # Only these chunks of the document; empty for all of them. Any sequence: a request's
+    # repeated field is checked (bounded) before it is copied.
+    chunk_indexes: Sequence[int] = ()
 
 
 StreamMessage = OptionsMessage | DocumentPart
@@ -56,12 +57,13 @@ async def whole_documents(
     paths: FieldPaths,
     max_document_chars: int,
     memory: DocumentMemory,
+    max_chunk_indexes: int = 20_000,
 ) -> AsyncGenerator[WholeDocument, None]:
     """Each document as its last part arrives; checks the protocol and that every document
     was finished when the stream ends. A document's characters stay counted in `memory` until
     the consumer asks for the next one (or closes this generator): that is while it is chunked
     and its chunks wait for the engine."""
-    assembler = DocumentAssembler(max_document_chars, paths, memory)
+    assembler = DocumentAssembler(max_document_chars, paths, memory, max_chunk_indexes)
     try:
         async for message in messages:
             if isinstance(message, OptionsMessage):
@@ -73,7 +75,7 @@ async def whole_documents(
                 try:
                     yield document
                 finally:
-                    memory.give_back(len(document.text))
+                    memory.give_back(document.held_bytes)
         assembler.close()
     finally:
         assembler.release()

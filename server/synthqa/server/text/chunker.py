@@ -13,7 +13,8 @@ import bisect
 import dataclasses
 import itertools
 import weakref
-from collections.abc import Sequence
+from array import array
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, overload
 
@@ -55,27 +56,41 @@ class Chunk:
         return len(self.token_ids)
 
 
-def tokenize_document(tokenizer: OffsetTokenizer, text: str) -> TokenizedDocument:
+# Told, before each batch of pieces is encoded, how many tokens the document has so far and
+# the most the batch can add (its UTF-8 bytes); may raise to stop the work.
+TokenizeProgress = Callable[[int, int], None]
+
+
+def tokenize_document(tokenizer: OffsetTokenizer, text: str,
+                      progress: TokenizeProgress | None = None) -> TokenizedDocument:
+    """`text` as token ids with their character offsets. A long text is encoded in batches of
+    pieces; `progress` is told of each batch before it starts (and of the end), and may raise
+    to stop the work there."""
+    report: TokenizeProgress = progress or _no_progress
     encoder = _fast_encoder(tokenizer)
     if encoder is not None:
         bounds = piece_bounds(text, PIECE_CHARS) if encoder.cuts_at_spaces else [(0, len(text))]
         if len(bounds) == 1:
+            report(0, utf8_length(text))
             # encode_batch, not encode: only the batch call lets go of the GIL while it works,
             # so the server's event loop keeps running beside a large document.
             encoding = encoder.rust.encode_batch([text], add_special_tokens=False)[0]
+            report(len(encoding.ids), 0)
             return TokenizedDocument(text=text, token_ids=encoding.ids, offsets=encoding.offsets)
-        token_ids: list[int] = []
-        pieces: list[tuple[int, list[tuple[int, int]]]] = []
-        # A few pieces per batch: the tokenizer's own objects for the whole of a large
-        # document at once cost more than the batches (and hold far more memory).
-        for first in range(0, len(bounds), PIECES_PER_BATCH):
-            group = bounds[first:first + PIECES_PER_BATCH]
+        token_ids = array("i")
+        pieces: list[tuple[int, Sequence[int]]] = []
+        for group in _batches(text, bounds):
+            report(len(token_ids), sum(utf8_length(text[start:end]) for start, end in group))
             encodings = encoder.rust.encode_batch([text[start:end] for start, end in group],
                                                   add_special_tokens=False)
             for (start, _), encoding in zip(group, encodings, strict=True):
                 token_ids.extend(encoding.ids)
-                pieces.append((start, encoding.offsets))
+                pieces.append((start, array("i", itertools.chain.from_iterable(
+                    encoding.offsets))))
+            del encodings  # the tokenizer's own objects for a batch go before the next
+        report(len(token_ids), 0)
         return TokenizedDocument(text=text, token_ids=token_ids, offsets=ShiftedOffsets(pieces))
+    report(0, utf8_length(text))
     # split_special_tokens: a document that contains "<|eot|>" or a chat header as text must
     # not inject those control tokens into the prompt.
     encoding = tokenizer(
@@ -85,30 +100,64 @@ def tokenize_document(tokenizer: OffsetTokenizer, text: str) -> TokenizedDocumen
         split_special_tokens=True,
         verbose=False,  # documents are meant to be longer than the model's context
     )
-    return TokenizedDocument(
+    document = TokenizedDocument(
         text=text,
         token_ids=list(encoding["input_ids"]),
         offsets=[(int(start), int(end)) for start, end in encoding["offset_mapping"]],
     )
+    report(document.token_count, 0)
+    return document
+
+
+def _no_progress(tokens: int, batch_limit: int) -> None:
+    return None
+
+
+def utf8_length(text: str) -> int:
+    """Bytes of `text` in UTF-8, which bound the tokens a byte-level tokenizer makes of it."""
+    if text.isascii():
+        return len(text)
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _batches(text: str, bounds: list[tuple[int, int]]) -> Iterator[list[tuple[int, int]]]:
+    """Consecutive pieces, grouped up to BATCH_BYTES of text (a piece more than that alone)."""
+    group: list[tuple[int, int]] = []
+    size = 0
+    for start, end in bounds:
+        piece = utf8_length(text[start:end])
+        if group and size + piece > BATCH_BYTES:
+            yield group
+            group, size = [], 0
+        group.append((start, end))
+        size += piece
+    if group:
+        yield group
 
 
 # A document longer than this is encoded in pieces of about this many characters, cut at lone
-# spaces, in one batch: the tokenizer slows on one long text (4 M characters a second at 10
-# thousand, 1.2 M at 16 million, on these machines), and a batch is spread over the cores.
+# spaces, in batches: the tokenizer slows on one long text (4 M characters a second at 10
+# thousand, 1.2 M at 16 million, on these machines), a batch is spread over the cores, and
+# between batches the work can be stopped and its memory counted.
 PIECE_CHARS = 65_536
-PIECES_PER_BATCH = 8
+# Text per batch: the tokenizer's own objects for a whole large document at once cost more
+# than the batches (and hold far more memory). 8 pieces of English; fewer of other scripts,
+# which make more tokens per character.
+BATCH_BYTES = 8 * PIECE_CHARS
 
 
 def piece_bounds(text: str, size: int) -> list[tuple[int, int]]:
     """(start, end) of consecutive pieces covering `text`, each cut just before a lone space
     (one space between two other characters) in the second half of its `size` characters.
-    Where no such space is found the rest stays one piece."""
+    Where there is no such space the piece is cut at `size` characters: the tokens next to
+    such a cut may differ from those of the whole text (a word split in two), which only text
+    without spaces for over half a piece (CJK, hostile input) meets."""
     bounds = []
     start = 0
     while len(text) - start > size:
         cut = _lone_space_before(text, start + size, start + size // 2)
         if cut is None:
-            break
+            cut = start + size
         bounds.append((start, cut))
         start = cut
     bounds.append((start, len(text)))
@@ -130,14 +179,22 @@ def _is_lone_space(text: str, at: int) -> bool:
 
 
 class ShiftedOffsets(Sequence[tuple[int, int]]):
-    """The offsets of a document encoded in pieces: each piece's own offsets, moved by where
-    the piece starts, computed when read rather than copied."""
+    """The offsets of a document encoded in pieces: each piece's own offsets, flat (start, end,
+    start, end, ...), moved by where the piece starts when read rather than copied. Flat int
+    arrays cost 8 bytes a token, where lists of tuples cost about 120."""
 
-    def __init__(self, pieces: list[tuple[int, list[tuple[int, int]]]]) -> None:
+    def __init__(self, pieces: list[tuple[int, Sequence[int]]]) -> None:
         self._shifts = [shift for shift, _ in pieces]
-        self._pieces = [offsets for _, offsets in pieces]
-        self._firsts = list(itertools.accumulate((len(p) for p in self._pieces[:-1]), initial=0))
-        self._length = sum(len(p) for p in self._pieces)
+        self._pieces = [flat for _, flat in pieces]
+        self._firsts = list(itertools.accumulate((len(p) // 2 for p in self._pieces[:-1]),
+                                                 initial=0))
+        self._length = sum(len(p) // 2 for p in self._pieces)
+
+    @classmethod
+    def of_pairs(cls, pieces: list[tuple[int, list[tuple[int, int]]]]) -> ShiftedOffsets:
+        """From each piece's offsets as (start, end) pairs."""
+        return cls([(shift, [value for pair in pairs for value in pair])
+                    for shift, pairs in pieces])
 
     def __len__(self) -> int:
         return self._length
@@ -156,9 +213,10 @@ class ShiftedOffsets(Sequence[tuple[int, int]]):
         if not 0 <= index < self._length:
             raise IndexError(index)
         piece = bisect.bisect_right(self._firsts, index) - 1
-        start, end = self._pieces[piece][index - self._firsts[piece]]
+        at = 2 * (index - self._firsts[piece])
+        flat = self._pieces[piece]
         shift = self._shifts[piece]
-        return start + shift, end + shift
+        return flat[at] + shift, flat[at + 1] + shift
 
     def furthest_end(self, start: int, end: int) -> int:
         """max(offset end) over tokens [start, end), without building their offsets."""
@@ -166,10 +224,10 @@ class ShiftedOffsets(Sequence[tuple[int, int]]):
         piece = bisect.bisect_right(self._firsts, start) - 1
         while start < end:
             first = self._firsts[piece]
-            stop = min(end, first + len(self._pieces[piece]))
+            stop = min(end, first + len(self._pieces[piece]) // 2)
             if stop > start:  # a piece may have no tokens at all
-                window = self._pieces[piece][start - first:stop - first]
-                furthest = max(furthest, max(e for _, e in window) + self._shifts[piece])
+                ends = self._pieces[piece][2 * (start - first) + 1:2 * (stop - first):2]
+                furthest = max(furthest, max(ends) + self._shifts[piece])
                 start = stop
             piece += 1
         return furthest
@@ -230,39 +288,72 @@ def _cuts_cleanly(rust: Any) -> bool:
     bounds = list(zip([0, *cuts], [*cuts, len(_CUT_PROBE)], strict=True))
     pieces = rust.encode_batch([_CUT_PROBE[a:b] for a, b in bounds], add_special_tokens=False)
     ids = [token for piece in pieces for token in piece.ids]
-    offsets = ShiftedOffsets([(a, piece.offsets) for (a, _), piece in zip(bounds, pieces,
-                                                                         strict=True)])
+    offsets = ShiftedOffsets.of_pairs([(a, piece.offsets) for (a, _), piece in zip(
+        bounds, pieces, strict=True)])
     return bool(ids == whole.ids and offsets[:] == whole.offsets)
 
 
+@dataclass(frozen=True)
+class Windows(Sequence[tuple[int, int]]):
+    """Half-open token windows covering `token_count` tokens: the fewest of at most `budget`
+    tokens whose neighbours overlap by exactly `overlap`; their sizes differ by at most one
+    token. Computed, not stored: how many there are, and any one of them, is known before a
+    chunk is built."""
+
+    token_count: int
+    budget: int
+    overlap: int
+
+    def __post_init__(self) -> None:
+        if self.budget < 1:
+            raise ValueError(f"budget must be positive, got {self.budget}")
+        if not 0 <= self.overlap < self.budget:
+            raise ValueError(f"overlap must be in [0, budget), got {self.overlap} with budget "
+                             f"{self.budget}")
+
+    def __len__(self) -> int:
+        if self.token_count <= self.budget:
+            return 1 if self.token_count else 0
+        stride = self.budget - self.overlap
+        return -(-(self.token_count - self.overlap) // stride)  # ceil division
+
+    @property
+    def total_tokens(self) -> int:
+        """Tokens in all windows together: the document's, plus those the overlaps repeat."""
+        return self.token_count + max(len(self) - 1, 0) * self.overlap
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[int, int]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[tuple[int, int]]: ...
+
+    def __getitem__(self, index: int | slice) -> tuple[int, int] | list[tuple[int, int]]:
+        count = len(self)
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(count))]
+        if index < 0:
+            index += count
+        if not 0 <= index < count:
+            raise IndexError(index)
+        # Sizes sum to token_count plus the tokens counted twice in the overlaps; the first
+        # `extra` windows are one token longer.
+        base, extra = divmod(self.total_tokens, count)
+        start = index * (base - self.overlap) + min(index, extra)
+        return start, start + base + (1 if index < extra else 0)
+
+
 def window_bounds(token_count: int, budget: int, overlap: int) -> list[tuple[int, int]]:
-    """Half-open token windows covering `token_count` tokens.
-
-    The fewest windows of at most `budget` tokens whose neighbours overlap by exactly `overlap`;
-    their sizes differ by at most one token.
-    """
-    if budget < 1:
-        raise ValueError(f"budget must be positive, got {budget}")
-    if not 0 <= overlap < budget:
-        raise ValueError(f"overlap must be in [0, budget), got {overlap} with budget {budget}")
-    if token_count <= budget:
-        return [(0, token_count)] if token_count else []
-    stride = budget - overlap
-    count = -(-(token_count - overlap) // stride)  # ceil division
-    # Sizes sum to token_count plus the tokens counted twice in the overlaps.
-    base, extra = divmod(token_count + (count - 1) * overlap, count)
-    windows = []
-    start = 0
-    for i in range(count):
-        end = start + base + (1 if i < extra else 0)
-        windows.append((start, end))
-        start = end - overlap
-    return windows
+    return list(Windows(token_count, budget, overlap))
 
 
-def chunk_document(document: TokenizedDocument, budget: int, overlap: int) -> list[Chunk]:
+def chunk_document(document: TokenizedDocument, budget: int, overlap: int,
+                   indexes: Sequence[int] | None = None) -> list[Chunk]:
+    """The document's chunks, or only those at `indexes` (each in range)."""
+    windows = Windows(document.token_count, budget, overlap)
     chunks = []
-    for index, (start, end) in enumerate(window_bounds(document.token_count, budget, overlap)):
+    for index in range(len(windows)) if indexes is None else indexes:
+        start, end = windows[index]
         char_start = document.offsets[start][0]
         # A token may end before a later one (byte-level pieces of one character share the
         # character's span), so take the furthest end in the window.
