@@ -29,6 +29,11 @@ def otlp_receiver() -> Iterator[OtlpReceiver]:
     yield from receiving()
 
 
+# The session server's budget of memory held by documents: room for one 200,000-character
+# document of any script (about 54 MB for CJK), not for two.
+SESSION_MEMORY_BUDGET = 64_000_000
+
+
 @pytest.fixture(scope="session")
 def server(tiny_model_path: str, otlp_receiver: OtlpReceiver) -> Iterator[ServerProcess]:
     process = ServerProcess(
@@ -37,7 +42,7 @@ def server(tiny_model_path: str, otlp_receiver: OtlpReceiver) -> Iterator[Server
         # Small limits so the limit tests need no huge inputs.
         extra_args=["--max-document-chars", "200000", "--max-in-flight-chunks-per-call", "8",
                     "--max-chunks-per-document", "1000",
-                    "--max-held-document-chars", "300000"],
+                    "--max-held-document-bytes", str(SESSION_MEMORY_BUDGET)],
         # Tracing on, as a platform team would run it; spans leave within 0.1 s of ending.
         extra_env=tracing_environment(otlp_receiver.endpoint),
     )

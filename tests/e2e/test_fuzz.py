@@ -24,6 +24,7 @@ import dataclasses
 import math
 import os
 import statistics
+import sys
 import threading
 import time
 from collections import Counter
@@ -121,6 +122,19 @@ def short(text: str, keep: int = 40) -> str:
     return repr(text) if len(text) <= 2 * keep else f"{text[:keep]!r}...<{len(text)} chars>"
 
 
+def text_bytes(text: str) -> int:
+    """What the server counts for text it holds: its size in memory (1, 2 or 4 bytes a
+    character)."""
+    return sys.getsizeof(text) - sys.getsizeof("")
+
+
+CHUNK_INDEX_BYTES = 64
+# The most a character of a document can cost the server's budget: 4 bytes of text, and up to
+# 4 tokens (one a UTF-8 byte), each 48 bytes tokenized and 80 in chunks with their numbered
+# sentences (pipeline/chunking.py).
+MOST_BYTES_PER_CHARACTER = 4 + 4 * (48 + 80)
+
+
 # What a stream sends: messages described compactly (hypothesis prints them on a failure) ----
 
 @dataclass(frozen=True)
@@ -165,7 +179,7 @@ Text = Txt | Huge
 class Opts:
     """GenerateRequest{options}."""
 
-    fields: tuple[tuple[str, int | float], ...] = ()
+    fields: tuple[tuple[str, int | float | str], ...] = ()
 
     def payload(self) -> bytes:
         return pb.GenerationOptions(**dict(self.fields)).SerializeToString()
@@ -327,7 +341,9 @@ def usable_texts() -> st.SearchStrategy[Txt]:
                      st.text(SAFE_CHARACTERS, min_size=1, max_size=60).map(Txt))
 
 
-HUGE_TEXTS = st.builds(Huge, st.sampled_from(["lighthouse ", "é", "ab\n", "灯塔", "🙂", " "]),
+# CJK without spaces: three tokens a character, cut into pieces at no space.
+HUGE_TEXTS = st.builds(Huge, st.sampled_from(["lighthouse ", "é", "ab\n", "灯塔", "🙂", " ",
+                                             "灯台は夜に船を導く"]),
                        st.sampled_from(["third", "0.6", "limit-1", "limit", "limit+1"]))
 
 
@@ -363,6 +379,8 @@ HOSTILE_INDEXES = st.one_of(
                        st.integers(INT32_MIN, INT32_MAX)), max_size=6).map(tuple),
     st.just(Indexes((0,) * 5000)),
     st.just(Indexes(range(1200))),
+    st.just(Indexes(range(20_001))),
+    st.sampled_from([(1, 2, 1), (0, 0)]),
 )
 # Bounded work for a huge document: a few of its chunks, or a bad index.
 HUGE_INDEXES = st.sampled_from([(0,), (1,), (0, 0, 0), (2, 1), (999,), (1000,), (INT32_MAX,)])
@@ -372,7 +390,7 @@ HUGE_INDEXES = st.sampled_from([(0,), (1,), (0, 0, 0), (2, 1), (999,), (1000,), 
 def valid_options(draw: st.DrawFn) -> Opts:
     """In bounds, and cheap to generate on the tiny model."""
     num_pairs = draw(st.sampled_from([1, 2]))
-    fields: dict[str, int | float] = {
+    fields: dict[str, int | float | str] = {
         "num_pairs": num_pairs,
         "max_generation_tokens": draw(st.sampled_from([60, 64, 96] if num_pairs == 1
                                                       else [108, 128])),
@@ -388,7 +406,17 @@ def valid_options(draw: st.DrawFn) -> Opts:
     if draw(st.booleans()):
         value = draw(st.integers(INT64_MIN, INT64_MAX))
         fields["seed"] = -2 if value == -1 else value  # -1 is reserved
+    if not draw(st.integers(0, 5)):
+        fields["record_regex"] = draw(HOSTILE_PATTERNS)
     return Opts(tuple(fields.items()))
+
+
+# Patterns a backtracking matcher takes exponential time on, ones RE2 cannot run, ones no
+# record can be written for, and plain ones.
+HOSTILE_PATTERNS = st.sampled_from([
+    "(a?){29}a{29}\\n", "(a|aa)*b", "(x+x+)+y", "(?=a)a", "(a)\\1", '"', '[^"]"',
+    "[a-z]{1,12}", "(lamp|light) [0-9]{1,3}",
+])
 
 
 ANY_VALUE: dict[str, st.SearchStrategy[Any]] = {
@@ -650,11 +678,16 @@ class Model:
     def chunk_count(self, text: str, options: pb.GenerationOptions) -> int | str:
         """Chunks of `text`, or the quota subject that refuses it."""
         cache_key = (hash(text), text[:64], options.SerializeToString(deterministic=True))
-        if cache_key not in self._chunks:
+        for _ in range(100):
+            if cache_key in self._chunks:
+                break
             try:
                 self._chunks[cache_key] = len(self.fuzz.chunk_document(text, options).chunks)
             except SynthQAError as error:
                 assert error.code == EXHAUSTED, error
+                if error.quota_violations[0].field == "server memory":
+                    time.sleep(0.2)  # other streams hold the budget now: ask again
+                    continue
                 self._chunks[cache_key] = error.quota_violations[0].field
         return self._chunks[cache_key]
 
@@ -687,6 +720,7 @@ class Model:
         open_indexes: dict[str, set[int]] = {}
         finished: set[str] = set()
         buffered = 0
+        buffered_bytes = 0
         for number, message in enumerate(messages):
             where = f"message {number}"
             if message is TOO_BIG:
@@ -712,9 +746,17 @@ class Model:
             if not document_id or len(document_id) > 256:
                 return expect.fail(INVALID, frozenset({paths.of("document_id")}),
                                    f"bad id at {where}")
+            earlier = open_indexes.get(document_id, set())
+            if len(part.chunk_indexes) + len(earlier) > self.limits.max_chunks_per_document:
+                return expect.fail(INVALID, frozenset({paths.of("chunk_indexes")}),
+                                   f"more indexes than chunks at {where}")
             if any(index < 0 for index in part.chunk_indexes):
                 return expect.fail(INVALID, frozenset({paths.of("chunk_indexes")}),
                                    f"negative index at {where}")
+            if (len(set(part.chunk_indexes)) < len(part.chunk_indexes)
+                    or earlier & set(part.chunk_indexes)):
+                return expect.fail(INVALID, frozenset({paths.of("chunk_indexes")}),
+                                   f"an index twice at {where}")
             if document_id in finished:
                 return expect.fail(INVALID, frozenset({paths.of("document_id")}),
                                    f"{document_id!r} again at {where}")
@@ -723,16 +765,19 @@ class Model:
                 return expect.fail(EXHAUSTED, f"document {document_id!r}", f"too long at {where}")
             if part.more_follows and buffered + len(text) > max_chars:
                 return expect.fail(EXHAUSTED, "unfinished documents", f"too much open at {where}")
-            if buffered + len(text) > self.limits.max_held_document_chars:
+            arriving = text_bytes(text) + CHUNK_INDEX_BYTES * len(part.chunk_indexes)
+            if buffered_bytes + arriving > self.limits.max_held_document_bytes:
                 return expect.fail(EXHAUSTED, "server memory", f"over the budget at {where}")
             expect.own_held = max(expect.own_held, buffered + len(text))
             open_parts.setdefault(document_id, []).append(text)
             open_indexes.setdefault(document_id, set()).update(part.chunk_indexes)
             buffered += len(text)
+            buffered_bytes += arriving
             if part.more_follows:
                 continue
             whole = "".join(open_parts.pop(document_id))
             buffered -= len(whole)
+            buffered_bytes = sum(text_bytes(t) for parts in open_parts.values() for t in parts)
             finished.add(document_id)
             indexes = tuple(sorted(open_indexes.pop(document_id)))
             if not whole.strip():
@@ -991,7 +1036,7 @@ class Fuzz:
         while True:
             load = self.info().load
             if (load.engine_requests == 0 and load.in_flight_chunks == 0
-                    and load.held_document_chars == 0
+                    and load.held_document_bytes == 0
                     and load.active_calls == self.baseline_calls):
                 self.longest_idle_wait = max(self.longest_idle_wait, time.monotonic() - began)
                 return
@@ -1015,7 +1060,7 @@ class Fuzz:
             chars = sum(message.chars(self.limits) for message, data in zip(spec, payload,
                                                                             strict=True)
                         if len(data) <= limit)
-        held = self.info().load.held_document_chars
+        held = self.info().load.held_document_bytes
         return Running(label, method, payload, end, expect, chars, held)
 
     def run(self, running: Running) -> None:
@@ -1073,9 +1118,9 @@ class Fuzz:
             allowed.add(CANCELLED)
         if end.short_deadline:
             allowed.add(DEADLINE)
-        memory_may_run_out = (expect.own_held + running.held_at_start
-                              + self.others_held(running.interval)
-                              > self.limits.max_held_document_chars)
+        memory_may_run_out = ((expect.own_held + self.others_held(running.interval))
+                              * MOST_BYTES_PER_CHARACTER + running.held_at_start
+                              > self.limits.max_held_document_bytes)
         if memory_may_run_out:
             allowed.add(EXHAUSTED)
         assert out.code in allowed, f"unexpected status: {context}"

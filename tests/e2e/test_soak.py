@@ -234,7 +234,7 @@ async def wait_idle(client: AsyncSynthQAClient, within: float) -> float:
     while True:
         load = (await client.server_info()).load
         if (load.active_calls == load.in_flight_chunks == load.engine_requests
-                == load.held_document_chars == 0):
+                == load.held_document_bytes == 0):
             return time.monotonic() - began
         if time.monotonic() - began > within:
             raise AssertionError(f"the server is not idle {within} s after the soak: {load}")

@@ -14,6 +14,7 @@ must do nothing unless a synthqa server started the engine: any vLLM in the same
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -49,4 +50,43 @@ def _exit_with_parent(parent: int) -> None:
     # When the parent dies, this process is re-parented, and getppid() changes.
     while os.getppid() == parent:
         time.sleep(PARENT_CHECK_SECONDS)
+    # A server killed outright (SIGKILL of its group, the OOM killer) cleans nothing up, and
+    # os._exit runs no finalizer: the shared memory and semaphores this engine maps (vLLM's
+    # message queues, 160 MiB and more) would stay in /dev/shm until reboot. Nothing else can
+    # use them now.
+    remove_mapped_shared_memory()
     os._exit(1)
+
+
+SHARED_MEMORY_DIR = "/dev/shm"
+
+
+def remove_mapped_shared_memory(maps: str = "/proc/self/maps") -> list[str]:
+    """Unlink the /dev/shm files this process has mapped; returns their names. Found by inode:
+    a semaphore is mapped under the temporary name it was created with, then renamed."""
+    inodes = mapped_shared_memory_inodes(maps)
+    removed = []
+    try:
+        entries = list(os.scandir(SHARED_MEMORY_DIR))
+    except OSError:
+        return removed
+    for entry in entries:
+        with contextlib.suppress(OSError):
+            if entry.inode() in inodes:
+                os.unlink(entry.path)
+                removed.append(entry.name)
+    return removed
+
+
+def mapped_shared_memory_inodes(maps: str = "/proc/self/maps") -> set[int]:
+    found = set()
+    try:
+        with open(maps, encoding="utf-8", errors="replace") as lines:
+            for line in lines:
+                # address perms offset device inode path
+                fields = line.rstrip("\n").split(None, 5)
+                if len(fields) == 6 and fields[5].startswith(SHARED_MEMORY_DIR + "/"):
+                    found.add(int(fields[4]))
+    except (OSError, ValueError):
+        pass
+    return found
