@@ -205,3 +205,21 @@ def test_resume_reports_chunks_that_failed_before(
         EXIT_INTERRUPTED
     assert run_resumed(StandIn(), three_files, out) == EXIT_SOME_FAILED
     assert "1 chunk(s) failed in the resumed run" in capsys.readouterr().err
+
+
+def test_a_file_named_twice_by_any_spelling_is_sent_once_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bsd.txt").write_text("The BSD license is short.", encoding="utf-8")
+    (tmp_path / "other.txt").write_text("Another text.", encoding="utf-8")
+    (tmp_path / "link.txt").symlink_to(tmp_path / "bsd.txt")
+    spellings = ["bsd.txt", "./bsd.txt", str(tmp_path / "bsd.txt"), "link.txt", "other.txt"]
+    client, out = StandIn(), tmp_path / "pairs.jsonl"
+    assert run_generate(client, spellings, out, {}, show=0,  # type: ignore[arg-type]
+                        progress_enabled=False, strict=False) == EXIT_OK
+    assert client.sent == ["0:bsd.txt", "4:other.txt"]
+    assert len(lines(out)) == 4
+    warnings = capsys.readouterr().err.splitlines()
+    for repeat in spellings[1:4]:
+        assert f"synthqa: {repeat} is the same file as bsd.txt; sending it once" in warnings

@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     generate = commands.add_parser("generate", help="generate pairs from files into JSONL")
-    generate.add_argument("files", nargs="+", type=Path)
+    # As typed: a file named twice is sent once, with a warning naming both spellings.
+    generate.add_argument("files", nargs="+", metavar="FILE")
     generate.add_argument("--out", type=Path, required=True, help="JSONL file to write")
     generate.add_argument("--show", type=int, default=0, metavar="N",
                           help="print the first N pairs to the terminal")
