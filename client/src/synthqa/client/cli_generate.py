@@ -2,7 +2,9 @@
 says what failed.
 
 Exit codes: 0 everything was generated; 3 the call finished but some chunks, documents or
-input files failed (the summary names them); 1 the call itself failed; 130 interrupted.
+input files failed (the summary names them); 1 the call itself failed, or nothing was sent
+(--strict found a bad file, no file has text, another run is writing --out, --resume cannot
+resume); 130 interrupted.
 Output goes to `<out>.partial` and replaces `<out>` only when the call finishes, so a failed or
 interrupted run never destroys an earlier file; `--resume` finishes an unfinished run,
 sending only the documents not yet done (output_journal.py).
@@ -24,7 +26,7 @@ from synthqa.v1 import synthqa_pb2 as pb
 
 from .documents import Document
 from .events import pair_record, record_line
-from .output_journal import OutputJournal, ResumeError, run_key
+from .output_journal import OutputBusy, OutputJournal, OutputLock, ResumeError, run_key
 from .sync import SynthQAClient
 
 EXIT_OK = 0
@@ -146,6 +148,28 @@ def run_generate(
     streams: int = 1,
 ) -> int:
     """`files` as the command line spelled them (a repeated file's warning names both)."""
+    try:
+        with OutputLock(out):
+            return _generate(client, files, out, options, show=show,
+                             progress_enabled=progress_enabled, strict=strict, resume=resume,
+                             streams=streams)
+    except OutputBusy as error:
+        print(f"synthqa: {error}", file=sys.stderr)
+        return EXIT_CALL_FAILED
+
+
+def _generate(
+    client: SynthQAClient,
+    files: Sequence[str | Path],
+    out: Path,
+    options: dict[str, Any],
+    *,
+    show: int,
+    progress_enabled: bool,
+    strict: bool,
+    resume: bool,
+    streams: int,
+) -> int:
     report = RunReport()
     positions = distinct_files(files)
     try:
