@@ -13,7 +13,7 @@ from google.protobuf import json_format
 from synthqa.contract.options import OPTIONS, OptionValue
 
 from . import tracing
-from .channel import Credentials
+from .channel import Credentials, token_problem
 from .cli_generate import EXIT_CALL_FAILED, EXIT_INTERRUPTED, InputError, read_text, run_generate
 from .errors import SynthQAError
 from .retry import DEFAULT_RETRIES, DEFAULT_RETRY_WAIT_SECONDS
@@ -93,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--retries must not be negative")
     if (args.cert_file is None) != (args.key_file is None):
         parser.error("--cert-file and --key-file go together")
+    if args.token and (problem := token_problem(args.token)):
+        parser.error(f"--token (or ${TOKEN_VARIABLE}): {problem}")
     if args.command == "generate":
         if args.streams is None:
             args.streams = len(args.target) if isinstance(args.target, list) else 1
