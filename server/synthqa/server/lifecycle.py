@@ -214,5 +214,7 @@ async def open_result_cache(settings: ServerSettings) -> ResultCache | None:
         log.warning("no result cache: %s cannot be used (%s); pass --cache-path or --no-cache",
                     settings.cache_path, error)
         return None
+    if not cache.enabled:
+        return None  # a corrupt file it could not replace; it has said so
     log.info("result cache at %s (seeded calls)", settings.cache_path)
     return cache

@@ -205,3 +205,58 @@ def test_resume_reports_chunks_that_failed_before(
         EXIT_INTERRUPTED
     assert run_resumed(StandIn(), three_files, out) == EXIT_SOME_FAILED
     assert "1 chunk(s) failed in the resumed run" in capsys.readouterr().err
+
+
+def test_a_file_named_twice_by_any_spelling_is_sent_once_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bsd.txt").write_text("The BSD license is short.", encoding="utf-8")
+    (tmp_path / "other.txt").write_text("Another text.", encoding="utf-8")
+    (tmp_path / "link.txt").symlink_to(tmp_path / "bsd.txt")
+    spellings = ["bsd.txt", "./bsd.txt", str(tmp_path / "bsd.txt"), "link.txt", "other.txt"]
+    client, out = StandIn(), tmp_path / "pairs.jsonl"
+    assert run_generate(client, spellings, out, {}, show=0,  # type: ignore[arg-type]
+                        progress_enabled=False, strict=False) == EXIT_OK
+    assert client.sent == ["0:bsd.txt", "4:other.txt"]
+    assert len(lines(out)) == 4
+    warnings = capsys.readouterr().err.splitlines()
+    for repeat in spellings[1:4]:
+        assert f"synthqa: {repeat} is the same file as bsd.txt; sending it once" in warnings
+
+
+class SecondRunMidway(StandIn):
+    """While its first document is sent, starts a second run on the same output."""
+
+    def __init__(self, files: list[Path], out: Path) -> None:
+        super().__init__()
+        self.files, self.out = files, out
+        self.second = StandIn()
+        self.second_exit: int | None = None
+
+    def generate(self, documents: Any, **options: Any) -> Iterator[pb.GenerateResponse]:
+        for event in super().generate(documents, **options):
+            if self.second_exit is None:
+                self.second_exit = run(self.second, self.files, self.out)
+            yield event
+
+
+def test_a_second_run_on_the_same_out_stops_before_any_call(
+    three_files: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "pairs.jsonl"
+    first = SecondRunMidway(three_files, out)
+    assert run(first, three_files, out) == EXIT_OK
+    assert first.second_exit == EXIT_CALL_FAILED and first.second.sent == []
+    assert f"synthqa: {out} is being written by another synthqa run" in capsys.readouterr().err
+    assert len(lines(out)) == 6, "the first run's output is whole"
+    assert not out.with_name("pairs.jsonl.lock").exists()
+    assert run(StandIn(), three_files, out) == EXIT_OK, "a finished run leaves no lock"
+
+
+def test_a_lock_file_left_by_a_killed_run_stops_no_one(
+    three_files: list[Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "pairs.jsonl"
+    out.with_name("pairs.jsonl.lock").write_bytes(b"")
+    assert run(StandIn(), three_files, out) == EXIT_OK

@@ -1,13 +1,21 @@
 """Plans: the chunk budget is measured, and options that cannot fit the context are refused
-with the field that is wrong."""
+with the field that is wrong: the option whose own text made the prompt too long, or
+max_generation_tokens when the generation headroom is what leaves no room."""
 
 from __future__ import annotations
+
+import json
+import re
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from synthqa.contract.options import GenerationOptions
 from synthqa.server.pipeline.errors import InvalidArgument
 from synthqa.server.pipeline.planner import Planner
+from synthqa.server.quality.judge import Judge
+from synthqa.server.text.prompts import PromptBuilder
 from synthqa.server.text.schema import QA_FIELDS, min_generation_tokens
 
 from ..helpers import violations
@@ -44,3 +52,63 @@ def test_generation_larger_than_context_is_rejected(planner: Planner) -> None:
     with pytest.raises(InvalidArgument) as caught:
         planner.plan(GenerationOptions(max_generation_tokens=2040))
     assert "options.max_generation_tokens" in violations(caught.value)
+
+
+LONG_PROMPT = re.compile(
+    r"takes (\d+) tokens of the prompt(?: \(.*\))?, leaving no room for text: the 2048-token "
+    r"context has (\d+) beside the (\d+)-token built-in prompt and the 512 generated tokens; "
+    r"shorten it \(or lower max_generation_tokens\)")
+LONG_CHOICES = tuple(f"choice {n}: " + "x" * 240 for n in range(64))
+LONG_INSTRUCTIONS = ("Answer in the style of a careful historian. " * 90)[:4000]
+LARGE_ENUM_SCHEMA = json.dumps({"enum": [f"value number {n} of a long list" for n in range(400)]})
+
+
+def refusal(planner: Planner, **options: Any) -> dict[str, str]:
+    with pytest.raises(InvalidArgument) as caught:
+        planner.plan(GenerationOptions(**options), client_set=frozenset(options))
+    return violations(caught.value)
+
+
+@pytest.mark.parametrize(("option", "value", "shorter"), [
+    ("record_choices", LONG_CHOICES, LONG_CHOICES[:4]),
+    ("record_schema", LARGE_ENUM_SCHEMA, json.dumps({"enum": ["a", "b"]})),
+    ("instructions", LONG_INSTRUCTIONS, LONG_INSTRUCTIONS[:400]),
+])
+def test_a_prompt_made_too_long_by_an_option_names_that_option(
+    planner: Planner, option: str, value: Any, shorter: Any
+) -> None:
+    found = refusal(planner, **{option: value})
+    assert list(found) == [f"options.{option}"]
+    measured = LONG_PROMPT.fullmatch(found[f"options.{option}"])
+    assert measured, found
+    cost, room, built_in = map(int, measured.groups())
+    assert cost >= room and room + built_in + 512 == 2048
+    planner.plan(GenerationOptions(**{option: shorter}), client_set=frozenset({option}))
+
+
+def test_options_that_make_the_prompt_too_long_together_are_each_named(
+    planner: Planner
+) -> None:
+    found = refusal(planner, instructions=LONG_INSTRUCTIONS[:2400],
+                    record_choices=LONG_CHOICES[:4])
+    assert sorted(found) == ["options.instructions", "options.record_choices"]
+    assert "(options.instructions and options.record_choices take " in \
+        found["options.record_choices"]
+
+
+def test_a_prompt_too_long_for_the_generation_headroom_names_max_generation_tokens(
+    planner: Planner
+) -> None:
+    found = refusal(planner, instructions="Be brief.", max_generation_tokens=2040)
+    assert list(found) == ["options.max_generation_tokens"]
+
+
+def test_judge_instructions_too_long_for_the_judge_prompt_are_named(tokenizer: Any) -> None:
+    judging = Planner(PromptBuilder(tokenizer), max_model_len=2048,
+                      judge=Judge(SimpleNamespace(tokenizer=tokenizer)))  # type: ignore[arg-type]
+    found = refusal(judging, judge=True, judge_instructions=LONG_INSTRUCTIONS)
+    assert list(found) == ["options.judge_instructions"]
+    assert "tokens more of the judge's prompt than its built-in criteria" in \
+        found["options.judge_instructions"]
+    judging.plan(GenerationOptions(judge=True, judge_instructions=LONG_INSTRUCTIONS[:400]),
+                 client_set=frozenset({"judge", "judge_instructions"}))

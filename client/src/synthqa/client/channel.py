@@ -102,6 +102,23 @@ def not_ready(target: str, within: float) -> TimeoutError:
     return TimeoutError(f"{target} did not become SERVING within {within} s")
 
 
+_NAMED_CHARACTERS = {"\n": "a newline", "\r": "a carriage return", "\t": "a tab"}
+
+
+def token_problem(token: str) -> str | None:
+    """Why gRPC cannot send the token, or None. It goes in a metadata value, which only takes
+    printable ASCII; gRPC itself would fail every call with a bare INTERNAL "Invalid
+    metadata". The message names the character and its place, never the token."""
+    for index, character in enumerate(token):
+        if not " " <= character <= "~":
+            name = _NAMED_CHARACTERS.get(character, f"U+{ord(character):04X}")
+            hint = (" (the end of a line read with the token from a file?)"
+                    if index == len(token) - 1 and character in "\r\n" else "")
+            return (f"the token's character {index + 1} of {len(token)} is {name}{hint}; "
+                    "gRPC metadata takes only printable ASCII (0x20-0x7E)")
+    return None
+
+
 @dataclass(frozen=True)
 class Credentials:
     """How the client proves itself and checks the server. `tls` with no `ca_file` trusts the
@@ -117,6 +134,8 @@ class Credentials:
     def __post_init__(self) -> None:
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("cert_file and key_file go together")
+        if self.token and (problem := token_problem(self.token)):
+            raise ValueError(problem)
 
     @property
     def secure(self) -> bool:

@@ -13,7 +13,7 @@ from google.protobuf import json_format
 from synthqa.contract.options import OPTIONS, OptionValue
 
 from . import tracing
-from .channel import Credentials
+from .channel import Credentials, token_problem
 from .cli_generate import EXIT_CALL_FAILED, EXIT_INTERRUPTED, InputError, read_text, run_generate
 from .errors import SynthQAError
 from .retry import DEFAULT_RETRIES, DEFAULT_RETRY_WAIT_SECONDS
@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     generate = commands.add_parser("generate", help="generate pairs from files into JSONL")
-    generate.add_argument("files", nargs="+", type=Path)
+    # As typed: a file named twice is sent once, with a warning naming both spellings.
+    generate.add_argument("files", nargs="+", metavar="FILE")
     generate.add_argument("--out", type=Path, required=True, help="JSONL file to write")
     generate.add_argument("--show", type=int, default=0, metavar="N",
                           help="print the first N pairs to the terminal")
@@ -92,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--retries must not be negative")
     if (args.cert_file is None) != (args.key_file is None):
         parser.error("--cert-file and --key-file go together")
+    if args.token and (problem := token_problem(args.token)):
+        parser.error(f"--token (or ${TOKEN_VARIABLE}): {problem}")
     if args.command == "generate":
         if args.streams is None:
             args.streams = len(args.target) if isinstance(args.target, list) else 1

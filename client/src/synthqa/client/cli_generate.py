@@ -2,7 +2,9 @@
 says what failed.
 
 Exit codes: 0 everything was generated; 3 the call finished but some chunks, documents or
-input files failed (the summary names them); 1 the call itself failed; 130 interrupted.
+input files failed (the summary names them); 1 the call itself failed, or nothing was sent
+(--strict found a bad file, no file has text, another run is writing --out, --resume cannot
+resume); 130 interrupted.
 Output goes to `<out>.partial` and replaces `<out>` only when the call finishes, so a failed or
 interrupted run never destroys an earlier file; `--resume` finishes an unfinished run,
 sending only the documents not yet done (output_journal.py).
@@ -10,9 +12,10 @@ sending only the documents not yet done (output_journal.py).
 
 from __future__ import annotations
 
+import os
 import sys
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,7 @@ from synthqa.v1 import synthqa_pb2 as pb
 
 from .documents import Document
 from .events import pair_record, record_line
-from .output_journal import OutputJournal, ResumeError, run_key
+from .output_journal import OutputBusy, OutputJournal, OutputLock, ResumeError, run_key
 from .sync import SynthQAClient
 
 EXIT_OK = 0
@@ -75,6 +78,31 @@ class Progress:
         self.bar.refresh()
 
 
+def distinct_files(files: Sequence[str | Path]) -> dict[Path, int]:
+    """Each file once, with its first position on the command line: a file named twice by any
+    spelling (bsd.txt and ./bsd.txt, its absolute path, a link to it) is one document, and
+    each repeat is named in a warning."""
+    first_spelling: dict[object, str] = {}
+    positions: dict[Path, int] = {}
+    for position, spelling in enumerate(files):
+        identity = _file_identity(Path(spelling))
+        if identity in first_spelling:
+            print(f"synthqa: {spelling} is the same file as {first_spelling[identity]}; "
+                  "sending it once", file=sys.stderr)
+            continue
+        first_spelling[identity] = str(spelling)
+        positions[Path(spelling)] = position
+    return positions
+
+
+def _file_identity(path: Path) -> object:
+    try:
+        found = path.stat()
+    except OSError:  # reported when the file is read; its spelling is all there is to compare
+        return os.path.abspath(path)
+    return (found.st_dev, found.st_ino)
+
+
 def usable_files(files: list[Path], report: RunReport, strict: bool) -> list[Path]:
     """The files that can be sent; the others are reported and skipped (with `strict`, the
     first bad one ends the command before any work)."""
@@ -109,7 +137,7 @@ def document_id_of(path: Path, positions: dict[Path, int]) -> str:
 
 def run_generate(
     client: SynthQAClient,
-    files: list[Path],
+    files: Sequence[str | Path],
     out: Path,
     options: dict[str, Any],
     *,
@@ -119,10 +147,33 @@ def run_generate(
     resume: bool = False,
     streams: int = 1,
 ) -> int:
-    report = RunReport()
-    positions = {path: index for index, path in enumerate(files)}
+    """`files` as the command line spelled them (a repeated file's warning names both)."""
     try:
-        usable = usable_files(files, report, strict)
+        with OutputLock(out):
+            return _generate(client, files, out, options, show=show,
+                             progress_enabled=progress_enabled, strict=strict, resume=resume,
+                             streams=streams)
+    except OutputBusy as error:
+        print(f"synthqa: {error}", file=sys.stderr)
+        return EXIT_CALL_FAILED
+
+
+def _generate(
+    client: SynthQAClient,
+    files: Sequence[str | Path],
+    out: Path,
+    options: dict[str, Any],
+    *,
+    show: int,
+    progress_enabled: bool,
+    strict: bool,
+    resume: bool,
+    streams: int,
+) -> int:
+    report = RunReport()
+    positions = distinct_files(files)
+    try:
+        usable = usable_files(list(positions), report, strict)
     except InputError as error:
         print(f"synthqa: {error} (--strict: nothing was sent)", file=sys.stderr)
         return EXIT_CALL_FAILED

@@ -6,10 +6,13 @@ document ids and options). Every line is appended with one unbuffered write, so 
 process leaves at most its last line torn, and resuming cuts that line off. On resume, pairs of
 documents the journal does not name are dropped and those documents sent again: no pair is
 written twice. A finished run moves the partial file onto `<out>` and removes the journal.
+A run holds `<out>.lock` throughout (OutputLock), so a second run on the same `<out>` stops
+before touching the first one's files.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from collections.abc import Iterator
@@ -22,6 +25,56 @@ _TAIL_BLOCK_BYTES = 1 << 16
 
 class ResumeError(Exception):
     """The unfinished run cannot be resumed by this command."""
+
+
+class OutputBusy(Exception):
+    """Another run holds the output."""
+
+
+class OutputLock:
+    """An exclusive flock on `<out>.lock` for the length of a run: two runs on one `<out>`
+    would truncate and rename each other's partial file. The kernel drops the lock with its
+    process, so a killed run's lock file stops no one."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.path = out.with_name(out.name + ".lock")
+        self._fd: int | None = None
+
+    def __enter__(self) -> OutputLock:
+        """Raises OutputBusy at once if another run holds it."""
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise OutputBusy(
+                    f"{self.out} is being written by another synthqa run (it holds "
+                    f"{self.path}); wait for it to end or choose another --out") from None
+            if _is_file_at(fd, self.path):
+                self._fd = fd
+                return self
+            # The holder removed the file as it finished, after it was opened here: a lock on
+            # the removed file would exclude no one, so lock the file now at the path.
+            os.close(fd)
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._fd is not None
+        # Removed while still held: a run that opened it meanwhile finds it gone (above).
+        self.path.unlink(missing_ok=True)
+        os.close(self._fd)
+        self._fd = None
+
+
+def _is_file_at(fd: int, path: Path) -> bool:
+    try:
+        at_path = path.stat()
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (at_path.st_dev, at_path.st_ino)
 
 
 def run_key(document_ids: list[str], options: dict[str, Any]) -> dict[str, Any]:

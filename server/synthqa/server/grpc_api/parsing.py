@@ -1,9 +1,10 @@
 """Request parsing that cannot fail inside grpc.
 
-grpc parses a request before the handler runs; a message that does not parse (typically a
-string field that is not UTF-8, from a client in another language) would end the call with
-UNKNOWN and a traceback in the log. Registered through `LenientRegistration`, such a message
-reaches the handler as an `UnparsableRequest`, which the handler answers with INVALID_ARGUMENT.
+grpc parses a request before the handler runs; a message that does not parse (bytes that are
+corrupt or not protobuf, or a string field that is not UTF-8 from a client in another
+language) would end the call with UNKNOWN and a traceback in the log. Registered through
+`LenientRegistration`, such a message reaches the handler as an `UnparsableRequest`, which the
+handler answers with INVALID_ARGUMENT.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ class UnparsableRequest:
 def parsed(request: Message | UnparsableRequest) -> Message:
     """The request, or INVALID_ARGUMENT (field `request`) if it did not parse."""
     if isinstance(request, UnparsableRequest):
+        # Not UTF-8 is only one cause among several; protobuf's reason says which it was.
         raise InvalidArgument.single(
-            "request", f"a message could not be parsed ({request.reason}); string fields "
-            "must be valid UTF-8")
+            "request", f"the request is not a valid SynthQAService message ({request.reason}); "
+            "it may be corrupt or not protobuf at all, or hold a string field that is not UTF-8")
     return request
 
 

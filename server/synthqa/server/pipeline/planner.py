@@ -12,7 +12,7 @@ from ..engine.types import Adapter
 from ..quality.judge import JUDGE_MAX_TOKENS, Judge
 from ..text.custom_records import RecordOptionError
 from ..text.prompts import PromptBuilder, PromptFrame
-from ..text.records import RecordFormat, record_format
+from ..text.records import PromptText, RecordFormat, record_format
 from .errors import ViolationCollector
 
 
@@ -61,17 +61,14 @@ class Planner:
         frame = self._prompts.frame(records.prompt)
         fit = self.max_model_len - options.max_generation_tokens - frame.token_count
         if fit < 1:
-            bad("max_generation_tokens",
-                f"{options.max_generation_tokens} generated tokens plus the {frame.token_count}-"
-                f"token prompt leave no room for text in the {self.max_model_len}-token context")
+            for name, description in self._long_prompt(options, records.prompt, frame,
+                                                        field_prefix):
+                bad(name, description)
             problems.raise_if_any()
         if options.judge and self._judge is not None:
-            # The judge's prompt holds the chunk and a record as long as the generation budget.
-            judged = (self.max_model_len - options.max_generation_tokens - JUDGE_MAX_TOKENS
-                      - self._judge.prompt_tokens(options.judge_instructions))
+            judged = self._judge_room(options, options.judge_instructions)
             if judged < 1:
-                bad("judge", "the judge's prompt and answer leave no room for text in the "
-                    f"{self.max_model_len}-token context")
+                bad(*self._long_judge_prompt(options))
                 problems.raise_if_any()
             fit = min(fit, judged)
         room = fit
@@ -102,3 +99,58 @@ class Planner:
             chunk_token_budget=budget,
             prompt_room=room,
         )
+
+    def _long_prompt(
+        self, options: GenerationOptions, text: PromptText, frame: PromptFrame,
+        field_prefix: str,
+    ) -> list[tuple[str, str]]:
+        """Why the prompt leaves no room for text: the options whose own text made it long
+        (instructions, a custom record's schema, regex or choices), or max_generation_tokens
+        when the built-in prompt alone leaves none."""
+        costs = {}
+        built_in = text
+        for name in text.caller_options:
+            # Instructions that replace the task can be shorter than it: they cost nothing.
+            cost = frame.token_count - self._prompts.frame(text.without(name)).token_count
+            if cost > 0:
+                costs[name] = cost
+            built_in = built_in.without(name)
+        built_in_tokens = self._prompts.frame(built_in).token_count
+        room = self.max_model_len - options.max_generation_tokens - built_in_tokens
+        if room < 1 or not costs:
+            return [("max_generation_tokens",
+                     f"{options.max_generation_tokens} generated tokens plus the "
+                     f"{frame.token_count}-token prompt leave no room for text in the "
+                     f"{self.max_model_len}-token context")]
+        together = ""
+        if len(costs) > 1:
+            names = " and ".join(f"{field_prefix}.{name}" for name in costs)
+            together = f" ({names} take {sum(costs.values())} together)"
+        return [(name, f"takes {cost} tokens of the prompt{together}, leaving no room for text: "
+                 f"the {self.max_model_len}-token context has {room} beside the "
+                 f"{built_in_tokens}-token built-in prompt and the "
+                 f"{options.max_generation_tokens} generated tokens; shorten it (or lower "
+                 "max_generation_tokens)") for name, cost in costs.items()]
+
+    def _judge_room(self, options: GenerationOptions, criteria: str | None) -> int:
+        """Tokens left for text beside the judge's prompt and answer; its prompt also holds a
+        record as long as the generation budget."""
+        assert self._judge is not None
+        return (self.max_model_len - options.max_generation_tokens - JUDGE_MAX_TOKENS
+                - self._judge.prompt_tokens(criteria))
+
+    def _long_judge_prompt(self, options: GenerationOptions) -> tuple[str, str]:
+        """Why the judge's prompt leaves no room for text: the caller's criteria, when the
+        built-in ones would leave some, or else the judge itself."""
+        assert self._judge is not None
+        room = self._judge_room(options, None)
+        if options.judge_instructions and room >= 1:
+            cost = (self._judge.prompt_tokens(options.judge_instructions)
+                    - self._judge.prompt_tokens(None))
+            return ("judge_instructions",
+                    f"take {cost} tokens more of the judge's prompt than its built-in criteria, "
+                    f"leaving no room for text: with the built-in ones the {self.max_model_len}-"
+                    f"token context has {room} beside the judge's prompt, its answer and a "
+                    f"record of up to {options.max_generation_tokens} tokens; shorten them")
+        return ("judge", "the judge's prompt and answer leave no room for text in the "
+                f"{self.max_model_len}-token context")

@@ -49,6 +49,24 @@ class PromptText:
     reply: str
     instructions: str | None = None
     replace_task: bool = False
+    # Custom records: the option whose record description ends the reply format, and the
+    # reply format without it.
+    record_option: str | None = None
+    plain_reply: str = ""
+
+    @property
+    def caller_options(self) -> tuple[str, ...]:
+        """The options whose own text is in the prompt."""
+        instructions = ("instructions",) if self.instructions else ()
+        return instructions + ((self.record_option,) if self.record_option else ())
+
+    def without(self, option: str) -> PromptText:
+        """This text with what `option` wrote into it taken out, to measure what it costs."""
+        if option == "instructions":
+            return dataclasses.replace(self, instructions=None, replace_task=False)
+        if option == self.record_option:
+            return dataclasses.replace(self, reply=self.plain_reply, record_option=None)
+        raise ValueError(f"{option} wrote nothing into the prompt")
 
 
 @dataclass(frozen=True)
@@ -192,16 +210,18 @@ def record_format(options: GenerationOptions, client_set: frozenset[str]) -> Rec
 
 def _custom_format(options: GenerationOptions) -> RecordFormat:
     custom: CustomRecord = custom_record(options)
+    plain_reply = _reply("records", "...", options.evidence)
+    prompt = _prompt(options, "custom",
+                     f"Write exactly {options.num_pairs} records about the text below.", "",
+                     plain_reply[:-1] + f", where {custom.description}.")
     return RecordFormat(
         shape="custom",
         key="records",
         count=options.num_pairs,
         record_schema=custom.schema,
         definitions=custom.definitions,
-        prompt=_prompt(options, "custom",
-                       f"Write exactly {options.num_pairs} records about the text below.", "",
-                       _reply("records", "...", options.evidence)[:-1]
-                       + f", where {custom.description}."),
+        prompt=dataclasses.replace(prompt, record_option=custom.option,
+                                   plain_reply=plain_reply),
         as_pairs=False,
         accept_record=_custom_acceptor(custom),
         custom_option=custom.option,
