@@ -29,9 +29,9 @@ def otlp_receiver() -> Iterator[OtlpReceiver]:
     yield from receiving()
 
 
-# The session server's budget of memory held by documents: room for one 200,000-character
-# document of any script (about 54 MB for CJK), not for two.
-SESSION_MEMORY_BUDGET = 64_000_000
+# The session server's budget of memory held by documents: room for any one 200,000-character
+# document (about 104 MB for emoji, four tokens a character), not for many.
+SESSION_MEMORY_BUDGET = 160_000_000
 
 
 @pytest.fixture(scope="session")

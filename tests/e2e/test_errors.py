@@ -3,9 +3,6 @@ keeps serving."""
 
 from __future__ import annotations
 
-import threading
-import time
-
 import grpc
 import pytest
 
@@ -192,40 +189,3 @@ def test_too_many_chunks_per_document_is_resource_exhausted(client: SynthQAClien
         client.chunk(text, max_chunk_tokens=2, chunk_overlap_tokens=1)
     assert caught.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "max_chunk_tokens" in caught.value.quota_violations[0].description
-
-
-def test_past_the_server_memory_budget_a_call_is_told_when_to_retry(
-    server: ServerProcess, client: SynthQAClient
-) -> None:
-    # The session server holds at most 300,000 characters of documents over all calls.
-    parked = "Lighthouse keepers trimmed the wicks. " * 4000  # 152,000 characters
-    larger = "Fresnel lenses bent the light. " * 5200  # 161,200 characters
-    finish_parked = threading.Event()
-
-    def parking_stream():
-        yield options()
-        yield part("parked", parked, more_follows=True)
-        finish_parked.wait(120)
-
-    with grpc.insecure_channel(server.target) as channel:
-        held_open = pb_grpc.SynthQAServiceStub(channel).Generate(parking_stream(), timeout=120)
-        deadline = time.monotonic() + 30
-        while client.server_info().load.held_document_chars < len(parked):
-            assert time.monotonic() < deadline, "the parked part never arrived"
-            time.sleep(0.05)
-        for attempt in (lambda: client.chunk(larger),
-                        lambda: list(client.generate([Document("larger", larger)]))):
-            with pytest.raises(SynthQAError) as caught:
-                attempt()
-            assert caught.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
-            assert caught.value.quota_violations[0].field == "server memory"
-            assert caught.value.retry_after == 10
-        finish_parked.set()
-        held_open.cancel()
-
-    # The cancelled call gave its memory back, and the same request now fits.
-    deadline = time.monotonic() + 30
-    while client.server_info().load.held_document_chars:
-        assert time.monotonic() < deadline, "memory held after the call ended"
-        time.sleep(0.05)
-    assert client.chunk(larger).chunks

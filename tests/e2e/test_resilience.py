@@ -1,5 +1,5 @@
 """Hostile requests of the second round, on a server of its own with the default limits and a
-memory budget of 512 MiB: a pattern that backtracks exponentially, options that multiply a
+memory budget of 256 MiB: a pattern that backtracks exponentially, options that multiply a
 document into hundreds of thousands of chunks, millions of chunk indexes, chunking calls
 cancelled mid-document, CJK text that costs twenty times English per character, and, last, a
 SIGKILL of the server's whole process group. Each is answered with a clear status while the
@@ -21,6 +21,7 @@ import psutil
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from synthqa.client import SynthQAError
 from synthqa.v1 import synthqa_pb2 as pb
 from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
 
@@ -31,7 +32,7 @@ from .serverproc import SERVICE, ServerProcess, alive, free_port
 pytestmark = pytest.mark.e2e
 
 MIB = 2**20
-MEMORY_BUDGET = 512 * MIB
+MEMORY_BUDGET = 256 * MIB
 SHARED_MEMORY = Path("/dev/shm")
 ENGLISH = "Lighthouse keepers trimmed the wicks and wound the clockwork every night. "
 CJK = "灯台守は毎晩灯心を整え時計仕掛けを巻いた。"
@@ -218,13 +219,54 @@ def test_cjk_text_is_held_to_the_same_memory_budget_as_english(
         assert stub.ChunkDocument(pb.ChunkDocumentRequest(text=english), timeout=120).chunks
     assert rss.growth_mib < MEMORY_BUDGET / MIB, f"English: grew {rss.growth_mib:.0f} MiB"
     with PeakRss(hostile.process.pid) as rss:
-        # Three tokens a character for this tokenizer: past the budget, refused as it counts.
+        # Three tokens a character for this tokenizer: past the whole budget, refused as it
+        # counts.
         error = refusal(lambda: stub.ChunkDocument(pb.ChunkDocumentRequest(text=cjk),
                                                    timeout=120))
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert "server memory" in error.details() and "max_held_document_bytes" in error.details()
+    assert "document memory" in error.details() and "max_held_document_bytes" in error.details()
     assert rss.growth_mib < MEMORY_BUDGET / MIB, f"CJK: grew {rss.growth_mib:.0f} MiB"
     assert held_bytes(stub) == 0
+
+
+def test_past_the_memory_budget_a_call_is_told_when_to_retry(
+    hostile: ServerProcess, stub: pb_grpc.SynthQAServiceStub
+) -> None:
+    # About 75 MB while it is chunked: 800,000 tokens and their chunks.
+    larger = (ENGLISH * (4_000_000 // len(ENGLISH) + 1))[:4_000_000]
+    # Unfinished parts of 12 M CJK characters (24 MB held each) on 8 streams park 192 MB.
+    parked = (CJK * (12_000_000 // len(CJK) + 1))[:12_000_000]
+    finish_parked = threading.Event()
+
+    def parking_stream(number: int) -> Iterator[pb.GenerateRequest]:
+        yield pb.GenerateRequest(options=pb.GenerationOptions())
+        yield pb.GenerateRequest(document=pb.DocumentPart(
+            document_id=f"parked-{number}", text=parked, more_follows=True))
+        finish_parked.wait(120)
+
+    held_open = [stub.Generate(parking_stream(number), timeout=120) for number in range(8)]
+    deadline = time.monotonic() + 60
+    while held_bytes(stub) < 8 * 24_000_000:
+        assert time.monotonic() < deadline, "the parked parts never arrived"
+        time.sleep(0.05)
+    for attempt in (
+            lambda: stub.ChunkDocument(pb.ChunkDocumentRequest(text=larger), timeout=60),
+            lambda: list(stub.GenerateDocument(
+                pb.GenerateDocumentRequest(text=larger), timeout=60))):
+        error = refusal(attempt)
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "server memory" in error.details()
+        retry = SynthQAError.from_rpc_error(error).retry_after
+        assert retry == 10, "the same request fits once the others are done"
+    finish_parked.set()
+    for call in held_open:
+        call.cancel()
+    # The cancelled calls gave their memory back, and the same request now fits.
+    deadline = time.monotonic() + 30
+    while held_bytes(stub):
+        assert time.monotonic() < deadline, "memory held after the calls ended"
+        time.sleep(0.05)
+    assert stub.ChunkDocument(pb.ChunkDocumentRequest(text=larger), timeout=60).chunks
 
 
 def test_sigkill_of_the_process_group_leaves_no_shared_memory(

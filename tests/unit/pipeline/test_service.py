@@ -160,7 +160,7 @@ async def test_a_chunk_reply_that_would_not_fit_a_message_is_refused_first(token
     assert "chunk_overlap_tokens=190" in caught.value.description
 
 
-async def test_chunking_past_the_server_memory_budget_is_refused_with_a_retry_hint(
+async def test_a_document_that_alone_needs_more_than_the_budget_is_refused_without_retry(
     tokenizer: Any,
 ) -> None:
     english = "Fresnel lenses bent the light of every lamp. " * 200  # 9,000 characters
@@ -172,7 +172,8 @@ async def test_chunking_past_the_server_memory_budget_is_refused_with_a_retry_hi
     # As many characters of another script: three tokens a character for this tokenizer.
     with pytest.raises(ResourceExhausted) as caught:
         await service.chunk_document({}, "灯台は夜に船を導く" * 1000)
-    assert caught.value.subject == "server memory" and caught.value.retry_after_seconds
+    assert caught.value.subject == "document memory"
+    assert caught.value.retry_after_seconds is None, "it would not fit an idle server either"
     assert "max_held_document_bytes" in caught.value.description
     assert service.memory.held == 0
     assert (await service.chunk_document({}, english)).chunks

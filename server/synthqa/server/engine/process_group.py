@@ -65,7 +65,7 @@ def remove_mapped_shared_memory(maps: str = "/proc/self/maps") -> list[str]:
     """Unlink the /dev/shm files this process has mapped; returns their names. Found by inode:
     a semaphore is mapped under the temporary name it was created with, then renamed."""
     inodes = mapped_shared_memory_inodes(maps)
-    removed = []
+    removed: list[str] = []
     try:
         entries = list(os.scandir(SHARED_MEMORY_DIR))
     except OSError:

@@ -31,18 +31,18 @@ def mib(count: int) -> str:
 
 class DocumentMemory:
     def __init__(self, max_bytes: int) -> None:
-        self._max_bytes = max_bytes
+        self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self.held = 0
 
     def take(self, count: int) -> None:
         """Count `count` bytes as held, or raise ResourceExhausted if they do not fit now."""
         with self._lock:
-            if self.held + count > self._max_bytes:
+            if self.held + count > self.max_bytes:
                 raise ResourceExhausted(
                     "server memory",
                     f"the server holds {mib(self.held)} of documents for calls in progress; "
-                    f"{mib(count)} more would pass its limit of {mib(self._max_bytes)} "
+                    f"{mib(count)} more would pass its limit of {mib(self.max_bytes)} "
                     "(max_held_document_bytes); retry shortly",
                     retry_after_seconds=RETRY_AFTER_SECONDS)
             self.held += count
@@ -67,17 +67,25 @@ class DocumentMemory:
 
 class Reservation:
     """One piece of work's share of the budget, grown or shrunk to what it holds now, and
-    given back once."""
+    given back once. `alongside` is what the same document holds elsewhere (its text)."""
 
-    def __init__(self, memory: DocumentMemory) -> None:
+    def __init__(self, memory: DocumentMemory, alongside: int = 0) -> None:
         self._memory = memory
+        self._alongside = alongside
         self._lock = threading.Lock()
         self.held = 0
 
     def resize(self, count: int) -> None:
         """Hold `count` bytes in all; raises ResourceExhausted (holding what it held) if more
-        do not fit."""
+        do not fit: with a retry hint if they would fit an idle server, without one if the
+        document alone needs more than the whole budget."""
         with self._lock:
+            if count + self._alongside > self._memory.max_bytes:
+                raise ResourceExhausted(
+                    "document memory",
+                    f"the document needs at least {mib(count + self._alongside)} of the "
+                    f"server's memory while it is chunked, more than the whole budget of "
+                    f"{mib(self._memory.max_bytes)} (max_held_document_bytes); split it")
             if count > self.held:
                 self._memory.take(count - self.held)
             else:

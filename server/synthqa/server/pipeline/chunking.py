@@ -79,7 +79,7 @@ class DocumentChunker:
             raise InvalidArgument.single(
                 field_path,
                 "the document is empty or only whitespace; there is nothing to ask about")
-        reservation = Reservation(self._memory)
+        reservation = Reservation(self._memory, alongside=text_bytes(text))
         stop = threading.Event()
         work = asyncio.get_running_loop().run_in_executor(
             self._pool, self._chunk_now, text, plan, indexes, indexes_path, reply_limit_bytes,
