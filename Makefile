@@ -11,7 +11,7 @@ OUT ?= out/pairs.jsonl
 # Small KV cache on CPU: the tiny model needs little, and the machines are shared.
 export VLLM_CPU_KVCACHE_SPACE ?= 1
 
-.PHONY: setup run serve test bench bench-chunker bench-quality lint protos check-protos clean fuzz soak
+.PHONY: setup run serve test bench bench-chunker bench-chunker-memory bench-quality lint protos check-protos clean fuzz soak
 
 setup: $(STAMP) $(TINY_MODEL)/config.json $(TINY_LORA)/adapter_config.json
 
@@ -44,6 +44,10 @@ bench: setup
 ## bench-chunker: synthqa's chunker against the raw fast tokenizer, up to the largest document
 bench-chunker: setup
 	PYTHONPATH=bench $(PY) -m synthqa_bench.chunker_bench --model "$(MODEL)" $(BENCH_ARGS)
+
+## bench-chunker-memory: memory a document costs while chunked, by script (English, CJK, emoji)
+bench-chunker-memory: setup
+	PYTHONPATH=bench $(PY) -m synthqa_bench.chunker_memory --model "$(MODEL)" $(BENCH_ARGS)
 
 ## bench-quality: records/s with the judge and dedup on and off, a seeded call from the cache
 bench-quality: setup

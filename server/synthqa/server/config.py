@@ -36,7 +36,7 @@ LIMIT_HELP = {
     "max_chunks_per_document": "most chunks one document may make",
     "max_held_document_bytes": "bytes of memory documents of all calls together may hold at "
                                "once (unfinished, being tokenized, or waiting for the engine; "
-                               "about 16 MiB per million characters of English, 250 MiB of "
+                               "about 18 MiB per million characters of English, 250 MiB of "
                                "CJK); past it a document gets RESOURCE_EXHAUSTED with "
                                "RetryInfo",
     "max_documents_per_call": "documents one call may send; past it the call takes no more, "

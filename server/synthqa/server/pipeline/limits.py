@@ -16,7 +16,7 @@ class ServiceLimits:
     max_chunks_per_document: int = 20_000
     # Bytes of memory documents may hold, over all calls: text by its width, tokens and
     # chunks by measured factors (pipeline/chunking.py). A million characters of English
-    # hold about 16 MiB while tokenized; of CJK about 250 MiB.
+    # hold about 18 MiB while chunked; of CJK about 250 MiB.
     max_held_document_bytes: int = 4 * 2**30
     max_documents_per_call: int = 100_000
     # Calls one client address may have open at once (GetServerInfo and health not counted).
