@@ -260,3 +260,60 @@ def test_a_lock_file_left_by_a_killed_run_stops_no_one(
     out = tmp_path / "pairs.jsonl"
     out.with_name("pairs.jsonl.lock").write_bytes(b"")
     assert run(StandIn(), three_files, out) == EXIT_OK
+
+
+# A real, ASCII-only PDF: valid UTF-8, so before content was looked at its operators went to the
+# model as the document's text.
+ASCII_PDF = b"""%PDF-1.3
+1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj
+2 0 obj << /Type /Pages /Kids [3 0 R] /Count 1 >> endobj
+3 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 300 100] /Contents 4 0 R
+  /Resources << /Font << /F1 5 0 R >> >> >> endobj
+4 0 obj << /Length 44 >> stream
+BT /F1 12 Tf 20 50 Td (Lighthouses) Tj ET
+endstream endobj
+5 0 obj << /Type /Font /Subtype /Type1 /BaseFont /Helvetica >> endobj
+trailer << /Root 1 0 R >>
+%%EOF
+"""
+
+
+def test_markup_and_binary_files_that_decode_are_named_and_skipped_not_sent(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import zipfile
+
+    made = {"report.txt": ASCII_PDF,  # a PDF under a text name: content decides
+            "page.html": b"\n  <!DOCTYPE html><html><body><nav>Home</nav><p>Lamps.</p>",
+            "feed.xml": b'<?xml version="1.0"?><rss><item>Lamps</item></rss>',
+            "blob.txt": b"Lamps\x00\x01\x02 and more",
+            "notes.md": b"# Lamps\n\nSome <b>bold</b> text and a <br> tag are still Markdown.\n"}
+    for name, content in made.items():
+        (tmp_path / name).write_bytes(content)
+    with zipfile.ZipFile(tmp_path / "memo.docx", "w") as docx:
+        docx.writestr("[Content_Types].xml", "<Types/>")
+        docx.writestr("word/document.xml", "<w:document>Lamps</w:document>")
+    client = StandIn()
+    inputs = [tmp_path / name for name in (*made, "memo.docx")]
+    assert run(client, inputs, tmp_path / "o.jsonl") == EXIT_SOME_FAILED
+    assert client.sent == [f"4:{tmp_path / 'notes.md'}"], "only the Markdown is sent"
+    err = capsys.readouterr().err
+    for name, kind in (("report.txt", "a PDF document"), ("page.html", "an HTML page"),
+                       ("feed.xml", "an XML document"), ("blob.txt", "a binary file"),
+                       ("memo.docx", "a Word document (DOCX)")):
+        assert f"{name} is {kind}, not text" in err, err
+
+
+@pytest.mark.parametrize("name", ["records.parquet", "records.csv", "records"])
+def test_an_out_file_named_for_another_format_is_refused_before_any_call(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from synthqa.client.cli import main
+
+    source = tmp_path / "doc.txt"
+    source.write_text("Lighthouses guide ships.", encoding="utf-8")
+    with pytest.raises(SystemExit) as caught:
+        main(["--target", "127.0.0.1:9", "generate", str(source), "--out", str(tmp_path / name)])
+    assert caught.value.code == 2
+    assert "synthqa generate writes JSON Lines" in capsys.readouterr().err
+    assert not (tmp_path / name).exists()

@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate = commands.add_parser("generate", help="generate pairs from files into JSONL")
     # As typed: a file named twice is sent once, with a warning naming both spellings.
     generate.add_argument("files", nargs="+", metavar="FILE")
-    generate.add_argument("--out", type=Path, required=True, help="JSONL file to write")
+    generate.add_argument("--out", type=Path, required=True,
+                          help="JSON Lines file to write (.jsonl or .ndjson)")
     generate.add_argument("--show", type=int, default=0, metavar="N",
                           help="print the first N pairs to the terminal")
     generate.add_argument("--no-progress", action="store_true",
@@ -86,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What `generate --out` may be called: it writes JSON Lines only.
+OUT_SUFFIXES = (".jsonl", ".ndjson")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -100,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
             args.streams = len(args.target) if isinstance(args.target, list) else 1
         if args.streams < 1:
             parser.error("--streams must be at least 1")
+        if args.out.suffix.lower() not in OUT_SUFFIXES:
+            parser.error(f"--out {args.out}: synthqa generate writes JSON Lines, one record a "
+                         f"line, and would write them under a {args.out.suffix or 'bare'} name; "
+                         "give a .jsonl file (no command writes other formats yet)")
     if not args.trace:
         return _run(args)
     try:

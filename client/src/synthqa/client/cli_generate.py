@@ -26,6 +26,7 @@ from synthqa.v1 import synthqa_pb2 as pb
 
 from .documents import Document
 from .events import pair_record, record_line
+from .file_kinds import non_text_kind
 from .output_journal import OutputBusy, OutputJournal, OutputLock, ResumeError, run_key
 from .sync import SynthQAClient
 
@@ -41,6 +42,10 @@ class InputError(Exception):
 
 def read_text(path: Path) -> str:
     try:
+        kind = non_text_kind(path)
+        if kind is not None:
+            raise InputError(f"{path} is {kind}, not text: its markup or bytes would reach the "
+                             "model as if they were the document; extract its text first")
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
         raise InputError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start})") \
