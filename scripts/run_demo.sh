@@ -42,3 +42,8 @@ echo "run: server is SERVING"
 "${client[@]}" generate samples/lighthouses.txt --out "$OUT" --show 6 --max-chunk-tokens 384 \
   --num-pairs 4
 echo "run: $(wc -l <"$OUT") pairs in $OUT"
+if [ "$MODEL" = .cache/tiny-model ]; then
+  echo "run: the tiny model has random weights, so these pairs are noise by design; for real"
+  echo "     ones: make run MODEL=<a Hugging Face model name or path>"
+fi
+echo "run: the CLI is .venv/bin/synthqa (or: source .venv/bin/activate; synthqa --help)"

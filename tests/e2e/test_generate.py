@@ -166,6 +166,27 @@ def test_cli_generate_writes_valid_jsonl(server: ServerProcess, tmp_path) -> Non
     assert f"wrote {len(records)} pairs" in result.stderr
 
 
+def test_cli_names_a_document_short_of_its_target_and_exits_3(
+    server: ServerProcess, tmp_path
+) -> None:
+    # Two choices and dedup: no document can reach five distinct records.
+    source, out, summary = tmp_path / "doc.txt", tmp_path / "o.jsonl", tmp_path / "s.json"
+    source.write_text(SAMPLE[:1200], encoding="utf-8")
+    result = run_cli(server, "generate", str(source), "--out", str(out), "--num-pairs", "2",
+                     "--record-choices", "yes", "--record-choices", "no", "--dedup",
+                     "--target-records", "5", "--patience", "2", "--max-chunk-tokens", "256",
+                     "--summary-json", str(summary))
+    assert result.returncode == 3, result.stderr
+    assert f"short of target: 0:{source}: patience: passes in a row sent no new record" \
+        in result.stderr
+    written = json.loads(summary.read_text(encoding="utf-8"))
+    kept = len(out.read_text(encoding="utf-8").splitlines())
+    assert written["records"]["kept"] == kept <= 2
+    assert written["records"]["duplicates"] >= 1
+    assert written["records"]["generated"] == kept + written["records"]["duplicates"] + \
+        written["records"]["invalid"] + written["records"]["judged_out"]
+
+
 def test_cli_info_and_chunk(server: ServerProcess) -> None:
     info = run_cli(server, "info")
     assert info.returncode == 0, info.stderr

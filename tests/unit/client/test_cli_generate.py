@@ -33,9 +33,12 @@ class StandIn:
     script the trouble."""
 
     def __init__(self, fail_chunk: bool = False, raise_after: int | None = None,
-                 interrupt_after: int | None = None) -> None:
+                 interrupt_after: int | None = None,
+                 stop_reasons: dict[int, int] | None = None) -> None:
         self.fail_chunk, self.raise_after = fail_chunk, raise_after
         self.interrupt_after = interrupt_after
+        # The nth document's stop reason (and record counts that say how it got there).
+        self.stop_reasons = stop_reasons or {}
         self.sent: list[str] = []
 
     def generate(self, documents: Any, **options: Any) -> Iterator[pb.GenerateResponse]:
@@ -52,8 +55,12 @@ class StandIn:
             if self.fail_chunk:
                 yield pb.GenerateResponse(chunk_failed=pb.ChunkFailed(
                     document_id=document.document_id, chunk_index=1))
+            reason = self.stop_reasons.get(len(self.sent) - 1, pb.STOP_REASON_COMPLETE)
             yield pb.GenerateResponse(document_completed=pb.DocumentCompleted(
-                document_id=document.document_id, failed_chunk_count=int(self.fail_chunk)))
+                document_id=document.document_id, failed_chunk_count=int(self.fail_chunk),
+                pair_count=2, stop_reason=reason, cached_chunk_count=1,
+                record_counts=pb.RecordCounts(generated=9, invalid=1, dropped_by_judge=2,
+                                              duplicates=4)))
 
 
 @pytest.fixture
@@ -317,3 +324,30 @@ def test_an_out_file_named_for_another_format_is_refused_before_any_call(
     assert caught.value.code == 2
     assert "synthqa generate writes JSON Lines" in capsys.readouterr().err
     assert not (tmp_path / name).exists()
+
+
+def test_a_document_short_of_its_target_is_named_with_why_and_makes_exit_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sources = []
+    for name in ("a.txt", "b.txt"):
+        sources.append(tmp_path / name)
+        sources[-1].write_text("Lighthouses guide ships.", encoding="utf-8")
+    summary = tmp_path / "summary.json"
+    client = StandIn(stop_reasons={1: pb.STOP_REASON_PATIENCE})
+    code = run_generate(client, sources, tmp_path / "o.jsonl", {"target_records": 20},  # type: ignore[arg-type]
+                        show=0, progress_enabled=False, strict=False, summary_json=summary)
+    assert code == EXIT_SOME_FAILED
+    err = capsys.readouterr().err
+    assert (f"short of target: 1:{sources[1]}: patience: passes in a row sent no new record "
+            "(2 of 20 records)") in err
+    assert "records: 18 generated, 2 invalid, 4 judged out, 8 duplicates, 4 kept; " \
+        "2 chunk(s) from the cache" in err
+    written = json.loads(summary.read_text(encoding="utf-8"))
+    assert written["records"] == {"generated": 18, "invalid": 2, "judged_out": 4,
+                                  "duplicates": 8, "kept": 4}
+    assert written["short_of_target"] == [
+        f"1:{sources[1]}: patience: passes in a row sent no new record (2 of 20 records)"]
+    # Without a target, the same stop reasons are not a shortfall.
+    assert run(StandIn(stop_reasons={1: pb.STOP_REASON_PATIENCE}), sources,
+               tmp_path / "p.jsonl") == EXIT_OK

@@ -10,7 +10,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from synthqa.contract.options import OPTIONS, OptionValue
+from synthqa.contract.options import OPTIONS, OptionSpec, OptionValue
 
 from . import tracing
 from .channel import Credentials, token_problem
@@ -55,11 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     generate = commands.add_parser("generate", help="generate pairs from files into JSONL")
     # As typed: a file named twice is sent once, with a warning naming both spellings.
-    generate.add_argument("files", nargs="+", metavar="FILE")
+    generate.add_argument("files", nargs="+", metavar="FILE",
+                          help="text or Markdown files, one document each")
     generate.add_argument("--out", type=Path, required=True,
                           help="JSON Lines file to write (.jsonl or .ndjson)")
     generate.add_argument("--show", type=int, default=0, metavar="N",
                           help="print the first N pairs to the terminal")
+    generate.add_argument("--summary-json", type=Path, default=None, metavar="FILE",
+                          help="also write the end-of-run summary (counts, failures, documents "
+                          "short of their target) to FILE as JSON")
     generate.add_argument("--no-progress", action="store_true",
                           help="no progress bar (the default when stderr is not a terminal)")
     generate.add_argument("--resume", action="store_true",
@@ -78,9 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (generate, chunk):
         options = sub.add_argument_group("generation options (unset: the server's default)")
         for spec in OPTIONS:
-            from_file = spec.kind is str and not spec.bounds.choices and not spec.is_list
             spec.add_flag(options, spec.flag, None,
-                          spec.help + (" (@FILE: read from FILE)" if from_file else ""))
+                          spec.help + (" (@FILE: read from FILE)" if _reads_files(spec) else ""))
     commands.add_parser("info", help="describe the server")
     wait = commands.add_parser("wait", help="wait until the server reports SERVING")
     wait.add_argument("--for", dest="wait_for", type=float, default=600.0, metavar="SECONDS")
@@ -124,6 +127,13 @@ def main(argv: list[str] | None = None) -> int:
             provider.shutdown()  # exports what is buffered before the process ends
 
 
+def _reads_files(spec: OptionSpec) -> bool:
+    """Texts that may be long (a schema, instructions) may come from a file; a name (an
+    adapter's) may not."""
+    return (spec.kind is str and not spec.bounds.choices and not spec.is_list
+            and spec.name != "adapter")
+
+
 def _text_from_file(value: OptionValue | None) -> OptionValue | None:
     """A text option given as @PATH (a schema, long instructions) is the file's text."""
     if isinstance(value, str) and value.startswith("@"):
@@ -144,14 +154,15 @@ def _run(args: argparse.Namespace) -> int:
             if args.command == "info":
                 print(_to_json(client.server_info()))
                 return 0
-            options = {spec.name: _text_from_file(spec.from_flag(getattr(args, spec.name)))
-                       for spec in OPTIONS}
+            options = {spec.name: spec.from_flag(getattr(args, spec.name)) for spec in OPTIONS}
+            options.update({spec.name: _text_from_file(options[spec.name])
+                            for spec in OPTIONS if _reads_files(spec)})
             if args.command == "chunk":
                 return _chunk(client, args, options)
             return run_generate(
                 client, args.files, args.out, options, show=args.show, strict=args.strict,
                 progress_enabled=not args.no_progress and sys.stderr.isatty(),
-                resume=args.resume, streams=args.streams)
+                resume=args.resume, streams=args.streams, summary_json=args.summary_json)
     except SynthQAError as error:
         print(f"synthqa: {error}", file=sys.stderr)
         for violation in error.field_violations + error.quota_violations:

@@ -2,9 +2,9 @@
 says what failed.
 
 Exit codes: 0 everything was generated; 3 the call finished but some chunks, documents or
-input files failed (the summary names them); 1 the call itself failed, or nothing was sent
-(--strict found a bad file, no file has text, another run is writing --out, --resume cannot
-resume); 130 interrupted.
+input files failed, or a document stopped short of target_records (the summary names them);
+1 the call itself failed, or nothing was sent (--strict found a bad file, no file has text,
+another run is writing --out, --resume cannot resume); 130 interrupted.
 Output goes to `<out>.partial` and replaces `<out>` only when the call finishes, so a failed or
 interrupted run never destroys an earlier file; `--resume` finishes an unfinished run,
 sending only the documents not yet done (output_journal.py).
@@ -12,6 +12,7 @@ sending only the documents not yet done (output_journal.py).
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -57,6 +58,14 @@ def read_text(path: Path) -> str:
     return text
 
 
+# Why a document stopped short of target_records, in words.
+STOP_REASONS = {
+    pb.STOP_REASON_PATIENCE: "patience: passes in a row sent no new record",
+    pb.STOP_REASON_INVALID_FRACTION: "too many invalid records (max_invalid_fraction)",
+    pb.STOP_REASON_MAX_PASSES: "the most passes were done (max_passes)",
+}
+
+
 @dataclass
 class RunReport:
     pairs: int = 0
@@ -67,6 +76,29 @@ class RunReport:
     documents_done: int = 0
     failures: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    # From the server's document_completed events of this run.
+    records_generated: int = 0
+    records_invalid: int = 0
+    records_judged_out: int = 0
+    records_duplicates: int = 0
+    cached_chunks: int = 0
+    # Documents that stopped short of target_records: "id: reason (N of M records)".
+    short_of_target: list[str] = field(default_factory=list)
+
+    def as_json(self, documents_sent: int, out: Path) -> dict[str, Any]:
+        return {
+            "out": str(out), "documents_sent": documents_sent,
+            "documents_done": self.documents_done,
+            "documents_carried_over": self.documents_carried_over,
+            "records_written": self.pairs, "records_carried_over": self.pairs_carried_over,
+            "chunks_done": self.chunks_done, "chunks_failed": self.chunks_failed,
+            "cached_chunks": self.cached_chunks,
+            "records": {"generated": self.records_generated, "invalid": self.records_invalid,
+                        "judged_out": self.records_judged_out,
+                        "duplicates": self.records_duplicates, "kept": self.pairs},
+            "failures": self.failures, "skipped": self.skipped,
+            "short_of_target": self.short_of_target,
+        }
 
 
 class Progress:
@@ -151,13 +183,14 @@ def run_generate(
     strict: bool,
     resume: bool = False,
     streams: int = 1,
+    summary_json: Path | None = None,
 ) -> int:
     """`files` as the command line spelled them (a repeated file's warning names both)."""
     try:
         with OutputLock(out):
             return _generate(client, files, out, options, show=show,
                              progress_enabled=progress_enabled, strict=strict, resume=resume,
-                             streams=streams)
+                             streams=streams, summary_json=summary_json)
     except OutputBusy as error:
         print(f"synthqa: {error}", file=sys.stderr)
         return EXIT_CALL_FAILED
@@ -174,6 +207,7 @@ def _generate(
     strict: bool,
     resume: bool,
     streams: int,
+    summary_json: Path | None,
 ) -> int:
     report = RunReport()
     positions = distinct_files(files)
@@ -209,7 +243,8 @@ def _generate(
             events = client.generate(documents(usable, positions, done), streams=streams,
                                      **options)
             for event in events:
-                _record(event, report, journal, progress.bar, show)
+                _record(event, report, journal, progress.bar, show,
+                        options.get("target_records"))
                 progress.update(report)
         outcome = "finished"
     except KeyboardInterrupt:
@@ -220,7 +255,7 @@ def _generate(
         if outcome != "finished":
             _keep_partial(journal, report, outcome)
     journal.finish()
-    return _summarize(report, len(usable), out)
+    return _summarize(report, len(usable), out, summary_json)
 
 
 def _keep_partial(journal: OutputJournal, report: RunReport, outcome: str) -> None:
@@ -240,7 +275,7 @@ def _keep_partial(journal: OutputJournal, report: RunReport, outcome: str) -> No
 
 
 def _record(event: pb.GenerateResponse, report: RunReport, journal: OutputJournal, bar: tqdm,
-            show: int) -> None:
+            show: int, target_records: int | None = None) -> None:
     kind = event.WhichOneof("event")
     if kind == "qa_pair":
         journal.write_pair(pair_record(event.qa_pair))
@@ -269,20 +304,41 @@ def _record(event: pb.GenerateResponse, report: RunReport, journal: OutputJourna
         completed = event.document_completed
         journal.document_done(completed.document_id, completed.failed_chunk_count)
         report.documents_done += 1
+        counts = completed.record_counts
+        report.records_generated += counts.generated
+        report.records_invalid += counts.invalid
+        report.records_judged_out += counts.dropped_by_judge
+        report.records_duplicates += counts.duplicates
+        report.cached_chunks += completed.cached_chunk_count
+        if completed.stop_reason in STOP_REASONS and target_records:
+            report.short_of_target.append(
+                f"{completed.document_id}: {STOP_REASONS[completed.stop_reason]} "
+                f"({completed.pair_count} of {target_records} records)")
         bar.update(1)
 
 
-def _summarize(report: RunReport, documents_sent: int, out: Path) -> int:
+def _summarize(report: RunReport, documents_sent: int, out: Path,
+               summary_json: Path | None = None) -> int:
     carried = (f" (and {report.pairs_carried_over} pairs of {report.documents_carried_over} "
                "document(s) from the resumed run)" if report.documents_carried_over else "")
     print(f"wrote {report.pairs} pairs from {report.documents_done} of "
           f"{documents_sent - report.documents_carried_over} document(s), "
           f"{report.chunks_done} chunk(s) ({report.chunks_failed} failed), to {out}{carried}",
           file=sys.stderr)
+    print(f"  records: {report.records_generated} generated, {report.records_invalid} invalid, "
+          f"{report.records_judged_out} judged out, {report.records_duplicates} duplicates, "
+          f"{report.pairs} kept; {report.cached_chunks} chunk(s) from the cache",
+          file=sys.stderr)
     for failure in report.failures:
         print(f"  failed: {failure}", file=sys.stderr)
+    for short in report.short_of_target:
+        print(f"  short of target: {short}", file=sys.stderr)
     for skipped in report.skipped:
         print(f"  skipped: {skipped}", file=sys.stderr)
+    if summary_json is not None:
+        summary_json.write_text(json.dumps(report.as_json(documents_sent, out), indent=2) + "\n",
+                                encoding="utf-8")
     done = report.documents_done + report.documents_carried_over
-    incomplete = report.failures or report.skipped or done < documents_sent
+    incomplete = (report.failures or report.skipped or report.short_of_target
+                  or done < documents_sent)
     return EXIT_SOME_FAILED if incomplete else EXIT_OK
