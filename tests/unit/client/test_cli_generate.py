@@ -135,7 +135,8 @@ def test_an_interrupt_says_one_line_and_leaves_valid_jsonl(
     assert out.read_text(encoding="utf-8") == '{"earlier": true}\n'
     assert len(lines(out.with_name("pairs.jsonl.partial"))) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("synthqa: interrupted; 1 pairs kept in")
+    assert len(err) == 1 and err[0].startswith("synthqa: interrupted; 0 records of 0 finished ")
+    assert "making again the 1 records of unfinished documents" in err[0]
 
 
 def run_resumed(client: StandIn, files: list[Path], out: Path,
@@ -158,7 +159,10 @@ def test_resume_sends_only_unfinished_documents_and_writes_no_pair_twice(
     out = tmp_path / "pairs.jsonl"
     # The first document finishes; the second is cut after one of its pairs.
     assert run(StandIn(interrupt_after=3), three_files, out) == EXIT_INTERRUPTED
-    assert "--resume finishes the rest" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert "interrupted; 2 records of 1 finished document(s) kept in" in said
+    assert "with --resume keeps them and sends the rest, making again the 1 records of " \
+        "unfinished documents" in said
     again = StandIn()
     assert run_resumed(again, three_files, out) == EXIT_OK
     assert again.sent == [f"1:{three_files[1]}", f"2:{three_files[2]}"]
@@ -351,3 +355,28 @@ def test_a_document_short_of_its_target_is_named_with_why_and_makes_exit_3(
     # Without a target, the same stop reasons are not a shortfall.
     assert run(StandIn(stop_reasons={1: pb.STOP_REASON_PATIENCE}), sources,
                tmp_path / "p.jsonl") == EXIT_OK
+
+
+def test_progress_off_a_terminal_is_a_plain_line_with_chunks_known_and_records(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from synthqa.client.cli_generate import Progress
+
+    monkeypatch.setattr(Progress, "PLAIN_SECONDS", 0.0)
+    source = tmp_path / "doc.txt"
+    source.write_text("Lighthouses guide ships.", encoding="utf-8")
+
+    class Started(StandIn):
+        def generate(self, documents: Any, **options: Any) -> Iterator[pb.GenerateResponse]:
+            for event in super().generate(documents, **options):
+                if event.HasField("qa_pair") and event.qa_pair.pair_index == 0:
+                    yield pb.GenerateResponse(chunk_started=pb.ChunkStarted(
+                        document_id=event.qa_pair.document_id, chunk_index=0, chunk_count=3))
+                yield event
+
+    assert run_generate(Started(), [source], tmp_path / "o.jsonl", {},  # type: ignore[arg-type]
+                        show=0, progress_enabled=True, strict=False) == EXIT_OK
+    progress = [line for line in capsys.readouterr().err.splitlines()
+                if line.startswith("synthqa: progress:")]
+    assert progress and progress[-1].startswith(
+        "synthqa: progress: documents 1/1, chunks 0/3 (0 failed), records 2, ")

@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="also write the end-of-run summary (counts, failures, documents "
                           "short of their target) to FILE as JSON")
     generate.add_argument("--no-progress", action="store_true",
-                          help="no progress bar (the default when stderr is not a terminal)")
+                          help="no progress: by default a bar on a terminal, elsewhere a "
+                          "plain line every 10 s")
     generate.add_argument("--resume", action="store_true",
                           help="finish the unfinished run into --out (same files and "
                           "options): send only the documents not done, keep their pairs")
@@ -161,7 +162,7 @@ def _run(args: argparse.Namespace) -> int:
                 return _chunk(client, args, options)
             return run_generate(
                 client, args.files, args.out, options, show=args.show, strict=args.strict,
-                progress_enabled=not args.no_progress and sys.stderr.isatty(),
+                progress_enabled=not args.no_progress,
                 resume=args.resume, streams=args.streams, summary_json=args.summary_json)
     except SynthQAError as error:
         print(f"synthqa: {error}", file=sys.stderr)

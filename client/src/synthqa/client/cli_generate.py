@@ -84,6 +84,11 @@ class RunReport:
     cached_chunks: int = 0
     # Documents that stopped short of target_records: "id: reason (N of M records)".
     short_of_target: list[str] = field(default_factory=list)
+    # Chunks of the documents started so far (each document's count comes with its first).
+    chunks_known: int = 0
+    counted_documents: set[str] = field(default_factory=set)
+    # Records written per document not finished yet: an interrupted run's are made again.
+    unfinished_records: dict[str, int] = field(default_factory=dict)
 
     def as_json(self, documents_sent: int, out: Path) -> dict[str, Any]:
         return {
@@ -102,16 +107,33 @@ class RunReport:
 
 
 class Progress:
-    def __init__(self, total_documents: int, done: int, enabled: bool) -> None:
-        self.bar = tqdm(total=total_documents, initial=done, unit="doc", disable=not enabled,
-                        file=sys.stderr)
-        self.started = time.monotonic()
+    """A bar on a terminal; elsewhere (CI, logs) a plain line every PLAIN_SECONDS, unless off.
+    Counts what moves while documents are worked on: chunks of the chunks known so far, and
+    records."""
+
+    PLAIN_SECONDS = 10.0
+
+    def __init__(self, total_documents: int, done: int, enabled: bool, terminal: bool) -> None:
+        self.bar = tqdm(total=total_documents, initial=done, unit="doc",
+                        disable=not (enabled and terminal), file=sys.stderr)
+        self.plain = enabled and not terminal
+        self.total_documents = total_documents
+        self.started = self.last_line = time.monotonic()
 
     def update(self, report: RunReport) -> None:
-        rate = report.pairs / max(time.monotonic() - self.started, 1e-9)
-        self.bar.set_postfix_str(
-            f"chunks {report.chunks_done} ({report.chunks_failed} failed), pairs "
-            f"{report.pairs}, {rate:.1f} pairs/s", refresh=False)
+        now = time.monotonic()
+        rate = report.pairs / max(now - self.started, 1e-9)
+        counts = (f"chunks {report.chunks_done}/{report.chunks_known} "
+                  f"({report.chunks_failed} failed), records {report.pairs}, "
+                  f"{rate:.1f} records/s")
+        if self.plain:
+            if now - self.last_line >= self.PLAIN_SECONDS:
+                self.last_line = now
+                done = report.documents_done + report.documents_carried_over
+                print(f"synthqa: progress: documents {done}/{self.total_documents}, {counts}",
+                      file=sys.stderr, flush=True)
+            return
+        self.bar.set_postfix_str(counts, refresh=False)
         self.bar.refresh()
 
 
@@ -236,7 +258,8 @@ def _generate(
                   f"{report.pairs_carried_over} pairs kept", file=sys.stderr)
     else:
         journal.start(key)
-    progress = Progress(len(usable), len(done), enabled=progress_enabled)
+    progress = Progress(len(usable), len(done), enabled=progress_enabled,
+                        terminal=sys.stderr.isatty())
     outcome = "failed"
     try:
         if len(done) < len(usable):
@@ -264,11 +287,13 @@ def _keep_partial(journal: OutputJournal, report: RunReport, outcome: str) -> No
     done = report.documents_done + report.documents_carried_over
     if not pairs and not done:
         journal.discard()
-        kept = "no pairs arrived"
+        kept = "no records arrived"
     else:
         journal.close()
-        kept = (f"{pairs} pairs kept in {journal.partial} ({done} document(s) finished; "
-                "the same command with --resume finishes the rest)")
+        again = sum(report.unfinished_records.values())
+        kept = (f"{pairs - again} records of {done} finished document(s) kept in "
+                f"{journal.partial}: the same command with --resume keeps them and sends the "
+                f"rest, making again the {again} records of unfinished documents")
     earlier = f"; {journal.out} left as it was" if journal.out.exists() else ""
     what = "interrupted" if outcome == "interrupted" else "the call did not finish"
     print(f"synthqa: {what}; {kept}{earlier}", file=sys.stderr)
@@ -280,6 +305,7 @@ def _record(event: pb.GenerateResponse, report: RunReport, journal: OutputJourna
     if kind == "qa_pair":
         journal.write_pair(pair_record(event.qa_pair))
         report.pairs += 1
+        _count_unfinished(report, event.qa_pair.document_id)
         if report.pairs <= show:
             pair = event.qa_pair
             bar.write(f"[{pair.document_id} #{pair.chunk_index}.{pair.pair_index}] "
@@ -289,9 +315,15 @@ def _record(event: pb.GenerateResponse, report: RunReport, journal: OutputJourna
         record = event.record
         journal.write_pair(record_line(record))
         report.pairs += 1
+        _count_unfinished(report, record.document_id)
         if report.pairs <= show:
             bar.write(f"[{record.document_id} #{record.chunk_index}.{record.record_index}] "
                       f"{record.json}", file=sys.stdout)
+    elif kind == "chunk_started":
+        started = event.chunk_started
+        if started.document_id not in report.counted_documents:
+            report.counted_documents.add(started.document_id)
+            report.chunks_known += started.chunk_count
     elif kind == "chunk_completed":
         report.chunks_done += 1
     elif kind == "chunk_failed":
@@ -304,6 +336,7 @@ def _record(event: pb.GenerateResponse, report: RunReport, journal: OutputJourna
         completed = event.document_completed
         journal.document_done(completed.document_id, completed.failed_chunk_count)
         report.documents_done += 1
+        report.unfinished_records.pop(completed.document_id, None)
         counts = completed.record_counts
         report.records_generated += counts.generated
         report.records_invalid += counts.invalid
@@ -315,6 +348,10 @@ def _record(event: pb.GenerateResponse, report: RunReport, journal: OutputJourna
                 f"{completed.document_id}: {STOP_REASONS[completed.stop_reason]} "
                 f"({completed.pair_count} of {target_records} records)")
         bar.update(1)
+
+
+def _count_unfinished(report: RunReport, document_id: str) -> None:
+    report.unfinished_records[document_id] = report.unfinished_records.get(document_id, 0) + 1
 
 
 def _summarize(report: RunReport, documents_sent: int, out: Path,
