@@ -1,4 +1,6 @@
-"""What a generation call reports, as plain data. The servicer turns these into protobuf."""
+"""What a generation call reports, as plain data. The servicer turns these into protobuf.
+Every field is passed by name: several events carry many counts of one type, and a swap by
+position would pass both mypy and any test that does not check that field."""
 
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ class StopReason(enum.Enum):
     MAX_PASSES = "max_passes"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RecordCounts:
     """What became of the records the model wrote: sent = generated - invalid - dropped."""
 
@@ -49,12 +51,13 @@ class RecordCounts:
     duplicates: int = 0
 
     def __add__(self, other: RecordCounts) -> RecordCounts:
-        return RecordCounts(self.generated + other.generated, self.invalid + other.invalid,
-                            self.dropped_by_judge + other.dropped_by_judge,
-                            self.duplicates + other.duplicates)
+        return RecordCounts(generated=self.generated + other.generated,
+                            invalid=self.invalid + other.invalid,
+                            dropped_by_judge=self.dropped_by_judge + other.dropped_by_judge,
+                            duplicates=self.duplicates + other.duplicates)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ChunkStarted:
     document_id: str
     chunk_index: int
@@ -65,7 +68,7 @@ class ChunkStarted:
     pass_index: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EvidenceSpan:
     """A sentence a record cites: its number in the chunk, its span in the document."""
 
@@ -74,7 +77,7 @@ class EvidenceSpan:
     char_end: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RecordGenerated:
     """One record. `as_pair`: sent as a QaPair event (qa records for a client that asked for
     no record option), else as a Record event carrying `json`, and the pair where it is qa."""
@@ -94,7 +97,7 @@ class RecordGenerated:
     cached: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ChunkCompleted:
     document_id: str
     chunk_index: int
@@ -107,7 +110,7 @@ class ChunkCompleted:
     cached: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ChunkFailed:
     document_id: str
     chunk_index: int
@@ -120,7 +123,7 @@ class ChunkFailed:
     pass_index: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DocumentCompleted:
     document_id: str
     chunk_count: int

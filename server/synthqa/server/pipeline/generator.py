@@ -71,14 +71,18 @@ class ChunkGenerator:
         reviews: deque[asyncio.Task[tuple[RecordGenerated, Verdict]]] = deque()
 
         def failed(code: FailureCode, message: str) -> ChunkFailed:
-            return ChunkFailed(document_id, chunk.index, code, message, tally.sent,
-                               generated_tokens, finish, tally.counts(), pass_index)
+            return ChunkFailed(document_id=document_id, chunk_index=chunk.index, code=code,
+                               message=message, pair_count=tally.sent,
+                               generated_token_count=generated_tokens, finish_reason=finish,
+                               counts=tally.counts(), pass_index=pass_index)
 
         def event_for(record: Record, index: int) -> RecordGenerated:
-            return RecordGenerated(document_id, chunk.index, first_index + index, record.json,
-                                   record.question, record.answer, records.as_pairs,
-                                   _evidence(chunk, record.citations), pass_index=pass_index,
-                                   cached=hit is not None)
+            return RecordGenerated(document_id=document_id, chunk_index=chunk.index,
+                                   record_index=first_index + index, json=record.json,
+                                   question=record.question, answer=record.answer,
+                                   as_pair=records.as_pairs,
+                                   evidence=_evidence(chunk, record.citations),
+                                   pass_index=pass_index, cached=hit is not None)
 
         async def review(event: RecordGenerated, record: Record) -> tuple[RecordGenerated,
                                                                             Verdict]:
@@ -192,9 +196,11 @@ class ChunkGenerator:
             if key is not None and hit is None:
                 await self._store(key, CachedOutput("".join(written), prompt_tokens,
                                                     generated_tokens, finish.value))
-            yield ChunkCompleted(document_id, chunk.index, prompt_tokens, generated_tokens,
-                                 finish, tally.sent, tally.counts(), pass_index,
-                                 cached=hit is not None)
+            yield ChunkCompleted(document_id=document_id, chunk_index=chunk.index,
+                                 prompt_token_count=prompt_tokens,
+                                 generated_token_count=generated_tokens, finish_reason=finish,
+                                 pair_count=tally.sent, counts=tally.counts(),
+                                 pass_index=pass_index, cached=hit is not None)
 
     def _cache_key(self, prompt_ids: list[int], request: SamplingRequest) -> str | None:
         """The cache key of a seeded request (only those are reproducible), or None."""
@@ -251,8 +257,8 @@ class _Tally:
     sent: int = 0
 
     def counts(self) -> RecordCounts:
-        return RecordCounts(self.generated, self.invalid, self.dropped_by_judge,
-                            self.duplicates)
+        return RecordCounts(generated=self.generated, invalid=self.invalid,
+                            dropped_by_judge=self.dropped_by_judge, duplicates=self.duplicates)
 
 
 def _evidence(chunk: Chunk, citations: tuple[int, ...]) -> tuple[EvidenceSpan, ...]:
@@ -262,6 +268,6 @@ def _evidence(chunk: Chunk, citations: tuple[int, ...]) -> tuple[EvidenceSpan, .
         if not 1 <= number <= len(chunk.sentences):
             raise MalformedRecord(f"a record cites sentence {number}, which the chunk lacks")
         sentence = chunk.sentences[number - 1]
-        spans.append(EvidenceSpan(number, chunk.char_start + sentence.start,
-                                  chunk.char_start + sentence.end))
+        spans.append(EvidenceSpan(sentence=number, char_start=chunk.char_start + sentence.start,
+                                  char_end=chunk.char_start + sentence.end))
     return tuple(spans)

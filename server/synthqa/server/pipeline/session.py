@@ -237,13 +237,13 @@ class CallSession:
                 try:
                     emit(
                         ChunkStarted(
-                            progress.document_id,
-                            chunk.index,
-                            progress.total_chunks,
-                            chunk.token_count,
-                            chunk.char_start,
-                            chunk.char_end,
-                            progress.pass_index,
+                            document_id=progress.document_id,
+                            chunk_index=chunk.index,
+                            chunk_count=progress.total_chunks,
+                            token_count=chunk.token_count,
+                            char_start=chunk.char_start,
+                            char_end=chunk.char_end,
+                            pass_index=progress.pass_index,
                         )
                     )
                     stream = self._generator.generate(
@@ -298,16 +298,16 @@ class CallSession:
             self._track(self._next_pass(progress))
             return
         self._emit(DocumentCompleted(
-            progress.document_id,
-            progress.completed + progress.failed,
-            progress.completed,
-            progress.failed,
-            progress.pairs,
-            progress.token_count,
-            progress.counts,
-            reason,
-            progress.pass_index + 1,
-            progress.cached,
+            document_id=progress.document_id,
+            chunk_count=progress.completed + progress.failed,
+            completed_chunk_count=progress.completed,
+            failed_chunk_count=progress.failed,
+            pair_count=progress.pairs,
+            token_count=progress.token_count,
+            counts=progress.counts,
+            stop_reason=reason,
+            pass_count=progress.pass_index + 1,
+            cached_chunk_count=progress.cached,
         ))
 
     def _maybe_end(self) -> None:
