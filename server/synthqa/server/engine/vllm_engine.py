@@ -1,5 +1,7 @@
-"""The one module that imports vLLM: AsyncLLM's creation, generation, abort, health and
-shutdown, with vLLM's errors turned into the plain ones of `engine.types`."""
+"""The engine adapter over vLLM: AsyncLLM's creation, generation, abort, health and shutdown,
+with vLLM's errors turned into the plain ones of `engine.types`. Besides it, only the entry
+point imports vLLM (config.py for the engine's flags, lifecycle.py to start it):
+tests/unit/test_layers.py checks that."""
 
 from __future__ import annotations
 
