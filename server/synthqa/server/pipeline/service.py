@@ -21,6 +21,7 @@ from ..quality.judge import Judge
 from ..results.cache import ResultCache
 from ..text.prompts import PromptBuilder
 from .assembler import FieldPaths
+from .availability import RETRY_AFTER_SECONDS, AvailabilityState
 from .budget import DocumentMemory, text_bytes
 from .chunking import ChunkedDocument, DocumentChunker
 from .errors import InvalidArgument, ResourceExhausted, Unavailable
@@ -33,8 +34,6 @@ from .session import CallSession, ServerLoad
 from .stream import StreamMessage, read_options, whole_documents
 from .telemetry import CallTelemetry, Telemetry
 
-# What a client that was turned away while the engine (re)starts is told to wait.
-RETRY_AFTER_SECONDS = 5.0
 WARM_UP_TEXT = "Lighthouses guide ships at night with bright, distinctive lights."
 
 
@@ -84,10 +83,7 @@ class GenerationService:
         self.memory = DocumentMemory(limits.max_held_document_bytes)
         self._chunker = DocumentChunker(engine.tokenizer, self.memory,
                                         limits.max_chunks_per_document)
-        self._ready = False
-        self._draining = False
-        self._engine_dead = False
-        self._engine_restarting = False
+        self.availability = AvailabilityState()
         self.engine_restarts = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -110,26 +106,26 @@ class GenerationService:
 
     def open(self) -> None:
         """Take calls from now on."""
-        self._ready = True
+        self.availability.move("open")
 
     def engine_down(self) -> None:
         """The engine died and a new one is starting: open calls wait for it, new calls are
         turned away."""
-        self._engine_restarting = True
+        self.availability.move("engine_down")
 
     def engine_up(self) -> None:
-        self._engine_restarting = False
+        self.availability.move("engine_up")
         self.engine_restarts += 1
 
     def engine_died(self) -> None:
         """The engine is gone for good."""
-        self._engine_dead = True
+        self.availability.move("engine_died")
 
     async def drain(self, grace: float, force: asyncio.Event) -> bool:
         """Refuse new calls and wait up to `grace` seconds, or until `force` is set, for the
         calls in flight. True if they all finished. Open streams take no new documents: those
         they have finish, then the stream ends UNAVAILABLE."""
-        self._draining = True
+        self.availability.move("drain")
         for session in list(self._sessions):
             session.stop_taking(Unavailable(
                 "the server is shutting down: documents sent after this point were not taken "
@@ -144,15 +140,7 @@ class GenerationService:
         return idle in done
 
     def check_available(self) -> None:
-        if self._draining:
-            raise Unavailable("the server is shutting down")
-        if self._engine_dead:
-            raise Unavailable("the engine has stopped")
-        if self._engine_restarting:
-            raise Unavailable("the engine failed and is restarting; retry once the server's "
-                              "health is SERVING again", retry_after_seconds=RETRY_AFTER_SECONDS)
-        if not self._ready:
-            raise Unavailable("the engine is warming up", retry_after_seconds=RETRY_AFTER_SECONDS)
+        self.availability.check()
 
     # Calls --------------------------------------------------------------------------------
 
