@@ -72,8 +72,12 @@ BREAKING_BASELINES = ("6de525f", "HEAD~1")
 def test_protos_have_no_breaking_change(node_packages: Path, ref: str) -> None:
     have = _run(["git", "cat-file", "-e", f"{ref}^{{commit}}"], cwd=ROOT, timeout=30)
     assert have.returncode == 0, f"buf breaking needs the repository's history ({ref})"
+    # buf clones 50 commits deep unless told: the baseline must be within the clone.
+    depth = int(_run(["git", "rev-list", "--count", f"{ref}..HEAD"], cwd=ROOT,
+                     timeout=30).stdout.strip() or 0) + 10
     result = _run([str(node_packages / "buf"), "breaking", "--against",
-                   f"{ROOT / '.git'}#ref={ref},subdir=protos"], cwd=PROTOS, timeout=300)
+                   f"{ROOT / '.git'}#ref={ref},subdir=protos,depth={depth}"], cwd=PROTOS,
+                  timeout=300)
     assert result.returncode == 0, f"buf breaking against {ref}\n{_output(result)}"
 
 
