@@ -29,8 +29,10 @@ from .budget import DocumentMemory, Reservation, text_bytes
 from .errors import InvalidArgument, ResourceExhausted
 from .planner import GenerationPlan
 
-# Bytes a token of a tokenized document holds (ids and offsets in int arrays): measured at 19
-# (CJK, emoji) to 42 (English) on these machines, with the tokenizer's lists for a batch.
+# Bytes a token of a tokenized document holds (ids and offsets in int arrays): measured at 20
+# (CJK, emoji) to 50 (English) for 4 M characters on these machines (make
+# bench-chunker-memory). Not counted: the tokenizer's working memory for the batch at hand,
+# about 30 MiB whatever the document's size, for each of the pool's threads at most.
 TOKEN_BYTES = 48
 # Bytes a token of a chunk holds: a tuple slot and an int object.
 CHUNK_TOKEN_BYTES = 40
