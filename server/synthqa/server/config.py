@@ -22,7 +22,7 @@ from .engine.types import Adapter
 from .grpc_api.security import SecuritySettings, TlsFiles
 from .observability import ObservabilitySettings
 from .observability.logs import LOG_FORMATS
-from .observability.tracing import TracingConfigError, tracing_settings
+from .observability.tracing import TracingConfigError, TracingSettings, tracing_settings
 from .pipeline.limits import ServiceLimits
 
 INT64_MAX = 2**63 - 1
@@ -195,6 +195,23 @@ def build_parser() -> argparse.ArgumentParser:
 def parse(argv: list[str] | None = None) -> tuple[AsyncEngineArgs, ServerSettings]:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Each check reports through parser.error, which exits with the usage line.
+    _check_limits(parser, args)
+    _check_timings(parser, args)
+    _check_listeners(parser, args)
+    adapters = _adapters(parser, args)
+    _resolve_cache(parser, args)
+    try:
+        # The standard OTEL_* variables, plus vLLM's own --otlp-traces-endpoint flag.
+        tracing = tracing_settings(os.environ, args.otlp_traces_endpoint)
+    except TracingConfigError as error:
+        parser.error(str(error))
+    # The engine's spans follow the same configuration as synthqa's.
+    args.otlp_traces_endpoint = tracing.engine_endpoint
+    return AsyncEngineArgs.from_cli_args(args), _settings(args, tracing, adapters)
+
+
+def _check_limits(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     for field in dataclasses.fields(ServiceLimits):
         # The limits travel in int32 fields of GetServerInfo (the byte budget in an int64).
         most = INT64_MAX if field.name == "max_held_document_bytes" else INT32_MAX
@@ -203,6 +220,9 @@ def parse(argv: list[str] | None = None) -> tuple[AsyncEngineArgs, ServerSetting
     if args.max_held_document_bytes < 4 * args.max_document_chars:
         parser.error("--max-held-document-bytes must be at least 4 bytes per character of "
                      "--max-document-chars, or the largest documents could never be taken")
+
+
+def _check_timings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     for name in ("keepalive_time", "keepalive_timeout", "keepalive_min_client_ping_interval",
                  "engine_restart_window"):
         if not getattr(args, name) > 0:
@@ -210,6 +230,10 @@ def parse(argv: list[str] | None = None) -> tuple[AsyncEngineArgs, ServerSetting
     for name in ("engine_max_restarts", "engine_restart_backoff"):
         if getattr(args, name) < 0:
             parser.error(f"--{name.replace('_', '-')} must not be negative")
+
+
+def _check_listeners(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """TLS files, and the ports of the health and metrics listeners."""
     if (args.tls_cert_file is None) != (args.tls_key_file is None):
         parser.error("--tls-cert-file and --tls-key-file go together")
     if args.tls_client_ca_file is not None and args.tls_cert_file is None:
@@ -217,6 +241,12 @@ def parse(argv: list[str] | None = None) -> tuple[AsyncEngineArgs, ServerSetting
     for name in ("metrics_port", "health_port"):
         if not 0 <= getattr(args, name) <= 65535:
             parser.error(f"--{name.replace('_', '-')} must be between 0 (off) and 65535")
+    if args.health_port and args.health_port == args.port:
+        parser.error("--health-port must differ from --port")
+
+
+def _adapters(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[Adapter]:
+    """--lora-modules NAME=PATH, checked; the engine's LoRA flags set to serve them."""
     adapters: list[Adapter] = []
     for number, module in enumerate(args.lora_modules, 1):
         name, found, path = module.partition("=")
@@ -230,6 +260,10 @@ def parse(argv: list[str] | None = None) -> tuple[AsyncEngineArgs, ServerSetting
     if adapters:
         args.enable_lora = True
         args.max_loras = max(args.max_loras or 1, len(adapters))
+    return adapters
+
+
+def _resolve_cache(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.cache_max_mb < 1:
         parser.error("--cache-max-mb must be at least 1")
     if args.cache_url is None and not args.no_cache and args.cache_path is None:
@@ -240,15 +274,10 @@ def parse(argv: list[str] | None = None) -> tuple[AsyncEngineArgs, ServerSetting
             parser.error("--cache-url is a cache of its own: not with --cache-path or --no-cache")
         if urllib.parse.urlsplit(args.cache_url).scheme not in ("redis", "rediss", "unix"):
             parser.error("--cache-url takes redis://HOST:PORT/DB, rediss://... or unix://PATH")
-    if args.health_port and args.health_port == args.port:
-        parser.error("--health-port must differ from --port")
-    try:
-        # The standard OTEL_* variables, plus vLLM's own --otlp-traces-endpoint flag.
-        tracing = tracing_settings(os.environ, args.otlp_traces_endpoint)
-    except TracingConfigError as error:
-        parser.error(str(error))
-    # The engine's spans follow the same configuration as synthqa's.
-    args.otlp_traces_endpoint = tracing.engine_endpoint
+
+
+def _settings(args: argparse.Namespace, tracing: TracingSettings,
+              adapters: list[Adapter]) -> ServerSettings:
     default_options: dict[str, Any] = {
         spec.name: spec.from_flag(getattr(args, f"default_{spec.name}")) for spec in OPTIONS}
     settings = ServerSettings(
@@ -282,4 +311,4 @@ def parse(argv: list[str] | None = None) -> tuple[AsyncEngineArgs, ServerSetting
             first_backoff_seconds=args.engine_restart_backoff,
         ),
     )
-    return AsyncEngineArgs.from_cli_args(args), settings
+    return settings
