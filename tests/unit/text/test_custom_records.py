@@ -184,7 +184,7 @@ def test_patterns_that_cannot_run_or_cannot_be_written_are_refused(
 def test_patterns_that_may_avoid_quotes_and_code_point_escapes_are_accepted() -> None:
     assert custom(record_regex='"*[a-z]+').accept("abc", False)
     assert custom(record_regex='[^"]+').accept("abc", False)
-    # \uXXXX (the grammar's dialect) and \UXXXXXXXX (Python's) both read as code points.
+    # A code point as \u00e9 (the grammar's dialect) and as \U0010FFFF (Python's) both read.
     assert custom(record_regex=r"\u00e9+").accept("éé", False)
     assert custom(record_regex=r"[^\x00-\U0010FFFF]")
 

@@ -51,7 +51,8 @@ def linear_pattern(pattern: str) -> Any:
         ) from None
 
 
-# \uXXXX (ECMAScript, which the grammar reads) and \UXXXXXXXX (Python) as RE2 writes them.
+# Code points as \u plus four hex digits (ECMAScript, which the grammar reads) and \U plus
+# eight (Python), written as RE2 writes them.
 _CODE_POINT_ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})|\\U([0-9A-Fa-f]{8})|\\.", re.DOTALL)
 
 
