@@ -24,7 +24,6 @@ import dataclasses
 import math
 import os
 import statistics
-import sys
 import threading
 import time
 from collections import Counter
@@ -52,6 +51,8 @@ from hypothesis.stateful import (
 from synthqa.client import SynthQAError
 from synthqa.contract.options import INT32_MAX, INT64_MAX, INT64_MIN, OPTIONS
 from synthqa.contract.wire import options_from_message
+from synthqa.server.pipeline.assembler import CHUNK_INDEX_BYTES
+from synthqa.server.pipeline.budget import text_bytes
 from synthqa.v1 import synthqa_pb2 as pb
 from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
 
@@ -122,13 +123,6 @@ def short(text: str, keep: int = 40) -> str:
     return repr(text) if len(text) <= 2 * keep else f"{text[:keep]!r}...<{len(text)} chars>"
 
 
-def text_bytes(text: str) -> int:
-    """What the server counts for text it holds: its size in memory (1, 2 or 4 bytes a
-    character)."""
-    return sys.getsizeof(text) - sys.getsizeof("")
-
-
-CHUNK_INDEX_BYTES = 64
 # The most a character of a document can cost the server's budget: 4 bytes of text, and up to
 # 4 tokens (one a UTF-8 byte), each 48 bytes tokenized and 80 in chunks with their numbered
 # sentences (pipeline/chunking.py).

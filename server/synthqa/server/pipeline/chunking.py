@@ -24,6 +24,7 @@ from ..text.chunker import (
     chunk_document,
     number_sentences,
     tokenize_document,
+    utf8_length,
 )
 from .budget import DocumentMemory, Reservation, text_bytes
 from .errors import InvalidArgument, ResourceExhausted
@@ -162,7 +163,7 @@ def _check_reply_size(document: TokenizedDocument, windows: Windows, plan: Gener
     """Refuse, before building it, a chunk list whose text would not fit one message."""
     chars = sum(document.offsets[end - 1][1] - document.offsets[start][0]
                 for start, end in windows)
-    bytes_per_char = len(document.text.encode("utf-8", "surrogatepass")) / len(document.text)
+    bytes_per_char = utf8_length(document.text) / len(document.text)
     estimate = int(chars * bytes_per_char)
     if estimate > limit * _REPLY_TEXT_SHARE:
         overlap = plan.options.chunk_overlap_tokens

@@ -79,8 +79,8 @@ def tokenize_document(tokenizer: OffsetTokenizer, text: str,
             return TokenizedDocument(text=text, token_ids=encoding.ids, offsets=encoding.offsets)
         token_ids = array("i")
         pieces: list[tuple[int, Sequence[int]]] = []
-        for group in _batches(text, bounds):
-            report(len(token_ids), sum(utf8_length(text[start:end]) for start, end in group))
+        for group, group_bytes in _batches(text, bounds):
+            report(len(token_ids), group_bytes)
             encodings = encoder.rust.encode_batch([text[start:end] for start, end in group],
                                                   add_special_tokens=False)
             for (start, _), encoding in zip(group, encodings, strict=True):
@@ -120,19 +120,21 @@ def utf8_length(text: str) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
 
 
-def _batches(text: str, bounds: list[tuple[int, int]]) -> Iterator[list[tuple[int, int]]]:
-    """Consecutive pieces, grouped up to BATCH_BYTES of text (a piece more than that alone)."""
+def _batches(text: str, bounds: list[tuple[int, int]]
+             ) -> Iterator[tuple[list[tuple[int, int]], int]]:
+    """Consecutive pieces, grouped up to BATCH_BYTES of text (a piece more than that alone),
+    each group with its size in UTF-8 bytes."""
     group: list[tuple[int, int]] = []
     size = 0
     for start, end in bounds:
         piece = utf8_length(text[start:end])
         if group and size + piece > BATCH_BYTES:
-            yield group
+            yield group, size
             group, size = [], 0
         group.append((start, end))
         size += piece
     if group:
-        yield group
+        yield group, size
 
 
 # A document longer than this is encoded in pieces of about this many characters, cut at lone
