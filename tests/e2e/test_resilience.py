@@ -170,10 +170,11 @@ def test_millions_of_chunk_indexes_are_refused(
         error = refusal(lambda: list(stub.GenerateDocument(request, timeout=60)))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "12000000 chunk indexes" in error.details()
-    # What the message itself costs before the handler sees it: its 58 MB, and its indexes
-    # parsed into an array (48 MB, grown by doubling). Copied into Python ints as before,
-    # they took 1.4 GiB.
-    assert rss.growth_mib < 200, f"the server grew {rss.growth_mib:.0f} MiB"
+    # What the message itself costs before the handler sees it: its 58 MB in the transport's
+    # buffers and joined for parsing, and its indexes parsed into an array (48 MB, grown by
+    # doubling): 171 to 200 MiB seen here. Copied into Python ints as before, they took
+    # 1.4 GiB.
+    assert rss.growth_mib < 300, f"the server grew {rss.growth_mib:.0f} MiB"
 
 
 def test_cancelled_chunking_stops_and_gives_the_server_back(
