@@ -1,12 +1,11 @@
 """A failover as the channel can see it, against a stand-in server on a free port: the call
 on a replica breaks after it answered, and the next calls break before answering anything
 (the dead replica's connection still looked ready to the channel). Both clients must finish
-the stream, every chunk once, without spending their retry rounds on those calls. The real
-failover, two servers and a SIGKILL, is in tests/e2e/test_replicas.py."""
+the stream, every chunk once, without spending their retry rounds on those calls (each test
+runs with both clients). The real failover, two servers and a SIGKILL, is in tests/e2e/test_replicas.py."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from synthqa.client import AsyncSynthQAClient, Document, SynthQAClient, SynthQAError
+from synthqa.client import Document, SynthQAError
 from synthqa.v1 import synthqa_pb2 as pb
 from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
 
@@ -41,6 +40,10 @@ class FailsOver(pb_grpc.SynthQAServiceServicer):
         self.unanswered = unanswered
         self.calls = 0
         self._lock = threading.Lock()
+
+    def GetServerInfo(self, request: pb.GetServerInfoRequest,  # noqa: N802 - the proto's name
+                      context: grpc.ServicerContext) -> pb.GetServerInfoResponse:
+        return pb.GetServerInfoResponse()
 
     def Generate(self, requests: Iterator[pb.GenerateRequest],  # noqa: N802 - the proto's name
                  context: grpc.ServicerContext) -> Iterator[pb.GenerateResponse]:
@@ -93,31 +96,28 @@ def slowly(documents: list[Document]) -> Iterator[Document]:
 
 
 @pytest.mark.parametrize("source", [list, slowly], ids=["ready", "slow"])
-def test_the_client_finishes_through_calls_that_broke_before_answering(
-    serve, source  # noqa: ANN001
+def test_a_client_finishes_through_calls_that_broke_before_answering(
+    serve, connect, source  # noqa: ANN001
 ) -> None:
     servicer = FailsOver(UNANSWERED)
-    with SynthQAClient(serve(servicer), timeout=30, retries=2, retry_wait=10) as client:
+    with connect(serve(servicer), timeout=30, retries=2, retry_wait=10) as client:
         events = list(client.generate(source(DOCUMENTS)))
     assert_every_chunk_once(events)
     assert servicer.calls == 2 + UNANSWERED
 
 
-def test_the_async_client_finishes_through_calls_that_broke_before_answering(serve) -> None:  # noqa: ANN001
+def test_two_streams_finish_when_one_breaks_after_answering(serve, connect) -> None:  # noqa: ANN001
+    """The first call breaks mid-chunk; the other call and the retry round finish the rest,
+    each chunk once (the stand-in's per-call window is 0: no window)."""
+    servicer = FailsOver(0)
+    with connect(serve(servicer), timeout=30, retries=2, retry_wait=10) as client:
+        events = list(client.generate(slowly(DOCUMENTS), streams=2))
+    assert_every_chunk_once(events)
+
+
+def test_calls_that_break_unanswered_still_need_a_retry_round_left(serve, connect) -> None:  # noqa: ANN001
     servicer = FailsOver(UNANSWERED)
-
-    async def run() -> list[pb.GenerateResponse]:
-        async with AsyncSynthQAClient(serve(servicer), timeout=30, retries=2,
-                                      retry_wait=10) as client:
-            return [event async for event in client.generate(DOCUMENTS)]
-
-    assert_every_chunk_once(asyncio.run(run()))
-    assert servicer.calls == 2 + UNANSWERED
-
-
-def test_calls_that_break_unanswered_still_need_a_retry_round_left(serve) -> None:  # noqa: ANN001
-    servicer = FailsOver(UNANSWERED)
-    with SynthQAClient(serve(servicer), timeout=30, retries=0, retry_wait=10) as client, \
+    with connect(serve(servicer), timeout=30, retries=0, retry_wait=10) as client, \
             pytest.raises(SynthQAError) as broke:
         list(client.generate(DOCUMENTS))
     assert broke.value.code == grpc.StatusCode.UNAVAILABLE

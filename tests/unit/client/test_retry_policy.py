@@ -1,13 +1,13 @@
 """gRPC's own retries in the client's channel, against a stand-in server on a free port: a
 call turned away with UNAVAILABLE is tried again after the server's pushback; other errors
-are not retried."""
+are not retried. Each test runs with both clients."""
 
 from __future__ import annotations
 
 import grpc
 import pytest
 
-from synthqa.client import SynthQAClient, SynthQAError
+from synthqa.client import SynthQAError
 from synthqa.server.grpc_api.status import RETRY_PUSHBACK_KEY, to_grpc_status
 from synthqa.server.pipeline.errors import InvalidArgument, ResourceExhausted, Unavailable
 from synthqa.v1 import synthqa_pb2 as pb
@@ -31,16 +31,16 @@ class TurnsAway(pb_grpc.SynthQAServiceServicer):
         return pb.GetServerInfoResponse(model="stand-in")
 
 
-def test_unavailable_is_retried_after_the_servers_pushback(serve) -> None:  # noqa: ANN001
+def test_unavailable_is_retried_after_the_servers_pushback(serve, connect) -> None:  # noqa: ANN001
     servicer = TurnsAway(2, Unavailable("the engine is warming up", retry_after_seconds=0.2))
-    with SynthQAClient(serve(servicer), timeout=30) as client:
+    with connect(serve(servicer), timeout=30) as client:
         assert client.server_info().model == "stand-in"
     assert servicer.attempts == 3
 
 
-def test_other_errors_are_not_retried(serve) -> None:  # noqa: ANN001
+def test_other_errors_are_not_retried(serve, connect) -> None:  # noqa: ANN001
     servicer = TurnsAway(1, InvalidArgument.single("options", "bad"))
-    with SynthQAClient(serve(servicer), timeout=30) as client, \
+    with connect(serve(servicer), timeout=30) as client, \
             pytest.raises(SynthQAError) as refused:
         client.server_info()
     assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT

@@ -1,12 +1,12 @@
-"""asyncio client."""
+"""The asyncio client: the one implementation of the calls, their retries, failover and lanes.
+The blocking SynthQAClient drives it on an event loop of its own (sync.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
-from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import TypeVar
 
 import grpc
@@ -38,15 +38,25 @@ from .documents import (
 )
 from .errors import SynthQAError
 from .events import as_generate_response
+from .lanes import GenerateCall, Lane, LostCall, SharedDocuments, run_lanes
 from .options import generation_options
 from .retry import DEFAULT_RETRIES, DEFAULT_RETRY_WAIT_SECONDS, ChunkRetries
+from .sources import DocumentSource
 
 Request = TypeVar("Request")
 Response = TypeVar("Response")
 
 
 class AsyncSynthQAClient:
-    """The asyncio twin of SynthQAClient: the same methods, awaited."""
+    """A connection to a synthqa server, for asyncio programs; SynthQAClient has the same
+    methods, blocking.
+
+    `timeout` (seconds) is the deadline of each call; None means none. Options not given take
+    the server's defaults. Failures raise SynthQAError with the status and field details.
+    Chunks that fail with UNAVAILABLE (the server's engine died under them) are asked for
+    again, up to `retries` more times, once the server is SERVING (waiting up to
+    `retry_wait` seconds); the caller sees each chunk's final outcome only.
+    """
 
     def __init__(
         self, target: Target = "localhost:50051", *, timeout: float | None = None,
@@ -129,48 +139,54 @@ class AsyncSynthQAClient:
         self,
         documents: Iterable[Document] | AsyncIterable[Document],
         *,
+        streams: int = 1,
         part_chars: int = DEFAULT_PART_CHARS,
         **options: OptionArgument | None,
     ) -> AsyncIterator[pb.GenerateResponse]:
-        """Stream documents (a plain or async iterable) in and events out over one call (and
-        a call per retry round, as SynthQAClient.generate: a call that breaks with
-        UNAVAILABLE after the server answered hands its unfinished chunks, and the documents
-        not yet sent, to the next round, which waits for a SERVING server)."""
+        """Stream documents (a plain or async iterable) in and events out. Documents are read
+        lazily, so an iterator of any length works; events for different documents come
+        interleaved. Each document is held until it is done, for retries.
+
+        `streams` calls run at once, each taking the next document when it has room: with
+        several replicas (several targets or a dns:/// name), each call goes to another
+        one. A call that breaks with UNAVAILABLE (a server gone) hands its unfinished chunks
+        to the next round, which waits for a SERVING server."""
+        if streams < 1:
+            raise ValueError("streams must be at least 1")
         retries = ChunkRetries(self.retries)
-        source = _DocumentSource(documents)
-        first: deque[Document] = deque()
-        # A server that never answered is down or misnamed: that is reported at once.
+        source = DocumentSource(documents, on_read=retries.sent)
+        message = generation_options(**options)
+        # With several calls, each holds no more than the server's per-call window, so the
+        # documents spread by where there is room.
+        window = ((await self.server_info()).limits.max_in_flight_chunks_per_call
+                  if streams > 1 else None)
+
+        def start_call(lane: Lane) -> GenerateCall:
+            return self._stub.Generate(_requests(lane, message, part_chars),
+                                       timeout=self.timeout, metadata=self._metadata)
+
+        # A server that never answered is down or misnamed: that is reported at once, not
+        # waited for; one that broke off after answering is waited for (a restart, a failover).
         answered = False
-
-        async def round_documents() -> AsyncIterator[Document]:
-            while first:
-                yield first.popleft()  # already tracked: sent in an earlier round
-            while (document := await source.next()) is not None:
-                yield retries.sent(document)
-
         while True:
+            shared = SharedDocuments(source, window)
             round_answered = False
-            try:
-                # aclosing: a caller that stops early cancels the call now, not at garbage
-                # collection.
-                async with contextlib.aclosing(
-                        self._generate_once(round_documents(), part_chars, options)) as events:
-                    async for event in events:
-                        answered = round_answered = True
-                        if (passed := retries.filter(event)) is not None:
-                            yield passed
-            except SynthQAError as error:
-                if not (error.code == grpc.StatusCode.UNAVAILABLE and answered
-                        and retries.may_retry_lost_call(round_answered)):
-                    raise
-                for summary in retries.call_lost(retries.unfinished):
-                    yield summary
-                # A call that broke early may not have taken every document waiting here; each
-                # is tracked, so call_lost has put it in the next round already.
-                first.clear()
-            if not first and not retries.pending and source.exhausted:
+            # aclosing: a caller that stops early cancels the calls now, not at garbage
+            # collection.
+            async with contextlib.aclosing(run_lanes(start_call, shared, streams)) as items:
+                async for item in items:
+                    if isinstance(item, LostCall):
+                        if not (answered and retries.may_retry_lost_call(round_answered)):
+                            raise item.error
+                        for summary in retries.call_lost(item.document_ids):
+                            yield summary
+                        continue
+                    answered = round_answered = True
+                    if (passed := retries.filter(item)) is not None:
+                        yield passed
+            if not retries.pending and source.exhausted:
                 return
-            first.extend(retries.next_round(round_answered))
+            source.give_back(retries.next_round(round_answered))
             await asyncio.sleep(retries.pause_seconds)
             await self.wait_ready(within=self.retry_wait)
 
@@ -179,43 +195,6 @@ class AsyncSynthQAClient:
             return []
         await self.wait_ready(within=self.retry_wait)
         return retries.next_round()
-
-    async def _generate_once(
-        self,
-        documents: AsyncIterable[Document],
-        part_chars: int,
-        options: dict[str, OptionArgument | None],
-    ) -> AsyncGenerator[pb.GenerateResponse, None]:
-        failures: list[Exception] = []
-
-        async def requests() -> AsyncIterator[pb.GenerateRequest]:
-            yield pb.GenerateRequest(options=generation_options(**options))
-            try:
-                async for document in documents:
-                    for part in document_parts(document, part_chars):
-                        yield part
-            except Exception as error:
-                # gRPC would only cancel the call: keep the cause to raise it to the caller.
-                failures.append(error)
-                raise
-
-        call = self._stub.Generate(requests(), timeout=self.timeout, metadata=self._metadata)
-        try:
-            async for event in call:
-                yield event
-        except grpc.RpcError as error:
-            if failures:
-                raise failures[0] from None
-            raise SynthQAError.from_rpc_error(error) from None
-        except asyncio.CancelledError:
-            # grpc.aio cancels the call locally when the request iterator fails; unless our
-            # own task is being cancelled, that failure is what the caller must see.
-            task = asyncio.current_task()
-            if failures and task is not None and task.cancelling() == 0:
-                raise failures[0] from None
-            raise
-        finally:
-            call.cancel()
 
     async def _call(
         self, method: grpc.aio.UnaryUnaryMultiCallable[Request, Response], request: Request
@@ -226,31 +205,10 @@ class AsyncSynthQAClient:
             raise SynthQAError.from_rpc_error(error) from None
 
 
-class _DocumentSource:
-    """The caller's documents, read one at a time by each round's call in turn. A read cut
-    short by its call's cancellation is not lost: the read goes on, shielded, and the next
-    reader gets its document."""
-
-    def __init__(self, documents: Iterable[Document] | AsyncIterable[Document]) -> None:
-        self._async = documents.__aiter__() if isinstance(documents, AsyncIterable) else None
-        self._sync = iter(documents) if not isinstance(documents, AsyncIterable) else None
-        self._reading: asyncio.Future[Document | None] | None = None
-        self.exhausted = False
-
-    async def next(self) -> Document | None:
-        """The next document, or None at the end."""
-        if self.exhausted:
-            return None
-        if self._reading is None:
-            self._reading = asyncio.ensure_future(self._read())
-        document = await asyncio.shield(self._reading)
-        self._reading = None
-        if document is None:
-            self.exhausted = True
-        return document
-
-    async def _read(self) -> Document | None:
-        if self._async is not None:
-            return await anext(self._async, None)
-        assert self._sync is not None
-        return next(self._sync, None)
+async def _requests(
+    documents: AsyncIterator[Document], options: pb.GenerationOptions, part_chars: int
+) -> AsyncIterator[pb.GenerateRequest]:
+    yield pb.GenerateRequest(options=options)
+    async for document in documents:
+        for part in document_parts(document, part_chars):
+            yield part

@@ -1,50 +1,24 @@
-"""Blocking client."""
+"""The blocking client: the asyncio client, driven on an event loop of its own."""
 
 from __future__ import annotations
 
-import time
+import weakref
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
-
-import grpc
-from grpc_health.v1 import health_pb2_grpc
 
 from synthqa.contract.options import OptionArgument
 from synthqa.v1 import synthqa_pb2 as pb
-from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
 
-from . import tracing
-from .channel import (
-    CHANNEL_OPTIONS,
-    READY_CHECK,
-    READY_CHECK_TIMEOUT_SECONDS,
-    READY_POLL_SECONDS,
-    Credentials,
-    Target,
-    channel_target,
-    describe_target,
-    is_serving,
-    not_ready,
-)
-from .documents import (
-    DEFAULT_DOCUMENT_ID,
-    DEFAULT_PART_CHARS,
-    Document,
-    generate_document_request,
-    generate_requests,
-)
-from .errors import SynthQAError
-from .events import as_generate_response
-from .lanes import LostCall, SharedDocuments, run_lanes
-from .options import generation_options
-from .retry import DEFAULT_RETRIES, DEFAULT_RETRY_WAIT_SECONDS, ChunkRetries
-
-Request = TypeVar("Request")
-Response = TypeVar("Response")
+from .aio import AsyncSynthQAClient
+from .channel import Credentials, Target
+from .documents import DEFAULT_PART_CHARS, Document
+from .loop_thread import LoopThread
+from .retry import DEFAULT_RETRIES, DEFAULT_RETRY_WAIT_SECONDS
+from .sources import read_in_threads
 
 
 class SynthQAClient:
-    """A connection to a synthqa server.
+    """A connection to a synthqa server, blocking; AsyncSynthQAClient has the same methods
+    for asyncio programs, and this client runs it on a private event-loop thread.
 
     `timeout` (seconds) is the deadline of each call; None means none. Options not given take
     the server's defaults. Failures raise SynthQAError with the status and field details.
@@ -58,24 +32,33 @@ class SynthQAClient:
         retries: int = DEFAULT_RETRIES, retry_wait: float = DEFAULT_RETRY_WAIT_SECONDS,
         trace: bool = False, credentials: Credentials | None = None,
     ) -> None:
-        self.target = describe_target(target)
-        self.timeout = timeout
-        self.retries = retries
-        self.retry_wait = retry_wait
-        credentials = credentials or Credentials()
-        # Every call but the health check carries the token.
-        self._metadata = credentials.call_metadata()
-        address, more_options = channel_target(target)
-        if credentials.secure:
-            channel = grpc.secure_channel(address, credentials.channel_credentials(),
-                                          options=CHANNEL_OPTIONS + more_options)
-        else:
-            channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS + more_options)
-        # trace: every call gets a client span under the caller's current one, and the server
-        # joins the trace (needs the otel extra).
-        self._channel = tracing.traced_channel(channel) if trace else channel
-        self._stub = pb_grpc.SynthQAServiceStub(self._channel)
-        self._health = health_pb2_grpc.HealthStub(self._channel)
+        self._loop = LoopThread("synthqa-client")
+        try:
+            # Made on the loop: a grpc.aio channel belongs to the loop it was made on.
+            self._core = self._loop.run(_make_core(
+                target, timeout=timeout, retries=retries, retry_wait=retry_wait, trace=trace,
+                credentials=credentials))
+        except BaseException:
+            self._loop.stop()
+            raise
+        # A client dropped without close() still stops its thread.
+        self._finalizer = weakref.finalize(self, _shut, self._loop, self._core)
+
+    @property
+    def target(self) -> str:
+        return self._core.target
+
+    @property
+    def timeout(self) -> float | None:
+        return self._core.timeout
+
+    @property
+    def retries(self) -> int:
+        return self._core.retries
+
+    @property
+    def retry_wait(self) -> float:
+        return self._core.retry_wait
 
     def __enter__(self) -> SynthQAClient:
         return self
@@ -84,50 +67,25 @@ class SynthQAClient:
         self.close()
 
     def close(self) -> None:
-        self._channel.close()
+        self._finalizer()
 
     def wait_ready(self, within: float = 120.0) -> None:
         """Block until the server reports SERVING (the engine is up and warm)."""
-        deadline = time.monotonic() + within
-        while True:
-            try:
-                reply = self._health.Check(READY_CHECK, timeout=READY_CHECK_TIMEOUT_SECONDS)
-                if is_serving(reply):
-                    return
-            except grpc.RpcError:
-                pass
-            if time.monotonic() > deadline:
-                raise not_ready(self.target, within)
-            time.sleep(READY_POLL_SECONDS)
+        self._loop.run(self._core.wait_ready(within))
 
     def server_info(self) -> pb.GetServerInfoResponse:
-        return self._call(self._stub.GetServerInfo, pb.GetServerInfoRequest())
+        return self._loop.run(self._core.server_info())
 
     def chunk(self, text: str, **options: OptionArgument | None) -> pb.ChunkDocumentResponse:
-        request = pb.ChunkDocumentRequest(text=text, options=generation_options(**options))
-        return self._call(self._stub.ChunkDocument, request)
+        return self._loop.run(self._core.chunk(text, **options))
 
     def generate_document(
         self, text: str, *, document_id: str = "", chunk_indexes: tuple[int, ...] = (),
         **options: OptionArgument | None,
     ) -> Iterator[pb.GenerateResponse]:
         """Events for one document, as the server produces them."""
-        retries = ChunkRetries(self.retries)
-        message = generation_options(**options)
-        document: Document | None = retries.sent(
-            Document(document_id or DEFAULT_DOCUMENT_ID, text, chunk_indexes))
-        while document is not None:
-            request = generate_document_request(document, message)
-            try:
-                events = self._stub.GenerateDocument(request, timeout=self.timeout,
-                                                     metadata=self._metadata)
-                for event in events:
-                    if (passed := retries.filter(as_generate_response(event))) is not None:
-                        yield passed
-            except grpc.RpcError as error:
-                raise SynthQAError.from_rpc_error(error) from None
-            # A retry round resends this one document, with only its failed chunks.
-            document = next(iter(self._next_round(retries)), None)
+        return self._loop.iterate(self._core.generate_document(
+            text, document_id=document_id, chunk_indexes=chunk_indexes, **options))
 
     def generate(
         self,
@@ -137,61 +95,20 @@ class SynthQAClient:
         part_chars: int = DEFAULT_PART_CHARS,
         **options: OptionArgument | None,
     ) -> Iterator[pb.GenerateResponse]:
-        """Stream documents in and events out. Documents are read lazily, so an iterator of
-        any length works; events for different documents come interleaved. Each document is
-        held until it is done, for retries.
-
-        `streams` calls run at once, each taking the next document when it has room: with
-        several replicas (several targets or a dns:/// name), each call goes to another
-        one. A call that breaks with UNAVAILABLE (a server gone) hands its unfinished chunks
-        to the next round, which waits for a SERVING server."""
+        """Stream documents in and events out; see AsyncSynthQAClient.generate. The documents
+        are read on worker threads, one at a time, so a slow reader never holds up events."""
         if streams < 1:
             raise ValueError("streams must be at least 1")
-        retries = ChunkRetries(self.retries)
-        rest = retries.track(iter(documents))
-        first: list[Document] = []
-        message = generation_options(**options)
+        return self._loop.iterate(self._core.generate(
+            read_in_threads(documents), streams=streams, part_chars=part_chars, **options))
 
-        def start_call(lane: Iterable[Document]) -> grpc._CallIterator[pb.GenerateResponse]:
-            requests = generate_requests(lane, message, part_chars)
-            return self._stub.Generate(requests, timeout=self.timeout, metadata=self._metadata)
 
-        # With several calls, each holds no more than the server's per-call window, so the
-        # documents spread by where there is room.
-        window = (self.server_info().limits.max_in_flight_chunks_per_call
-                  if streams > 1 else None)
-        # A server that never answered is down or misnamed: that is reported at once, not
-        # waited for; one that broke off after answering is waited for (a restart, a failover).
-        answered = False
-        while True:
-            shared = SharedDocuments(first, rest, window)
-            round_answered = False
-            for item in run_lanes(start_call, shared, streams):
-                if isinstance(item, LostCall):
-                    if not (answered and retries.may_retry_lost_call(round_answered)):
-                        raise item.error
-                    yield from retries.call_lost(item.document_ids)
-                    continue
-                answered = round_answered = True
-                if (passed := retries.filter(item)) is not None:
-                    yield passed
-            first = shared.left_over()
-            if not first and not retries.pending and shared.exhausted:
-                return
-            first += retries.next_round(round_answered)
-            time.sleep(retries.pause_seconds)
-            self.wait_ready(within=self.retry_wait)
+async def _make_core(target: Target, **settings: object) -> AsyncSynthQAClient:
+    return AsyncSynthQAClient(target, **settings)  # type: ignore[arg-type]
 
-    def _next_round(self, retries: ChunkRetries) -> list[Document]:
-        if not retries.pending:
-            return []
-        self.wait_ready(within=self.retry_wait)
-        return retries.next_round()
 
-    def _call(
-        self, method: grpc.UnaryUnaryMultiCallable[Request, Response], request: Request
-    ) -> Response:
-        try:
-            return method(request, timeout=self.timeout, metadata=self._metadata)
-        except grpc.RpcError as error:
-            raise SynthQAError.from_rpc_error(error) from None
+def _shut(loop: LoopThread, core: AsyncSynthQAClient) -> None:
+    try:
+        loop.run(core.close())
+    finally:
+        loop.stop()

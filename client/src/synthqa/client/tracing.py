@@ -36,17 +36,6 @@ def aio_interceptors() -> list[grpc.aio.ClientInterceptor]:
     return interceptors
 
 
-def traced_channel(channel: grpc.Channel) -> grpc.Channel:
-    """The blocking channel with client spans."""
-    instrumentation = _instrumentation()
-    interceptor = instrumentation.client_interceptor(filter_=_not_health)
-    # The instrumentation's interceptor is of its own kind, with its own way in.
-    from opentelemetry.instrumentation.grpc.grpcext import intercept_channel
-
-    traced: grpc.Channel = intercept_channel(channel, interceptor)  # type: ignore[no-untyped-call]
-    return traced
-
-
 def span_exporter(name: str, protocol: str, endpoint: str | None = None) -> Any:
     """An SDK span exporter: `otlp` over `protocol`, or `console`. With no endpoint, the OTLP
     exporters read OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT themselves."""
