@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
+from google.rpc import error_details_pb2, status_pb2
 
 # grpc.aio's words when a request message cannot be written because the call has already
 # ended, for instance because the server went away (grpc/grpc#36066): the call's real status
@@ -55,12 +54,7 @@ class SynthQAError(Exception):
         fields: list[FieldViolation] = []
         quotas: list[FieldViolation] = []
         retry_after: float | None = None
-        try:
-            status = rpc_status.from_call(error) if isinstance(error, grpc.Call) else None
-        except ValueError:
-            # The details name another code than the call ended with: the server failed the
-            # call as the deadline passed or the client cancelled. The call's own code stands.
-            status = None
+        status = _rich_status(error, code)
         details: list[Any] = list(status.details) if status else []
         for detail in details:
             bad_request = error_details_pb2.BadRequest()
@@ -74,3 +68,19 @@ class SynthQAError(Exception):
             elif detail.Unpack(retry):
                 retry_after = retry.retry_delay.ToNanoseconds() / 1e9
         return cls(code, message or "", tuple(fields), tuple(quotas), retry_after)
+
+
+_DETAILS_KEY = "grpc-status-details-bin"
+
+
+def _rich_status(error: grpc.RpcError, code: grpc.StatusCode) -> status_pb2.Status | None:
+    """The google.rpc.Status the server sent in the trailers, read the same way from a blocking
+    call's error and from grpc.aio's AioRpcError (which is no grpc.Call)."""
+    trailers = getattr(error, "trailing_metadata", None)
+    for key, value in (trailers() if callable(trailers) else None) or ():
+        if key == _DETAILS_KEY and isinstance(value, bytes):
+            status = status_pb2.Status.FromString(value)
+            # Details naming another code than the call ended with: the server failed the
+            # call as the deadline passed or the client cancelled. The call's own code stands.
+            return status if status.code == code.value[0] else None
+    return None

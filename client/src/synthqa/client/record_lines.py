@@ -1,0 +1,97 @@
+"""The one shape of the CLI's output lines, whatever the options: every key on every line, null
+where the run has nothing for it, so a converter or a dataset loader sees one schema.
+Documented, with an example line per shape, in docs/clients.md ("Output lines")."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from synthqa.v1 import synthqa_pb2 as pb
+
+# Bumped when a key changes meaning or goes away (adding one is not a change).
+LINE_SCHEMA_VERSION = 1
+# The built-in shapes' fields, lifted from the record to the line.
+TYPED_FIELDS = ("question", "reasoning", "answer", "summary")
+BUILT_IN_SHAPES = ("qa", "cot", "summary")
+_CUSTOM_OPTIONS = ("record_schema", "record_regex", "record_choices")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a document came from: its path relative to the inputs' common folder (never the
+    absolute path), and the sha256 of the file's bytes."""
+
+    path: str
+    sha256: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"path": self.path, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class RunShape:
+    """What the run's records are, from the options the server will use."""
+
+    shape: str
+    judged: bool
+
+
+def run_shape(options: Mapping[str, Any], defaults: Mapping[str, Any]) -> RunShape:
+    """The record shape and whether the judge rates: the caller's options over the server's
+    defaults; a custom option without a shape means custom."""
+    given = {name: value for name, value in options.items() if value is not None}
+    if "record_shape" in given:
+        shape = str(given["record_shape"])
+    elif any(name in given for name in _CUSTOM_OPTIONS):
+        shape = "custom"
+    else:
+        shape = str(defaults.get("record_shape") or "qa")
+    judged = bool(given.get("judge", defaults.get("judge", False)))
+    return RunShape(shape, judged)
+
+
+def pair_line(pair: pb.QaPair, source: Source) -> dict[str, Any]:
+    """A qa_pair event's line: a qa record without judge, evidence or cache."""
+    record = {"question": pair.question, "answer": pair.answer}
+    return _line(pair.document_id, source, pair.chunk_index, 0, pair.pair_index, "qa", record,
+                 rating=None, rating_reason=None, evidence=None, cached=False)
+
+
+def record_line(record: pb.Record, source: Source, run: RunShape,
+                text: str | None) -> dict[str, Any]:
+    """A record event's line. `text`: the document's text, for the cited sentences'."""
+    evidence = None
+    if record.evidence:
+        evidence = [{"sentence": span.sentence,
+                     "text": text[span.char_start:span.char_end] if text is not None else None,
+                     "char_start": span.char_start, "char_end": span.char_end}
+                    for span in record.evidence]
+    return _line(record.document_id, source, record.chunk_index, record.pass_index,
+                 record.record_index, run.shape, json.loads(record.json),
+                 rating=record.rating if run.judged else None,
+                 rating_reason=record.rating_reason if run.judged else None,
+                 evidence=evidence, cached=record.cached)
+
+
+def _line(document_id: str, source: Source, chunk_index: int, pass_index: int,
+          record_index: int, shape: str, record: Any, *, rating: int | None,
+          rating_reason: str | None, evidence: list[dict[str, Any]] | None,
+          cached: bool) -> dict[str, Any]:
+    typed = isinstance(record, dict) and shape in BUILT_IN_SHAPES
+    line: dict[str, Any] = {
+        "schema_version": LINE_SCHEMA_VERSION,
+        "document_id": document_id,
+        "source": source.as_json(),
+        "chunk_index": chunk_index,
+        "pass_index": pass_index,
+        "record_index": record_index,
+        "shape": shape,
+    }
+    for name in TYPED_FIELDS:
+        line[name] = record.get(name) if typed else None
+    line.update(record=record, rating=rating, rating_reason=rating_reason, evidence=evidence,
+                cached=cached)
+    return line
