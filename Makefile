@@ -11,7 +11,7 @@ OUT ?= out/pairs.jsonl
 # Small KV cache on CPU: the tiny model needs little, and the machines are shared.
 export VLLM_CPU_KVCACHE_SPACE ?= 1
 
-.PHONY: help setup run serve test bench bench-chunker bench-chunker-memory bench-quality lint protos clean fuzz soak
+.PHONY: help setup run serve test test-unit bench bench-chunker bench-chunker-memory bench-quality lint protos clean fuzz soak
 # `make` alone lists the targets; the README's commands name theirs.
 .DEFAULT_GOAL := help
 
@@ -69,6 +69,10 @@ LINTED := server client/src/synthqa/client client/src/synthqa/contract tests scr
 ## test: lint, then the whole suite against a real server on the tiny model
 test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## test-unit: the logic tests alone (every test not marked e2e): no lint, no vLLM engine
+test-unit: setup
+	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
 
 ## lint: ruff on everything, mypy on the server and (strictly) the client
 lint: setup
