@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import statistics
+import sys
 import threading
 import time
 from collections import Counter
@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import grpc
-import psutil
 import pytest
 from google.protobuf.message import DecodeError
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -56,8 +55,13 @@ from synthqa.server.pipeline.budget import text_bytes
 from synthqa.v1 import synthqa_pb2 as pb
 from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
 
+from ..paths import REPO
 from .helpers import SAMPLE
 from .serverproc import SERVICE, ServerProcess
+
+sys.path.insert(0, str(REPO / "bench"))
+
+from synthqa_bench.process_tree import ProcessTreeSampler, TreeRss  # noqa: E402
 
 STREAMS = int(os.environ.get("SYNTHQA_FUZZ_STREAMS", "150"))
 SEED = int(os.environ.get("SYNTHQA_FUZZ_SEED", "1822"))
@@ -1258,52 +1262,10 @@ def edge_cases() -> list[tuple[str, list[Message] | DocumentRequest, End]]:
 
 # The test --------------------------------------------------------------------------------
 
-class RssSampler:
-    """The server process's RSS (and its whole tree's, engine included) every half second."""
-
-    def __init__(self, pid: int) -> None:
-        self.process = psutil.Process(pid)
-        self.peak = 0
-        self.peak_tree = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def rss(self) -> tuple[int, int]:
-        main = self.process.memory_info().rss
-        tree = main
-        for child in self.process.children(recursive=True):
-            try:
-                tree += child.memory_info().rss
-            except psutil.NoSuchProcess:
-                pass
-        return main, tree
-
-    def settled(self) -> tuple[int, int]:
-        samples = []
-        for _ in range(5):
-            samples.append(self.rss())
-            time.sleep(0.2)
-        return (int(statistics.median(s[0] for s in samples)),
-                int(statistics.median(s[1] for s in samples)))
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.5):
-            main, tree = self.rss()
-            self.peak, self.peak_tree = max(self.peak, main), max(self.peak_tree, tree)
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 MIB = 1024 * 1024
 
 
-def idle_rss(fuzz: Fuzz, rss: RssSampler) -> tuple[int, int]:
+def idle_rss(fuzz: Fuzz, rss: ProcessTreeSampler) -> TreeRss:
     """The server's RSS once idle: it gives freed heap back within seconds of its last call."""
     fuzz.wait_idle()
     time.sleep(IDLE_TRIM_SECONDS)
@@ -1315,7 +1277,7 @@ def test_hostile_streams_at_scale(server: ServerProcess) -> None:
     log_start = server.log_path.stat().st_size
     began = time.monotonic()
     try:
-        with RssSampler(fuzz.pid) as rss:
+        with ProcessTreeSampler(fuzz.pid, interval=0.5) as rss:
             start = rss.settled()
             for label, spec, end in edge_cases():
                 method = GENERATE_DOCUMENT if isinstance(spec, DocumentRequest) else GENERATE
@@ -1333,7 +1295,7 @@ def test_hostile_streams_at_scale(server: ServerProcess) -> None:
             fuzz.check_serving()
             baseline, after = checkpoints[1], checkpoints[-1]
         seconds = time.monotonic() - began
-        growth = (after[0] - baseline[0]) / MIB
+        growth = (after.root - baseline.root) / MIB
         print(
             f"\nfuzz: {fuzz.streams} streams in {seconds:.0f} s (warm-up {warm_up_seconds:.0f} s)"
             f": {dict(fuzz.methods)}\n"
@@ -1342,18 +1304,19 @@ def test_hostile_streams_at_scale(server: ServerProcess) -> None:
             f"  {fuzz.documents} documents completed, {fuzz.pairs} pairs, "
             f"{fuzz.chunk_failures} chunks failed (out of tokens); longest stream "
             f"{fuzz.longest_stream:.1f} s, longest wait for idle {fuzz.longest_idle_wait:.2f} s\n"
-            f"  server RSS MiB, idle: start {start[0] / MIB:.0f}, after the warm-up and each "
-            f"quarter {[round(c[0] / MIB) for c in checkpoints]}, peak {rss.peak / MIB:.0f}; "
-            f"last three quarters {growth:+.1f} (bound +{RSS_BOUND_MIB:.0f}); whole tree: start "
-            f"{start[1] / MIB:.0f}, baseline {baseline[1] / MIB:.0f}, peak "
-            f"{rss.peak_tree / MIB:.0f}, after {after[1] / MIB:.0f}")
+            f"  server RSS MiB, idle: start {start.root / MIB:.0f}, after the warm-up and each "
+            f"quarter {[round(c.root / MIB) for c in checkpoints]}, peak "
+            f"{rss.peak_root_rss / MIB:.0f}; last three quarters {growth:+.1f} (bound "
+            f"+{RSS_BOUND_MIB:.0f}); whole tree: start {start.tree / MIB:.0f}, baseline "
+            f"{baseline.tree / MIB:.0f}, peak {rss.peak_tree_rss / MIB:.0f}, after "
+            f"{after.tree / MIB:.0f}")
     finally:
         fuzz.close()
     assert fuzz.streams >= STREAMS
     problems = []
     if growth > RSS_BOUND_MIB:
-        problems.append(f"server RSS {after[0] / MIB:.0f} MiB after the run, {growth:.1f} MiB over "
-                        f"its level after the first quarter (bound {RSS_BOUND_MIB:.0f})")
+        problems.append(f"server RSS {after.root / MIB:.0f} MiB after the run, {growth:.1f} MiB "
+                        f"over its level after the first quarter (bound {RSS_BOUND_MIB:.0f})")
     with server.log_path.open("rb") as log:
         log.seek(log_start)
         lines = log.read().decode(errors="replace").splitlines()
