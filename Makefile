@@ -11,8 +11,19 @@ OUT ?= out/pairs.jsonl
 # Small KV cache on CPU: the tiny model needs little, and the machines are shared.
 export VLLM_CPU_KVCACHE_SPACE ?= 1
 
-.PHONY: setup run serve test bench bench-chunker bench-chunker-memory bench-quality lint protos check-protos clean fuzz soak
+.PHONY: help setup run serve test test-unit bench bench-chunker bench-chunker-memory bench-quality lint protos clean fuzz soak
+# `make` alone lists the targets; the README's commands name theirs.
+.DEFAULT_GOAL := help
 
+# Each target's description is its `## target: ...` line, one line; `#` lines below it add
+# details that `make help` leaves out.
+## help: this list of targets
+help:
+	@echo "make <target> [VARIABLE=value ...]; each target sets itself up first where it needs to"
+	@awk '/^## [a-z-]+: / { name = substr($$2, 1, length($$2) - 1); \
+		printf "  %-22s %s\n", name, substr($$0, length(name) + 6) }' $(firstword $(MAKEFILE_LIST))
+
+## setup: the virtual environment in .venv, the tiny model and its LoRA adapter (once)
 setup: $(STAMP) $(TINY_MODEL)/config.json $(TINY_LORA)/adapter_config.json
 
 $(STAMP): pyproject.toml client/pyproject.toml scripts/bootstrap.sh
@@ -35,8 +46,8 @@ run: setup
 serve: setup
 	$(PY) -m synthqa.server --model "$(MODEL)" --port $(PORT) $(if $(filter $(TINY_MODEL),$(MODEL)),--max-model-len 2048,) $(SERVER_ARGS)
 
-## bench: every arm on the same workload (BENCH_ARGS="--workload full" for the sweep); writes
-## bench/results/. ENGINE_ARGS replaces the tiny model's engine flags in every arm.
+## bench: every arm on the same workload (BENCH_ARGS="--workload full": the sweep); bench/results/
+# Writes bench/results/. ENGINE_ARGS replaces the tiny model's engine flags in every arm.
 bench: setup
 	PYTHONPATH=bench $(PY) -m synthqa_bench --model "$(MODEL)" \
 		$(if $(ENGINE_ARGS),--engine-args "$(ENGINE_ARGS)",) $(BENCH_ARGS)
@@ -59,6 +70,10 @@ LINTED := server client/src/synthqa/client client/src/synthqa/contract tests scr
 test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+## test-unit: the logic tests alone (every test not marked e2e): no lint, no vLLM engine
+test-unit: setup
+	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
+
 ## lint: ruff on everything, mypy on the server and (strictly) the client
 lint: setup
 	$(PY) -m ruff check $(LINTED)
@@ -70,19 +85,22 @@ protos: $(STAMP)
 		--mypy_out=client/src --grpc_python_out=client/src --mypy_grpc_out=client/src \
 		protos/synthqa/v1/synthqa.proto
 
+## clean: remove .venv, .cache, out and the test caches
 clean:
 	rm -rf $(VENV) .cache out .pytest_cache .hypothesis
 
 FUZZ_STREAMS ?= 5000
 SOAK_SECONDS ?= 300
 
-## fuzz: the stateful fuzzer at scale, FUZZ_STREAMS hostile streams (default 5000) on one server
-## with the tiny model (`make test` runs 150); prints the streams, their statuses and server RSS
+## fuzz: the stateful fuzzer at scale: FUZZ_STREAMS hostile streams (default 5000) on one server
+# The session server on the tiny model (`make test` runs 150 streams); prints the streams, their
+# statuses and the server's RSS.
 fuzz: setup
 	SYNTHQA_FUZZ_STREAMS=$(FUZZ_STREAMS) $(PY) -m pytest tests/e2e/test_fuzz.py \
 		-k test_hostile_streams_at_scale -s $(PYTEST_ARGS)
 
-## soak: 32 concurrent streams with random cancellations for SOAK_SECONDS (default 300) on a
-## server of its own; every pair exactly once; RSS every second; writes out/soak-<timestamp>.json
+## soak: 32 streams with random cancellations for SOAK_SECONDS (default 300), out/soak-*.json
+# On a server of its own; every pair exactly once; RSS every second; writes
+# out/soak-<timestamp>.json.
 soak: setup
 	$(PY) -m tests.e2e.test_soak --seconds $(SOAK_SECONDS) $(SOAK_ARGS)

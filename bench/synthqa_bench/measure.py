@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-import psutil
 
 
 def percentile(values: Sequence[float], fraction: float) -> float | None:
@@ -90,79 +87,6 @@ class RunRecorder:
             # All of them: a run whose pairs came with their chunk's end shows as a mass at 1.0.
             "chunk_first_pair_share_samples": sorted(self.first_pair_shares),
         }
-
-
-def tree_rss(root: psutil.Process) -> int:
-    """Resident memory of a process and its descendants, in bytes."""
-    try:
-        tree = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0
-    total = 0
-    for process in tree:
-        try:
-            total += process.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-
-class ProcessTreeSampler:
-    """CPU seconds and peak resident memory of a process and its descendants over a run.
-    Memory is sampled every `interval` seconds, so a shorter peak can be missed."""
-
-    def __init__(self, pid: int, interval: float = 0.1) -> None:
-        self._root = psutil.Process(pid)
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self.peak_rss = 0
-        self._cpu_start = 0.0
-        self._main_cpu_start = 0.0
-        self.cpu_seconds = 0.0
-        # The root process alone: the API front end (synthqa's server, vLLM's API server, or
-        # the in-process arm), without the engine core and workers it spawned.
-        self.main_cpu_seconds = 0.0
-
-    def _tree(self) -> list[psutil.Process]:
-        try:
-            return [self._root, *self._root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return []
-
-    def _cpu(self) -> float:
-        total = 0.0
-        for process in self._tree():
-            try:
-                times = process.cpu_times()
-                total += times.user + times.system
-            except psutil.NoSuchProcess:
-                pass
-        return total
-
-    def _main_cpu(self) -> float:
-        try:
-            times = self._root.cpu_times()
-        except psutil.NoSuchProcess:
-            return 0.0
-        return float(times.user + times.system)
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            self.peak_rss = max(self.peak_rss, tree_rss(self._root))
-            self._stop.wait(self._interval)
-
-    def __enter__(self) -> ProcessTreeSampler:
-        self._cpu_start = self._cpu()
-        self._main_cpu_start = self._main_cpu()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.cpu_seconds = self._cpu() - self._cpu_start
-        self.main_cpu_seconds = self._main_cpu() - self._main_cpu_start
 
 
 async def for_each_document(

@@ -24,9 +24,10 @@ from .arm_openai import OpenAIArms
 from .arm_synthqa import SynthQAArms
 from .chunk_plan import plan_chunks
 from .inprocess_worker import InprocessWorker
-from .measure import ProcessTreeSampler, RunRecorder
+from .measure import RunRecorder
 from .otlp_sink import SpanSink
 from .placement import CpuSplit
+from .process_tree import ProcessTreeSampler
 from .report import summarize, write_markdown, write_plots
 from .servers import BenchServer, openai_server, synthqa_server
 from .workload import SHAPES, Workload, build_workload
@@ -208,7 +209,7 @@ class Bench:
                         figures = worker.run(concurrency)
                     figures.update(server_cpu_seconds=server.cpu_seconds,
                                    server_main_cpu_seconds=server.main_cpu_seconds,
-                                   server_peak_rss_bytes=server.peak_rss,
+                                   server_peak_rss_bytes=server.peak_tree_rss,
                                    client_cpu_seconds=None)
                     yield "inprocess", concurrency, figures
         finally:
@@ -260,7 +261,7 @@ class Bench:
         figures = recorder.figures()
         figures.update(server_cpu_seconds=server.cpu_seconds,
                        server_main_cpu_seconds=server.main_cpu_seconds,
-                       server_peak_rss_bytes=server.peak_rss,
+                       server_peak_rss_bytes=server.peak_tree_rss,
                        client_cpu_seconds=time.process_time() - client_cpu)
         return figures
 

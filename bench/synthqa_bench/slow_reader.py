@@ -21,7 +21,7 @@ import psutil
 
 from synthqa.client import AsyncSynthQAClient, Document
 
-from .measure import tree_rss
+from .process_tree import tree_rss
 from .runner import TINY_MODEL_ENGINE_ARGS
 from .servers import synthqa_server
 from .workload import build_workload
@@ -42,7 +42,7 @@ async def read_for(target: str, seconds: float, read_delay: float, pid: int,
 
     async def sample() -> None:
         while True:
-            samples.append((time.monotonic() - started, tree_rss(server)))
+            samples.append((time.monotonic() - started, tree_rss(server).tree))
             await asyncio.sleep(0.5)
 
     server = psutil.Process(pid)
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     texts = [d.text for d in workload.documents]
     server.start()
     try:
-        idle = tree_rss(psutil.Process(server.pid))
+        idle = tree_rss(psutil.Process(server.pid)).tree
         runs = [asyncio.run(read_for(target, args.seconds, delay, server.pid,
                                      workload.options, texts))
                 for delay in (0.0, args.read_delay)]

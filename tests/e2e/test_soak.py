@@ -35,6 +35,10 @@ from ..paths import REPO
 from .helpers import SAMPLE
 from .serverproc import ServerProcess, free_port, serving
 
+sys.path.insert(0, str(REPO / "bench"))
+
+from synthqa_bench.process_tree import tree_rss  # noqa: E402
+
 MIB = 1024 * 1024
 OUT_OF_TOKENS = grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
 INTERNAL = grpc.StatusCode.INTERNAL.value[0]
@@ -203,13 +207,9 @@ class RssSamples:
         self.began = time.monotonic()
 
     def take(self, load: pb.ServerLoad | None) -> None:
-        main = self.process.memory_info().rss
-        tree = main
-        for child in self.process.children(recursive=True):
-            with contextlib.suppress(psutil.NoSuchProcess):
-                tree += child.memory_info().rss
-        sample = {"t": round(time.monotonic() - self.began, 1), "rss_mib": round(main / MIB, 1),
-                  "tree_rss_mib": round(tree / MIB, 1)}
+        rss = tree_rss(self.process)
+        sample = {"t": round(time.monotonic() - self.began, 1),
+                  "rss_mib": round(rss.root / MIB, 1), "tree_rss_mib": round(rss.tree / MIB, 1)}
         if load is not None:
             sample |= {"active_calls": load.active_calls,
                        "in_flight_chunks": load.in_flight_chunks,

@@ -1,5 +1,6 @@
 """The README and docs/ link where they say: every relative link names a file or folder that
-exists and, with an anchor, a heading in that file (GitHub's anchor rules)."""
+exists and, with an anchor, a heading in that file (GitHub's anchor rules); every benchmark run
+they cite by its time is still in bench/results/."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ INLINE_CODE = re.compile(r"(`+).+?\1", re.S)
 LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]*)>?(?:\s+\"[^\"]*\")?\s*\)")
 HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+(.+?)[ \t#]*$", re.M)
 SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
+# A benchmark run's name: the time it started, as its files in bench/results/ begin.
+RUN = re.compile(r"\b(20\d{6}-\d{6})\b")
 
 
 def prose(markdown: str) -> str:
@@ -69,6 +72,14 @@ def broken(page: Path) -> list[str]:
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(REPO)) for p in PAGES])
 def test_relative_links_resolve(page: Path) -> None:
     assert broken(page) == []
+
+
+def test_every_benchmark_run_the_pages_cite_is_kept() -> None:
+    kept = {path.name[:15] for path in (REPO / "bench" / "results").glob("20*")}
+    for page in PAGES:
+        cited = set(RUN.findall(page.read_text(encoding="utf-8")))
+        assert cited <= kept, f"{page.name} cites runs no longer in bench/results: " \
+            f"{sorted(cited - kept)}"
 
 
 def test_the_pages_are_there() -> None:
