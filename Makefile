@@ -11,7 +11,7 @@ OUT ?= out/pairs.jsonl
 # Small KV cache on CPU: the tiny model needs little, and the machines are shared.
 export VLLM_CPU_KVCACHE_SPACE ?= 1
 
-.PHONY: help setup run serve test test-unit bench bench-chunker bench-chunker-memory bench-quality lint protos clean fuzz soak
+.PHONY: help setup run serve test test-unit bench bench-chunker bench-chunker-memory bench-quality bench-client lint protos clean fuzz soak
 # `make` alone lists the targets; the README's commands name theirs.
 .DEFAULT_GOAL := help
 
@@ -59,6 +59,10 @@ bench-chunker: setup
 ## bench-chunker-memory: memory a document costs while chunked, by script (English, CJK, emoji)
 bench-chunker-memory: setup
 	PYTHONPATH=bench $(PY) -m synthqa_bench.chunker_memory --model "$(MODEL)" $(BENCH_ARGS)
+
+## bench-client: the clients' own CPU per 1,000 events against a stand-in server (no engine)
+bench-client: setup
+	PYTHONPATH=bench $(PY) -m synthqa_bench.client_cost $(BENCH_ARGS)
 
 ## bench-quality: records/s with the judge and dedup on and off, a seeded call from the cache
 bench-quality: setup
