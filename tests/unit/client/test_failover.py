@@ -122,3 +122,33 @@ def test_calls_that_break_unanswered_still_need_a_retry_round_left(serve, connec
         list(client.generate(DOCUMENTS))
     assert broke.value.code == grpc.StatusCode.UNAVAILABLE
     assert servicer.calls == 1
+
+
+class TurnsAwayEveryCall(pb_grpc.SynthQAServiceServicer):
+    """Refuses every call at once, as the server's token check does."""
+
+    def _refuse(self, context: grpc.ServicerContext) -> None:
+        context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing bearer token")
+
+    def GetServerInfo(self, request: pb.GetServerInfoRequest,  # noqa: N802 - the proto's name
+                      context: grpc.ServicerContext) -> pb.GetServerInfoResponse:
+        self._refuse(context)
+        raise AssertionError("unreachable")
+
+    def Generate(self, requests: Iterator[pb.GenerateRequest],  # noqa: N802 - the proto's name
+                 context: grpc.ServicerContext) -> Iterator[pb.GenerateResponse]:
+        self._refuse(context)
+        yield from ()
+
+
+def test_a_stream_refused_at_once_reports_the_refusal_not_a_lost_server(
+    serve, connect  # noqa: ANN001
+) -> None:
+    """grpc.aio loses the status of a call that ends while the client is still writing, about
+    half the time (grpc/grpc#36066): the refusal must still reach the caller, every time."""
+    target = serve(TurnsAwayEveryCall())
+    with connect(target, timeout=30, retries=2, retry_wait=10) as client:
+        for _ in range(20):
+            with pytest.raises(SynthQAError) as refused:
+                list(client.generate([Document("d", "text " * 1000)]))
+            assert refused.value.code == grpc.StatusCode.UNAUTHENTICATED, refused.value

@@ -176,6 +176,8 @@ class AsyncSynthQAClient:
             async with contextlib.aclosing(run_lanes(start_call, shared, streams)) as items:
                 async for item in items:
                     if isinstance(item, LostCall):
+                        if item.error.cut_while_sending and not round_answered:
+                            await self._raise_refusal()
                         if not (answered and retries.may_retry_lost_call(round_answered)):
                             raise item.error
                         for summary in retries.call_lost(item.document_ids):
@@ -189,6 +191,17 @@ class AsyncSynthQAClient:
             source.give_back(retries.next_round(round_answered))
             await asyncio.sleep(retries.pause_seconds)
             await self.wait_ready(within=self.retry_wait)
+
+    async def _raise_refusal(self) -> None:
+        """A call cut while sending, before the server answered, may have been refused (no
+        token, a limit) with a status grpc.aio lost: a unary call, through the same checks,
+        raises that refusal; a server gone or busy leaves the lost call as it was."""
+        try:
+            await self.server_info()
+        except SynthQAError as refusal:
+            if refusal.code not in (grpc.StatusCode.UNAVAILABLE,
+                                    grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise refusal from None
 
     async def _next_round(self, retries: ChunkRetries) -> list[Document]:
         if not retries.pending:

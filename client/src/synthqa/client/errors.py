@@ -40,6 +40,9 @@ class SynthQAError(Exception):
         self.field_violations = field_violations
         self.quota_violations = quota_violations
         self.retry_after = retry_after
+        # grpc.aio lost the call's real status: the server may have refused the call (a
+        # missing token, say) while the client was writing, or gone away (grpc/grpc#36066).
+        self.cut_while_sending = False
 
     @classmethod
     def from_rpc_error(cls, error: grpc.RpcError) -> SynthQAError:
@@ -48,9 +51,11 @@ class SynthQAError(Exception):
         if code == grpc.StatusCode.INTERNAL and message == GRPC_LOCAL_WRITE_FAILURE:
             # Not the server's INTERNAL: the connection broke while the client was still
             # sending. Reported (and retried) as the lost server it most likely was.
-            return cls(grpc.StatusCode.UNAVAILABLE,
+            lost = cls(grpc.StatusCode.UNAVAILABLE,
                        "the call broke while the client was still sending documents, most "
                        f"likely because the server went away (gRPC said: {message})")
+            lost.cut_while_sending = True
+            return lost
         fields: list[FieldViolation] = []
         quotas: list[FieldViolation] = []
         retry_after: float | None = None
