@@ -113,6 +113,8 @@ def test_sigint_to_the_process_group_drains_in_flight_calls_then_exits_cleanly(
 
     events = []
     with SynthQAClient(process.target, timeout=300) as client:
+        serve_a_load(client)
+        log_before_stop = process.log_path.stat().st_size
         stream = client.generate([Document("drain", SAMPLE)], num_pairs=2, max_chunk_tokens=150)
         for event in stream:
             events.append(event)
@@ -131,6 +133,23 @@ def test_sigint_to_the_process_group_drains_in_flight_calls_then_exits_cleanly(
     stop_watch.set()
     assert process.process.wait(timeout=120) == 0
     assert_all_gone(children)
+    # A clean stop after a load prints no traceback: not the server's, not the engine's, not
+    # multiprocessing's resource tracker's (which shares the server's stderr).
+    with process.log_path.open("rb") as log:
+        log.seek(log_before_stop)
+        stop_log = log.read().decode(errors="replace")
+    assert "Traceback" not in stop_log, stop_log[-4000:]
+
+
+def serve_a_load(client: SynthQAClient) -> None:
+    """A few hundred calls of every kind, some generating at once, before the stop."""
+    documents = [Document(f"load-{n}", SAMPLE[n * 40:n * 40 + 600]) for n in range(40)]
+    finished = sum(event.HasField("document_completed")
+                   for event in client.generate(documents, num_pairs=1, streams=4))
+    assert finished == len(documents)
+    for n in range(200):
+        client.server_info()
+        client.chunk(SAMPLE[n:n + 400], max_chunk_tokens=64)
 
 
 @pytest.fixture(scope="module")
