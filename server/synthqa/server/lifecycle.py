@@ -77,80 +77,115 @@ class ServerLifecycle:
             observability.shutdown()
 
     async def _serve(self, observability: Observability) -> None:
-        settings = self._settings
         security = self._security
         assert security is not None
+        engine = await self._start_engine()
+        cache = await open_result_cache(self._settings)
+        service = self._generation_service(engine, cache, observability)
+        limits = self._settings.limits
+        guard = CallGuard(CallLimits(limits.max_calls_per_client, limits.max_unread_seconds,
+                                     limits.max_call_seconds))
+        server = self._grpc_server(service, guard, security, observability)
+        servers = await self._bind(server, security, engine)
+        await self._start_listening(servers, security)
+        background = [asyncio.create_task(self._supervise(engine, service)),
+                      asyncio.create_task(guard.watch())]
+        try:
+            await self._warm_up_and_serve(engine, service, observability, background)
+        finally:
+            await _cancel_and_wait(background)
+            await self._shut_down(servers, service, engine)
+            if cache is not None:
+                await cache.aclose()
+        if self._engine_gone:
+            raise RuntimeError("the engine kept dying; exiting so that a supervisor sees it")
+
+    @property
+    def _address(self) -> str:
+        return f"{self._settings.host}:{self._settings.port}"
+
+    @property
+    def _health_address(self) -> str:
+        return f"{self._settings.health_host}:{self._settings.health_port}"
+
+    async def _start_engine(self) -> EngineSupervisor:
         log.info("starting the engine for %s", self._engine_args.model)
-        engine = EngineSupervisor(lambda: VllmEngine.start(self._engine_args), settings.restarts)
+        engine = EngineSupervisor(lambda: VllmEngine.start(self._engine_args),
+                                  self._settings.restarts)
         # The engine exists before the gRPC server: its core process is spawned first.
         await engine.start()
-        cache = await open_result_cache(settings)
+        return engine
+
+    def _generation_service(self, engine: EngineSupervisor, cache: ResultCache | None,
+                            observability: Observability) -> GenerationService:
+        settings = self._settings
         service = GenerationService(engine, settings.defaults, settings.limits,
                                     telemetry=observability.telemetry(engine.model_name),
                                     cache=cache, adapters=settings.adapters)
         if observability.metrics is not None:
             observability.metrics.watch_load(lambda: service.load.active_calls,
                                              lambda: service.load.in_flight_chunks)
-        limits = settings.limits
-        guard = CallGuard(CallLimits(limits.max_calls_per_client, limits.max_unread_seconds,
-                                     limits.max_call_seconds))
+        return service
+
+    def _grpc_server(self, service: GenerationService, guard: CallGuard,
+                     security: ServerSecurity, observability: Observability) -> grpc.aio.Server:
+        settings = self._settings
         rpc_scope = RpcScope(observability.metrics, guard)
-        server = build_grpc_server(
+        return build_grpc_server(
             service, self.health,
             message_size_options(settings.limits.max_message_bytes)
             + settings.keepalive.grpc_options(),
             # Outermost first: a refused call is never traced or counted as served.
             interceptors=[*security.interceptors(), *observability.server_interceptors()],
             rpc_scope=rpc_scope)
-        address = f"{settings.host}:{settings.port}"
-        health_address = f"{settings.health_host}:{settings.health_port}"
+
+    async def _bind(self, server: grpc.aio.Server, security: ServerSecurity,
+                    engine: EngineSupervisor) -> list[grpc.aio.Server]:
+        """The gRPC server on its address and, when asked for, the plaintext health server on
+        its own. A port that cannot be had stops the engine first, then raises naming it."""
         servers = [server]
         try:
-            security.add_port(server, address)
-            if settings.health_port:
+            security.add_port(server, self._address)
+            if self._settings.health_port:
                 servers.append(build_health_server(self.health))
-                servers[-1].add_insecure_port(health_address)
+                servers[-1].add_insecure_port(self._health_address)
         except RuntimeError as error:
             await engine.shutdown()
             terminate_children(os.getpid())
-            where = health_address if len(servers) > 1 else address
+            where = self._health_address if len(servers) > 1 else self._address
             raise RuntimeError(f"cannot listen on {where}: {error}") from None
+        return servers
+
+    async def _start_listening(self, servers: list[grpc.aio.Server],
+                               security: ServerSecurity) -> None:
         await self.health.listening()
         for listener in servers:
             await listener.start()
-        if settings.health_port:
-            log.info("health checks alone, in plaintext, on %s", health_address)
-        log.info("listening on %s (%s); warming up", address, security.describe())
-        if not security.authenticates and not is_loopback(settings.host):
+        if self._settings.health_port:
+            log.info("health checks alone, in plaintext, on %s", self._health_address)
+        log.info("listening on %s (%s); warming up", self._address, security.describe())
+        if not security.authenticates and not is_loopback(self._settings.host):
             log.warning(
                 "NO AUTHENTICATION on %s, which is not a loopback address: anyone who can reach "
                 "this port can run the engine. Set --auth-token-file or --tls-client-ca-file, "
-                "or listen on 127.0.0.1.", address)
-        supervision = asyncio.create_task(self._supervise(engine, service))
-        watch = asyncio.create_task(guard.watch())
-        heap: asyncio.Task[None] | None = None
-        try:
-            observability.start_metrics_endpoint()
-            await service.warm_up()
-            freeze_startup_heap()
-            # Its floor is the warm server's: no trims for what warming up needed.
-            heap = asyncio.create_task(HeapTrimmer(glibc_malloc_trim()).watch(service.load))
-            service.open()
-            if not self._engine_gone:
-                await self.health.serving()
-                log.info("serving %s (max_model_len %d)", engine.model_name,
-                         engine.max_model_len)
-            await self._stop.wait()
-        finally:
-            background = [supervision, watch, *([heap] if heap is not None else [])]
-            for task in background:
-                task.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
-            await self._shut_down(servers, service, engine)
-            if cache is not None:
-                await cache.aclose()
-        if self._engine_gone:
-            raise RuntimeError("the engine kept dying; exiting so that a supervisor sees it")
+                "or listen on 127.0.0.1.", self._address)
+
+    async def _warm_up_and_serve(self, engine: EngineSupervisor, service: GenerationService,
+                                 observability: Observability,
+                                 background: list[asyncio.Task[None]]) -> None:
+        """Warm up, open the service, say SERVING unless the engine is gone already, and wait
+        for a stop. The heap trimmer joins `background`, to be cancelled with it, once it runs."""
+        observability.start_metrics_endpoint()
+        await service.warm_up()
+        freeze_startup_heap()
+        # Its floor is the warm server's: no trims for what warming up needed.
+        background.append(asyncio.create_task(
+            HeapTrimmer(glibc_malloc_trim()).watch(service.load)))
+        service.open()
+        if not self._engine_gone:
+            await self.health.serving()
+            log.info("serving %s (max_model_len %d)", engine.model_name, engine.max_model_len)
+        await self._stop.wait()
 
     async def _supervise(self, engine: EngineSupervisor, service: GenerationService) -> None:
         """Replace a dead engine while calls stay open; give up (and exit non-zero) when it
@@ -196,6 +231,12 @@ class ServerLifecycle:
         if stopped:
             log.info("stopped %d leftover child process(es)", stopped)
         log.info("stopped")
+
+
+async def _cancel_and_wait(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def open_result_cache(settings: ServerSettings) -> ResultCache | None:

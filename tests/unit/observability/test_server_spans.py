@@ -46,10 +46,23 @@ async def traced_server() -> AsyncIterator[tuple[str, InMemorySpanExporter, list
             yield b"tick"
             await asyncio.sleep(0.01)
 
+    async def count(requests: AsyncIterator[bytes],
+                    context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+        saw()
+        return str(len([r async for r in requests])).encode()
+
+    async def chat(requests: AsyncIterator[bytes],
+                   context: grpc.aio.ServicerContext[bytes, bytes]) -> AsyncIterator[bytes]:
+        saw()
+        async for request in requests:
+            yield request.upper()
+
     server = grpc.aio.server(interceptors=[ServerSpans(provider, untraced_services=("skip.",))])
     handlers = {"Echo": grpc.unary_unary_rpc_method_handler(echo),
                 "Refuse": grpc.unary_unary_rpc_method_handler(refuse),
-                "Endless": grpc.unary_stream_rpc_method_handler(endless)}
+                "Endless": grpc.unary_stream_rpc_method_handler(endless),
+                "Count": grpc.stream_unary_rpc_method_handler(count),
+                "Chat": grpc.stream_stream_rpc_method_handler(chat)}
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("test.Svc", handlers),
                                      grpc.method_handlers_generic_handler("skip.Svc", handlers)])
     port = server.add_insecure_port("127.0.0.1:0")
@@ -120,3 +133,22 @@ async def test_untraced_services_make_no_span(traced_server) -> None:  # noqa: A
     assert [s.name for s in exporter.get_finished_spans()] == ["/test.Svc/Echo"] == [
         s.name for s in spans]
     assert current[0] == format(0, "016x")  # no span was current for the untraced call
+
+
+async def test_client_and_bidirectional_streams_get_a_span_each_with_ok(traced_server) -> None:  # noqa: ANN001
+    target, exporter, current = traced_server
+
+    async def requests() -> AsyncIterator[bytes]:
+        for request in (b"a", b"b"):
+            yield request
+
+    async with grpc.aio.insecure_channel(target) as channel:
+        assert await channel.stream_unary("/test.Svc/Count")(requests()) == b"2"
+        replies = [r async for r in channel.stream_stream("/test.Svc/Chat")(requests())]
+    assert replies == [b"A", b"B"]
+    spans = sorted(await finished(exporter, 2), key=lambda span: span.start_time or 0)
+    assert [span.name for span in spans] == ["/test.Svc/Count", "/test.Svc/Chat"]
+    for span in spans:
+        assert span.attributes is not None and span.attributes["rpc.grpc.status_code"] == 0
+        assert span.status.status_code is StatusCode.UNSET
+    assert current == [format(span.context.span_id, "016x") for span in spans]

@@ -112,3 +112,24 @@ def test_judge_instructions_too_long_for_the_judge_prompt_are_named(tokenizer: A
         found["options.judge_instructions"]
     judging.plan(GenerationOptions(judge=True, judge_instructions=LONG_INSTRUCTIONS[:400]),
                  client_set=frozenset({"judge", "judge_instructions"}))
+
+
+def test_evidence_keeps_room_for_the_sentence_numbers(planner: Planner) -> None:
+    plan = planner.plan(GenerationOptions(evidence=True), client_set=frozenset({"evidence"}))
+    room = 2048 - 512 - plan.frame.token_count
+    assert plan.prompt_room == room
+    assert plan.chunk_token_budget == room - max(16, room // 5)
+    found = refusal(planner, evidence=True, max_chunk_tokens=plan.chunk_token_budget + 1)
+    assert found["options.max_chunk_tokens"].startswith(
+        f"{plan.chunk_token_budget + 1} is more than the {plan.chunk_token_budget} tokens that "
+        "fit beside the prompt, the sentence numbers and 512 generated tokens")
+
+
+def test_evidence_with_no_room_left_for_text_names_evidence(planner: Planner) -> None:
+    frame = planner.plan(GenerationOptions(evidence=True),
+                         client_set=frozenset({"evidence"})).frame
+    # 10 tokens beside the prompt: fewer than the sentence numbers need.
+    found = refusal(planner, evidence=True,
+                    max_generation_tokens=2048 - frame.token_count - 10)
+    assert found == {"options.evidence": "leaves no room for text beside the prompt and the "
+                     "sentence numbers in this model's context"}

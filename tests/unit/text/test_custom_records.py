@@ -201,3 +201,80 @@ def test_a_schema_whose_alternatives_multiply_on_deep_records_fails_the_record_n
         record = [record]
     with pytest.raises(MalformedRecord, match="budget of checks"):
         form.accept(record, False)
+
+
+# What a caller sees when a schema uses a keyword, size or reference the grammar cannot
+# enforce: the first problem in the schema's own order, with its path, a nested schema's
+# problems before those of the keywords after it.
+@pytest.mark.parametrize("schema,description", [
+    ({"type": "object", "properties": {"a": 3}},
+     "/properties/a must be a schema (a JSON object or a boolean)"),
+    ({"items": [{"type": "string"}]}, "/items must be a schema (a JSON object or a boolean)"),
+    ({"properties": {"a": {"uniqueItems": True}}, "allOf": []},
+     "keyword 'uniqueItems' at /properties/a/uniqueItems is not supported: the output grammar "
+     "cannot enforce it"),
+    ({"type": "string", "minLength": 1, "allOf": [], "uniqueItems": True},
+     "allOf at /allOf is not supported; merge its schemas into one"),
+    ({"type": "array", "items": {"type": "string", "minLength": 5000}},
+     "minLength at /items/minLength is 5000; at most 4096 is allowed"),
+    ({"type": "array", "maxItems": 256.5},
+     "maxItems at /maxItems is 256.5; at most 256 is allowed"),
+    ({"anyOf": [{"type": "string"}, {"not": {}}]},
+     "keyword 'not' at /anyOf/1/not is not supported: the output grammar cannot enforce it"),
+    ({"$defs": {"a": {"if": {}}}},
+     "keyword 'if' at /$defs/a/if is not supported: the output grammar cannot enforce it"),
+    ({"$defs": {"a": {}}, "$ref": "#/$defs/b"},
+     "$ref '#/$defs/b' at /$ref must point into this schema's own $defs or definitions"),
+    ({"$ref": 3}, "$ref 3 at /$ref must point into this schema's own $defs or definitions"),
+    ({"definitions": {"a": {}}, "$ref": "#/$defs/a"},
+     "$ref '#/$defs/a' at /$ref must point into this schema's own $defs or definitions"),
+])
+def test_a_schema_is_refused_for_its_first_unsupported_part(
+    schema: dict[str, Any], description: str
+) -> None:
+    error = refusal(record_schema=json.dumps(schema))
+    assert error.option == "record_schema" and error.description == description
+
+
+def test_patterns_nested_in_a_schema_are_refused_with_their_path() -> None:
+    nested = {"type": "object", "properties": {"a": {"type": "object", "patternProperties": {
+        "ok": {}, '^"': {}}}}}
+    assert refusal(record_schema=json.dumps(nested)).description.startswith(
+        "patternProperties at /properties/a/patternProperties: ")
+    word = {"type": "array", "items": {"type": "string", "pattern": "(?=a)b"}}
+    assert refusal(record_schema=json.dumps(word)).description.startswith(
+        "pattern at /items/pattern: ")
+
+
+# Schemas whose every record would need something that can never be written.
+@pytest.mark.parametrize("schema", [
+    {"type": "object", "properties": {"a": False}, "required": ["a"]},
+    {"enum": []},
+    {"anyOf": [False, {"enum": []}]},
+    {"type": "string", "oneOf": [False]},
+    {"type": "array", "prefixItems": [{"type": "string"}, False], "minItems": 2},
+    {"type": "array", "items": False, "minItems": 1},
+    {"type": "array", "prefixItems": [{}], "items": False, "minItems": 2},
+    {"$defs": {"a": {"oneOf": [{"$ref": "#/$defs/a"}]}}, "$ref": "#/$defs/a"},
+    {"definitions": {"x": {"$ref": "#/definitions/x"}}, "$ref": "#/definitions/x"},
+])
+def test_a_schema_no_record_can_match_is_refused(schema: dict[str, Any]) -> None:
+    error = refusal(record_schema=json.dumps(schema))
+    assert error.description.startswith("no record can match it"), error.description
+
+
+# What can never be written but is never needed, and references that end after a detour.
+@pytest.mark.parametrize("schema", [
+    {"type": "object", "properties": {"a": False}},
+    {"type": "array", "items": False},
+    {"type": "array", "prefixItems": [{}], "items": False, "minItems": 1},
+    {"anyOf": [False, {"type": "string"}]},
+    {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a", "b"]},
+    {"$defs": {"a": {"$ref": "#/$defs/b"},
+               "b": {"anyOf": [{"$ref": "#/$defs/a"}, {"type": "string"}]}},
+     "$ref": "#/$defs/a"},
+    {"$defs": {"a": {"type": "object", "properties": {"b": {"type": "string"}}}},
+     "$ref": "#/$defs/a/properties/b"},
+])
+def test_a_schema_some_record_can_match_is_accepted(schema: dict[str, Any]) -> None:
+    assert custom(record_schema=json.dumps(schema)).custom_option == "record_schema"

@@ -77,3 +77,20 @@ def test_qa_records_need_both_strings_and_drop_undecodable_bytes() -> None:
                 {"question": "a", "answer": 3}):
         with pytest.raises(MalformedRecord):
             accept(bad, True)
+
+
+def test_a_scalar_that_is_not_json_is_malformed_once_it_ends() -> None:
+    parser = RecordStreamParser("records")
+    assert parser.feed('{"records":[1, 12x') == [1]  # "12x" may still end as anything
+    with pytest.raises(MalformedOutput, match=r"^'12x' is not a JSON value$"):
+        parser.feed(",3]}")
+
+
+def test_an_output_that_opens_with_something_else_is_malformed_at_its_bracket() -> None:
+    parser = RecordStreamParser("records")
+    assert parser.feed('{"rec') == []
+    with pytest.raises(MalformedOutput, match=r'^the output does not start with \{"records":\[$'):
+        parser.feed('ord": [')
+    # Spaces around the key are no difference.
+    spaced = RecordStreamParser("records")
+    assert spaced.feed('{ "records" : [ "a" ]}') == ["a"] and spaced.closing_problem() is None

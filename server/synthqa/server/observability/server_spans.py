@@ -10,7 +10,7 @@ callback fires once per call however it ended, in order with the handler's own."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,32 +38,48 @@ class ServerSpans(grpc.aio.ServerInterceptor):
         method: str = details.method
         if handler is None or method.startswith(self._untraced):
             return handler
+        # The handler's behaviour is in the one field that matches how it streams.
+        traced: Callable[..., Any]
         if handler.response_streaming:
             field = "stream_stream" if handler.request_streaming else "unary_stream"
-            stream = getattr(handler, field)
+            traced = self._traced_stream(method, getattr(handler, field))
+        else:
+            field = "stream_unary" if handler.request_streaming else "unary_unary"
+            traced = self._traced_unary(method, getattr(handler, field))
+        return handler._replace(**{field: traced})
 
-            async def traced_stream(request: Any, context: grpc.aio.ServicerContext[Any, Any],
-                                    ) -> AsyncIterator[Any]:
-                call = self._begin(method, context)
-                responses = stream(request, context)
-                try:
-                    async for response in responses:
-                        yield response
-                except (GeneratorExit, asyncio.CancelledError):
-                    raise
-                except BaseException:
-                    call.handler_ended = True
-                    raise
-                else:
-                    call.handler_ended = True
-                finally:
-                    # A stream cut at the yield above closes the handler now (its engine work
-                    # is aborted there), not whenever the garbage collector gets to it.
-                    await responses.aclose()
+    def _traced_stream(
+        self, method: str,
+        stream: Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncGenerator[Any, None]],
+    ) -> Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncGenerator[Any, None]]:
+        """`stream` in a span of its own, ended once gRPC says the call is over."""
 
-            return handler._replace(**{field: traced_stream})
-        field = "stream_unary" if handler.request_streaming else "unary_unary"
-        unary = getattr(handler, field)
+        async def traced_stream(request: Any, context: grpc.aio.ServicerContext[Any, Any],
+                                ) -> AsyncGenerator[Any, None]:
+            call = self._begin(method, context)
+            responses = stream(request, context)
+            try:
+                async for response in responses:
+                    yield response
+            except (GeneratorExit, asyncio.CancelledError):
+                raise
+            except BaseException:
+                call.handler_ended = True
+                raise
+            else:
+                call.handler_ended = True
+            finally:
+                # A stream cut at the yield above closes the handler now (its engine work
+                # is aborted there), not whenever the garbage collector gets to it.
+                await responses.aclose()
+
+        return traced_stream
+
+    def _traced_unary(
+        self, method: str,
+        unary: Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]],
+    ) -> Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]:
+        """`unary` in a span of its own, ended once gRPC says the call is over."""
 
         async def traced_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             call = self._begin(method, context)
@@ -77,7 +93,7 @@ class ServerSpans(grpc.aio.ServerInterceptor):
             call.handler_ended = True
             return response
 
-        return handler._replace(**{field: traced_unary})
+        return traced_unary
 
     def _begin(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> _TracedCall:
         carrier = {key: value for key, value in context.invocation_metadata() or ()

@@ -4,6 +4,7 @@ context."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from synthqa.contract.options import GenerationOptions
@@ -46,52 +47,18 @@ class Planner:
         self, options: GenerationOptions, field_prefix: str = "options",
         client_set: frozenset[str] = frozenset(),
     ) -> GenerationPlan:
-        """`client_set` names the options the caller set (the rest are defaults)."""
-        problems = ViolationCollector()
-
-        def bad(name: str, description: str) -> None:
-            problems.add(f"{field_prefix}.{name}", description)
-
+        """`client_set` names the options the caller set (the rest are defaults). Each step
+        refuses the options, naming every field at fault, before the next one runs."""
         try:
             records = record_format(options, client_set)
         except RecordOptionError as error:
-            bad(error.option, error.description)
-            problems.raise_if_any()
+            _refuse(field_prefix, [(error.option, error.description)])
             raise
         frame = self._prompts.frame(records.prompt)
-        fit = self.max_model_len - options.max_generation_tokens - frame.token_count
-        if fit < 1:
-            for name, description in self._long_prompt(options, records.prompt, frame,
-                                                        field_prefix):
-                bad(name, description)
-            problems.raise_if_any()
-        if options.judge and self._judge is not None:
-            judged = self._judge_room(options, options.judge_instructions)
-            if judged < 1:
-                bad(*self._long_judge_prompt(options))
-                problems.raise_if_any()
-            fit = min(fit, judged)
-        room = fit
-        if records.evidence:
-            # Sentence markers ("[12] ") take tokens of their own; a fifth of the room covers
-            # sentences of 15 tokens or more, and shorter ones are numbered in pairs.
-            fit -= max(_MIN_MARKER_ROOM, fit // 5)
-            if fit < 1:
-                bad("evidence", "leaves no room for text beside the prompt and the sentence "
-                    "numbers in this model's context")
-                problems.raise_if_any()
+        room = self._room_for_text(options, records.prompt, frame, field_prefix)
+        fit = _room_beside_sentence_numbers(room, field_prefix) if records.evidence else room
         budget = options.max_chunk_tokens or fit
-        if options.max_chunk_tokens > fit:
-            bad("max_chunk_tokens",
-                f"{options.max_chunk_tokens} is more than the {fit} tokens that fit beside the "
-                f"prompt{', the sentence numbers' if records.evidence else ''} and "
-                f"{options.max_generation_tokens} generated tokens; use 0 for the largest that "
-                "fits")
-        elif options.chunk_overlap_tokens >= budget:
-            bad("chunk_overlap_tokens",
-                f"must be smaller than the chunk size ({budget} tokens), got "
-                f"{options.chunk_overlap_tokens}")
-        problems.raise_if_any()
+        _refuse(field_prefix, _chunk_size_problems(options, records.evidence, fit, budget))
         return GenerationPlan(
             options=options,
             records=records,
@@ -99,6 +66,22 @@ class Planner:
             chunk_token_budget=budget,
             prompt_room=room,
         )
+
+    def _room_for_text(
+        self, options: GenerationOptions, text: PromptText, frame: PromptFrame,
+        field_prefix: str,
+    ) -> int:
+        """Tokens a chunk may take beside the prompt and the generated tokens, and beside the
+        judge's prompt when the call is judged. Raises InvalidArgument when either leaves none."""
+        fit = self.max_model_len - options.max_generation_tokens - frame.token_count
+        if fit < 1:
+            _refuse(field_prefix, self._long_prompt(options, text, frame, field_prefix))
+        if options.judge and self._judge is not None:
+            judged = self._judge_room(options, options.judge_instructions)
+            if judged < 1:
+                _refuse(field_prefix, [self._long_judge_prompt(options)])
+            fit = min(fit, judged)
+        return fit
 
     def _long_prompt(
         self, options: GenerationOptions, text: PromptText, frame: PromptFrame,
@@ -154,3 +137,41 @@ class Planner:
                     f"record of up to {options.max_generation_tokens} tokens; shorten them")
         return ("judge", "the judge's prompt and answer leave no room for text in the "
                 f"{self.max_model_len}-token context")
+
+
+def _room_beside_sentence_numbers(room: int, field_prefix: str) -> int:
+    """What is left of the room for text once evidence's sentence numbers have theirs. Raises
+    InvalidArgument when nothing is."""
+    # Sentence markers ("[12] ") take tokens of their own; a fifth of the room covers
+    # sentences of 15 tokens or more, and shorter ones are numbered in pairs.
+    fit = room - max(_MIN_MARKER_ROOM, room // 5)
+    if fit < 1:
+        _refuse(field_prefix, [("evidence", "leaves no room for text beside the prompt and the "
+                                "sentence numbers in this model's context")])
+    return fit
+
+
+def _chunk_size_problems(
+    options: GenerationOptions, evidence: bool, fit: int, budget: int
+) -> list[tuple[str, str]]:
+    """Why the chunk size the caller asked for cannot be used: larger than what fits, or an
+    overlap that is not smaller than the chunk."""
+    if options.max_chunk_tokens > fit:
+        return [("max_chunk_tokens",
+                 f"{options.max_chunk_tokens} is more than the {fit} tokens that fit beside the "
+                 f"prompt{', the sentence numbers' if evidence else ''} and "
+                 f"{options.max_generation_tokens} generated tokens; use 0 for the largest that "
+                 "fits")]
+    if options.chunk_overlap_tokens >= budget:
+        return [("chunk_overlap_tokens",
+                 f"must be smaller than the chunk size ({budget} tokens), got "
+                 f"{options.chunk_overlap_tokens}")]
+    return []
+
+
+def _refuse(field_prefix: str, problems: Iterable[tuple[str, str]]) -> None:
+    """Raise InvalidArgument naming each (option, description) under `field_prefix`, if any."""
+    violations = ViolationCollector()
+    for name, description in problems:
+        violations.add(f"{field_prefix}.{name}", description)
+    violations.raise_if_any()

@@ -315,93 +315,162 @@ def _depth(value: Any) -> int:
 
 
 def _keyword_problem(node: Any, path: str, definitions: dict[str, Any]) -> str | None:
-    """The first unsupported keyword, size or reference in the schema at `node`, or None."""
+    """The first unsupported keyword, size or reference in the schema at `node`, or None.
+    Keywords go in the schema's order, each one's own value before the schemas it holds."""
     if isinstance(node, bool):
         return None
     if not isinstance(node, dict):
         return f"{path or 'the root'} must be a schema (a JSON object or a boolean)"
     for keyword, value in node.items():
         where = f"{path}/{keyword}"
-        if keyword == "allOf":
-            return f"allOf at {where} is not supported; merge its schemas into one"
-        if keyword not in SCHEMA_KEYWORDS:
-            return (f"keyword {keyword!r} at {where} is not supported: the output grammar "
-                    "cannot enforce it")
-        if keyword in _SIZE_CAPS and isinstance(value, int | float) and value > _SIZE_CAPS[keyword]:
-            return f"{keyword} at {where} is {value}; at most {_SIZE_CAPS[keyword]} is allowed"
-        if keyword == "pattern" and isinstance(value, str):
-            problem = _pattern_problem(value)
-            if problem is not None:
-                return f"pattern at {where}: {problem}"
-        if keyword == "patternProperties" and isinstance(value, dict):
-            for name in value:
-                problem = _pattern_problem(name, keys=True)
-                if problem is not None:
-                    return f"patternProperties at {where}: {problem}"
-        if keyword == "$ref":
-            match = _LOCAL_REF.fullmatch(value) if isinstance(value, str) else None
-            target = definitions.get(match.group(1)) if match else None
-            if match is None or not isinstance(target, dict) or match.group(2) not in target:
-                return (f"$ref {value!r} at {where} must point into this schema's own $defs or "
-                        "definitions")
-        children: list[tuple[Any, str]] = []
-        if keyword in _SCHEMA_VALUED:
-            children = [(value, where)]
-        elif keyword in _SCHEMA_MAPS and isinstance(value, dict):
-            children = [(child, f"{where}/{name}") for name, child in value.items()]
-        elif keyword in _SCHEMA_LISTS and isinstance(value, list):
-            children = [(child, f"{where}/{index}") for index, child in enumerate(value)]
-        for child, child_path in children:
+        problem = _own_problem(keyword, value, where, definitions)
+        if problem is not None:
+            return problem
+        for child, child_path in _subschemas(keyword, value, where):
             problem = _keyword_problem(child, child_path, definitions)
             if problem is not None:
                 return problem
     return None
 
 
+def _own_problem(keyword: str, value: Any, where: str, definitions: dict[str, Any]) -> str | None:
+    """What is wrong with one keyword and its value, not counting the schemas it holds."""
+    if keyword == "allOf":
+        return f"allOf at {where} is not supported; merge its schemas into one"
+    if keyword not in SCHEMA_KEYWORDS:
+        return (f"keyword {keyword!r} at {where} is not supported: the output grammar "
+                "cannot enforce it")
+    check = _VALUE_CHECKS.get(keyword)
+    return None if check is None else check(keyword, value, where, definitions)
+
+
+def _size_problem(keyword: str, value: Any, where: str, definitions: dict[str, Any]) -> str | None:
+    cap = _SIZE_CAPS[keyword]
+    if isinstance(value, int | float) and value > cap:
+        return f"{keyword} at {where} is {value}; at most {cap} is allowed"
+    return None
+
+
+def _value_pattern_problem(keyword: str, value: Any, where: str,
+                           definitions: dict[str, Any]) -> str | None:
+    problem = _pattern_problem(value) if isinstance(value, str) else None
+    return None if problem is None else f"pattern at {where}: {problem}"
+
+
+def _key_patterns_problem(keyword: str, value: Any, where: str,
+                          definitions: dict[str, Any]) -> str | None:
+    for name in value if isinstance(value, dict) else ():
+        problem = _pattern_problem(name, keys=True)
+        if problem is not None:
+            return f"patternProperties at {where}: {problem}"
+    return None
+
+
+def _ref_problem(keyword: str, value: Any, where: str, definitions: dict[str, Any]) -> str | None:
+    match = _LOCAL_REF.fullmatch(value) if isinstance(value, str) else None
+    target = definitions.get(match.group(1)) if match else None
+    if match is None or not isinstance(target, dict) or match.group(2) not in target:
+        return (f"$ref {value!r} at {where} must point into this schema's own $defs or "
+                "definitions")
+    return None
+
+
+# The keywords whose value itself is checked, and how; each check gets the keyword, its value,
+# its path and the schema's definitions (by spelling), and says what is wrong or None.
+_VALUE_CHECKS: dict[str, Callable[[str, Any, str, dict[str, Any]], str | None]] = {
+    **dict.fromkeys(_SIZE_CAPS, _size_problem),
+    "pattern": _value_pattern_problem,
+    "patternProperties": _key_patterns_problem,
+    "$ref": _ref_problem,
+}
+
+
+def _subschemas(keyword: str, value: Any, where: str) -> list[tuple[Any, str]]:
+    """The schemas a keyword's value holds, each with its path; none for other keywords."""
+    if keyword in _SCHEMA_VALUED:
+        return [(value, where)]
+    if keyword in _SCHEMA_MAPS and isinstance(value, dict):
+        return [(child, f"{where}/{name}") for name, child in value.items()]
+    if keyword in _SCHEMA_LISTS and isinstance(value, list):
+        return [(child, f"{where}/{index}") for index, child in enumerate(value)]
+    return []
+
+
 def _can_produce(schema: dict[str, Any], definitions: dict[str, Any]) -> bool:
     """Whether any value matches the schema, as far as its references go: a definition that
     can only refer back to itself (`a` is `$ref a`, or an object that requires an `a`) matches
-    nothing, and its grammar would leave the model no token to write. Found as a fixpoint:
-    a definition is productive once one way of writing it uses only productive ones."""
-    productive: set[tuple[str, str]] = set()
+    nothing, and its grammar would leave the model no token to write."""
+    return _produces(schema, _productive_definitions(definitions))
 
-    def produces(node: Any) -> bool:
-        if isinstance(node, bool):
-            return node
-        if not isinstance(node, dict):
-            return True
-        if "$ref" in node:
-            match = _LOCAL_REF.fullmatch(str(node["$ref"]))
-            if match is None:
-                return True
-            name = (match.group(1), match.group(2))
-            return name in productive if match.group(3) is None else True
-        for keyword in ("anyOf", "oneOf"):
-            if isinstance(node.get(keyword), list) and not any(map(produces, node[keyword])):
-                return False
-        if "enum" in node and not node["enum"]:
-            return False
-        properties: dict[str, Any] = (node["properties"]
-                                      if isinstance(node.get("properties"), dict) else {})
-        for name in node.get("required", []) if isinstance(node.get("required"), list) else []:
-            if name in properties and not produces(properties[name]):
-                return False
-        if isinstance(node.get("minItems"), int) and node["minItems"] > 0:
-            prefix: list[Any] = (node["prefixItems"] if isinstance(node.get("prefixItems"), list)
-                                 else [])
-            if not all(map(produces, prefix[:node["minItems"]])):
-                return False
-            if node["minItems"] > len(prefix) and not produces(node.get("items", True)):
-                return False
-        return True
 
+def _productive_definitions(definitions: dict[str, Any]) -> set[tuple[str, str]]:
+    """The definitions some value matches, as (spelling, name). Found as a fixpoint: a
+    definition is productive once one way of writing it uses only productive ones."""
     named = [((kind, name), body) for kind, group in definitions.items()
              if isinstance(group, dict) for name, body in group.items()]
+    productive: set[tuple[str, str]] = set()
     changed = True
     while changed:
         changed = False
         for key, body in named:
-            if key not in productive and produces(body):
+            if key not in productive and _produces(body, productive):
                 productive.add(key)
                 changed = True
-    return produces(schema)
+    return productive
+
+
+def _produces(node: Any, productive: set[tuple[str, str]]) -> bool:
+    """Whether some value matches the schema at `node`, given the productive definitions."""
+    if isinstance(node, bool):
+        return node
+    if not isinstance(node, dict):
+        return True
+    if "$ref" in node:
+        return _ref_produces(node["$ref"], productive)
+    return all(needs(node, productive) for needs in _NEEDS)
+
+
+def _ref_produces(ref: Any, productive: set[tuple[str, str]]) -> bool:
+    match = _LOCAL_REF.fullmatch(str(ref))
+    # Only whole definitions are tracked; a reference into one's inside is taken as productive.
+    if match is None or match.group(3) is not None:
+        return True
+    return (match.group(1), match.group(2)) in productive
+
+
+def _some_alternative_produces(node: dict[str, Any], productive: set[tuple[str, str]]) -> bool:
+    return all(any(_produces(alternative, productive) for alternative in node[keyword])
+               for keyword in ("anyOf", "oneOf") if isinstance(node.get(keyword), list))
+
+
+def _enum_not_empty(node: dict[str, Any], productive: set[tuple[str, str]]) -> bool:
+    return "enum" not in node or bool(node["enum"])
+
+
+def _required_properties_produce(node: dict[str, Any],
+                                 productive: set[tuple[str, str]]) -> bool:
+    properties: dict[str, Any] = (node["properties"]
+                                  if isinstance(node.get("properties"), dict) else {})
+    required = node["required"] if isinstance(node.get("required"), list) else []
+    return all(_produces(properties[name], productive)
+               for name in required if name in properties)
+
+
+def _required_items_produce(node: dict[str, Any], productive: set[tuple[str, str]]) -> bool:
+    """The first minItems items: from prefixItems, then from items once those run out."""
+    min_items = node.get("minItems")
+    if not isinstance(min_items, int) or min_items <= 0:
+        return True
+    prefix: list[Any] = node["prefixItems"] if isinstance(node.get("prefixItems"), list) else []
+    if not all(_produces(item, productive) for item in prefix[:min_items]):
+        return False
+    return min_items <= len(prefix) or _produces(node.get("items", True), productive)
+
+
+# What a schema that is not a reference needs for some value to match it, checked in order.
+_NEEDS: tuple[Callable[[dict[str, Any], set[tuple[str, str]]], bool], ...] = (
+    _some_alternative_produces,
+    _enum_not_empty,
+    _required_properties_produce,
+    _required_items_produce,
+)

@@ -57,14 +57,8 @@ class RecordStreamParser:
         """The next complete record, in a 1-tuple (a record may be null), or None."""
         if self._array_closed:
             return None
-        if not self._in_array:
-            opening = self._text.find("[", self._pos)
-            if opening < 0:
-                return None
-            if not self._text[:opening].replace(" ", "").startswith(self._opening):
-                raise MalformedOutput(f"the output does not start with {self._opening}[")
-            self._in_array = True
-            self._pos = opening + 1
+        if not self._in_array and not self._open_array():
+            return None
         self._skip(_WHITESPACE + ",")
         if self._pos >= len(self._text):
             return None
@@ -72,24 +66,51 @@ class RecordStreamParser:
             self._array_closed = True
             self._pos += 1
             return None
-        if not any(self._text.find(c, self._retry_from) >= 0 for c in _CLOSERS + _SEPARATORS):
+        if not self._may_have_ended():
             return None
+        return self._decode_record()
+
+    def _open_array(self) -> bool:
+        """Step into the list once its `[` has streamed; False before. Raises MalformedOutput
+        when what comes before it is not the opening."""
+        opening = self._text.find("[", self._pos)
+        if opening < 0:
+            return False
+        if not self._text[:opening].replace(" ", "").startswith(self._opening):
+            raise MalformedOutput(f"the output does not start with {self._opening}[")
+        self._in_array = True
+        self._pos = opening + 1
+        return True
+
+    def _may_have_ended(self) -> bool:
+        """Whether a character a record can end on has streamed since the last failed decode."""
+        return any(self._text.find(c, self._retry_from) >= 0 for c in _CLOSERS + _SEPARATORS)
+
+    def _decode_record(self) -> tuple[Any] | None:
+        """The record at the position, in a 1-tuple, once it is complete; None before."""
         try:
             record, end = _DECODER.raw_decode(self._text, self._pos)
         except json.JSONDecodeError:
             self._retry_from = len(self._text)
             return None  # not complete yet
         if self._text[end - 1] not in _CLOSERS:
-            # A scalar: "12" or "-0." may still grow. It ends where a separator follows.
-            boundary = _SCALAR_END.search(self._text, self._pos)
-            if boundary is None:
+            scalar = self._ended_scalar()
+            if scalar is None:
                 self._retry_from = len(self._text)
                 return None
-            token = self._text[self._pos:boundary.start()]
-            try:
-                record = json.loads(token)
-            except json.JSONDecodeError:
-                raise MalformedOutput(f"{token[:40]!r} is not a JSON value") from None
-            end = boundary.start()
+            record, end = scalar
         self._pos = self._retry_from = end
         return (record,)
+
+    def _ended_scalar(self) -> tuple[Any, int] | None:
+        """The number, true, false or null at the position, and where it ends, once a
+        separator follows it ("12" or "-0." may still grow); None before. Raises
+        MalformedOutput when the text up to the separator is not a JSON value."""
+        boundary = _SCALAR_END.search(self._text, self._pos)
+        if boundary is None:
+            return None
+        token = self._text[self._pos:boundary.start()]
+        try:
+            return json.loads(token), boundary.start()
+        except json.JSONDecodeError:
+            raise MalformedOutput(f"{token[:40]!r} is not a JSON value") from None
