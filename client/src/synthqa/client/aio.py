@@ -176,11 +176,8 @@ class AsyncSynthQAClient:
             async with contextlib.aclosing(run_lanes(start_call, shared, streams)) as items:
                 async for item in items:
                     if isinstance(item, LostCall):
-                        if item.error.cut_while_sending and not round_answered:
-                            await self._raise_refusal()
-                        if not (answered and retries.may_retry_lost_call(round_answered)):
-                            raise item.error
-                        for summary in retries.call_lost(item.document_ids):
+                        for summary in await self._lost(item, retries, answered,
+                                                        round_answered):
                             yield summary
                         continue
                     answered = round_answered = True
@@ -191,6 +188,17 @@ class AsyncSynthQAClient:
             source.give_back(retries.next_round(round_answered))
             await asyncio.sleep(retries.pause_seconds)
             await self.wait_ready(within=self.retry_wait)
+
+    async def _lost(self, lost: LostCall, retries: ChunkRetries, answered: bool,
+                    round_answered: bool) -> list[pb.GenerateResponse]:
+        """A call broke with UNAVAILABLE: its documents' unfinished chunks wait for the next
+        round (the summaries of documents with nothing left are returned), unless the loss is
+        final and raised."""
+        if lost.error.cut_while_sending and not round_answered:
+            await self._raise_refusal()
+        if not (answered and retries.may_retry_lost_call(round_answered)):
+            raise lost.error
+        return retries.call_lost(lost.document_ids)
 
     async def _raise_refusal(self) -> None:
         """A call cut while sending, before the server answered, may have been refused (no

@@ -98,6 +98,24 @@ OUT_SUFFIXES = (".jsonl", ".ndjson")
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _check(parser, args)
+    if not args.trace:
+        return _run(args)
+    try:
+        provider = tracing.provider_from_environment(TRACED_SERVICE_NAME)
+    except (ImportError, ValueError) as error:
+        parser.error(str(error))
+    try:
+        with tracing.command_span(f"synthqa {args.command}") as trace_id:
+            print(f"synthqa: trace {trace_id}", file=sys.stderr)
+            return _run(args)
+    finally:
+        if provider is not None:
+            provider.shutdown()  # exports what is buffered before the process ends
+
+
+def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """What argparse cannot check alone; a problem ends the command with usage (exit 2)."""
     if args.retries < 0:
         parser.error("--retries must not be negative")
     if (args.cert_file is None) != (args.key_file is None):
@@ -113,19 +131,6 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--out {args.out}: synthqa generate writes JSON Lines, one record a "
                          f"line, and would write them under a {args.out.suffix or 'bare'} name; "
                          "give a .jsonl file (no command writes other formats yet)")
-    if not args.trace:
-        return _run(args)
-    try:
-        provider = tracing.provider_from_environment(TRACED_SERVICE_NAME)
-    except (ImportError, ValueError) as error:
-        parser.error(str(error))
-    try:
-        with tracing.command_span(f"synthqa {args.command}") as trace_id:
-            print(f"synthqa: trace {trace_id}", file=sys.stderr)
-            return _run(args)
-    finally:
-        if provider is not None:
-            provider.shutdown()  # exports what is buffered before the process ends
 
 
 def _reads_files(spec: OptionSpec) -> bool:
