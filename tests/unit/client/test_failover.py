@@ -2,7 +2,8 @@
 on a replica breaks after it answered, and the next calls break before answering anything
 (the dead replica's connection still looked ready to the channel). Both clients must finish
 the stream, every chunk once, without spending their retry rounds on those calls (each test
-runs with both clients). The real failover, two servers and a SIGKILL, is in tests/e2e/test_replicas.py."""
+runs with both clients). The real failover, two servers and a SIGKILL, is in
+tests/e2e/test_replicas.py."""
 
 from __future__ import annotations
 
