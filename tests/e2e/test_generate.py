@@ -15,7 +15,7 @@ from jsonschema import Draft202012Validator
 from synthqa.client import AsyncSynthQAClient, Document, SynthQAClient
 
 from ..paths import REPO
-from .helpers import SAMPLE, assert_document_complete, by_document
+from .helpers import SAMPLE, assert_document_complete, by_document, jsonl
 from .serverproc import ServerProcess, free_port
 
 
@@ -155,7 +155,7 @@ def test_cli_generate_writes_valid_jsonl(server: ServerProcess, tmp_path) -> Non
     result = run_cli(server, "generate", str(first), str(second), "--out", str(out),
                      "--num-pairs", "2", "--max-chunk-tokens", "128", "--show", "1")
     assert result.returncode == 0, result.stderr
-    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    records = jsonl(out)
     chunk_counts = {}
     for path in (first, second):
         chunked = run_cli(server, "chunk", str(path), "--max-chunk-tokens", "128", "--json")
@@ -180,7 +180,7 @@ def test_cli_lines_of_a_judged_evidenced_run_carry_rating_and_cited_text(
                      "--judge", "--min-rating", "1", "--evidence", "--max-chunk-tokens", "256",
                      "--seed", "3", "--summary-json", str(summary))
     assert result.returncode in (0, 3), result.stderr  # the tiny model may fail a chunk
-    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    lines = jsonl(out)
     assert lines, result.stderr
     validator = Draft202012Validator(json.loads(
         resources.files("synthqa.client").joinpath("schemas/record-line-v1.json")
@@ -214,7 +214,7 @@ def test_cli_names_a_document_short_of_its_target_and_exits_3(
     assert "short of target: doc.txt: patience: passes in a row sent no new record" \
         in result.stderr
     written = json.loads(summary.read_text(encoding="utf-8"))
-    kept = len(out.read_text(encoding="utf-8").splitlines())
+    kept = len(jsonl(out))
     assert written["records"]["kept"] == kept <= 2
     assert written["records"]["duplicates"] >= 1
     assert written["records"]["generated"] == kept + written["records"]["duplicates"] + \
@@ -259,7 +259,7 @@ def test_cli_skips_a_file_that_is_not_utf8_by_name_and_exits_3(
                      "--num-pairs", "1")
     assert result.returncode == 3, result.stderr
     assert "latin1.txt is not UTF-8 text" in result.stderr
-    assert {json.loads(line)["document_id"] for line in out.read_text().splitlines()} == {
+    assert {line["document_id"] for line in jsonl(out)} == {
         "good.txt"}
     strict = run_cli(server, "generate", str(good), str(bad), "--out", str(out), "--strict")
     assert strict.returncode == 1 and "latin1.txt" in strict.stderr

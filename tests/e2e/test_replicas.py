@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ from synthqa.client import AsyncSynthQAClient, Document, SynthQAClient
 from synthqa.v1 import synthqa_pb2 as pb
 
 from ..paths import REPO
-from .helpers import SAMPLE, TOLERATED_CHUNK_FAILURES
+from .helpers import SAMPLE, TOLERATED_CHUNK_FAILURES, jsonl
 from .serverproc import ServerProcess, alive, assert_all_gone, free_port, serving
 
 NUM_PAIRS = 2
@@ -111,15 +112,15 @@ def cli(target: str, inputs: list[Path], out: Path, *more: str) -> list[str]:
 
 def assert_every_pair_once(out: Path, inputs: list[Path], server: ServerProcess,
                            failed: Callable[[str, int], bool] = lambda d, c: False) -> None:
-    assert_every_pair_once_in(out.read_text(encoding="utf-8").splitlines(), inputs, server,
+    assert_every_pair_once_in(jsonl(out), inputs, server,
                               failed)
 
 
-def assert_every_pair_once_in(lines: list[str], inputs: list[Path], server: ServerProcess,
+def assert_every_pair_once_in(records: list[dict[str, Any]], inputs: list[Path],
+                              server: ServerProcess,
                               failed: Callable[[str, int], bool] = lambda d, c: False) -> None:
     """Every pair of every chunk written exactly once; a chunk `failed` says failed (the tiny
     model's output could not be used) may lack some of its pairs, never add any."""
-    records = [json.loads(line) for line in lines]
     written = [(r["document_id"], r["chunk_index"], r["record_index"]) for r in records]
     assert len(written) == len(set(written)), "a pair was written twice"
     expected = set()
@@ -218,8 +219,7 @@ def test_the_async_client_finishes_a_stream_whose_replica_died_on_the_other(
     completed = [e.document_completed.document_id for e in events
                  if e.HasField("document_completed")]
     assert sorted(completed) == sorted(d.document_id for d in documents)
-    out = [json.dumps({"document_id": d, "chunk_index": c, "record_index": p})
-           for d, c, p in written]
+    out = [{"document_id": d, "chunk_index": c, "record_index": p} for d, c, p in written]
     assert_every_pair_once_in(out, inputs, survivor)
 
 

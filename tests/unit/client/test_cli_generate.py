@@ -82,7 +82,8 @@ def run(client: StandIn, files: list[Path], out: Path, strict: bool = False) -> 
 
 
 def lines(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    # "\n" only: str.splitlines also splits at U+2028 and the like, which JSON keeps raw.
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line]
 
 
 def test_a_clean_run_exits_0_and_writes_every_pair(files: dict[str, Path], tmp_path: Path) -> None:
