@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import jsonschema
 
@@ -75,3 +78,9 @@ def assert_document_complete(events: DocumentEvents, num_pairs: int) -> None:
         assert completed.finish_reason == pb.FINISH_REASON_STOP
         assert completed.pair_count == num_pairs
         assert 0 < completed.generated_token_count <= 512
+
+
+def jsonl(path: Path) -> list[dict[str, Any]]:
+    """A JSON Lines file's records. Split at "\\n" only: str.splitlines also splits at U+2028,
+    U+0085 and the like, which the tiny model's random text contains and JSON keeps raw."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line]

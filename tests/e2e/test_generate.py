@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import subprocess
 import sys
+from importlib import resources
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from synthqa.client import AsyncSynthQAClient, Document, SynthQAClient
 
 from ..paths import REPO
-from .helpers import SAMPLE, assert_document_complete, by_document
+from .helpers import SAMPLE, assert_document_complete, by_document, jsonl
 from .serverproc import ServerProcess, free_port
 
 
@@ -152,7 +155,7 @@ def test_cli_generate_writes_valid_jsonl(server: ServerProcess, tmp_path) -> Non
     result = run_cli(server, "generate", str(first), str(second), "--out", str(out),
                      "--num-pairs", "2", "--max-chunk-tokens", "128", "--show", "1")
     assert result.returncode == 0, result.stderr
-    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    records = jsonl(out)
     chunk_counts = {}
     for path in (first, second):
         chunked = run_cli(server, "chunk", str(path), "--max-chunk-tokens", "128", "--json")
@@ -161,9 +164,40 @@ def test_cli_generate_writes_valid_jsonl(server: ServerProcess, tmp_path) -> Non
     for record in records:
         assert {"document_id", "chunk_index", "question", "answer"} <= set(record)
         assert record["question"] and record["answer"]
-    assert {r["document_id"] for r in records} == {f"0:{first}", f"1:{second}"}
+    assert {r["document_id"] for r in records} == {"first.txt", "second.txt"}
+    assert str(tmp_path) not in out.read_text(encoding="utf-8"), "no absolute path written"
     assert "Q: " in result.stdout, "--show prints pairs"
-    assert f"wrote {len(records)} pairs" in result.stderr
+    assert f"wrote {len(records)} records" in result.stderr
+
+
+def test_cli_lines_of_a_judged_evidenced_run_carry_rating_and_cited_text(
+    server: ServerProcess, tmp_path
+) -> None:
+    source, out, summary = tmp_path / "doc.txt", tmp_path / "o.jsonl", tmp_path / "s.json"
+    text = SAMPLE[:1500]
+    source.write_text(text, encoding="utf-8")
+    result = run_cli(server, "generate", str(source), "--out", str(out), "--num-pairs", "2",
+                     "--judge", "--min-rating", "1", "--evidence", "--max-chunk-tokens", "256",
+                     "--seed", "3", "--summary-json", str(summary))
+    assert result.returncode in (0, 3), result.stderr  # the tiny model may fail a chunk
+    lines = jsonl(out)
+    assert lines, result.stderr
+    validator = Draft202012Validator(json.loads(
+        resources.files("synthqa.client").joinpath("schemas/record-line-v1.json")
+        .read_text(encoding="utf-8")))
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    for line in lines:
+        validator.validate(line)
+        assert line["source"] == {"path": "doc.txt", "sha256": digest}
+        assert 1 <= line["rating"] <= 10 and isinstance(line["rating_reason"], str)
+        assert line["evidence"], "every evidenced record cites a sentence"
+        for span in line["evidence"]:
+            assert span["text"] == text[span["char_start"]:span["char_end"]] != ""
+        assert line["question"] == line["record"]["question"]
+    counts = json.loads(summary.read_text(encoding="utf-8"))["records"]
+    assert counts["kept"] == len(lines)
+    assert counts["generated"] == (counts["kept"] + counts["invalid"] + counts["judged_out"]
+                                   + counts["duplicates"])
 
 
 def test_cli_names_a_document_short_of_its_target_and_exits_3(
@@ -177,10 +211,10 @@ def test_cli_names_a_document_short_of_its_target_and_exits_3(
                      "--target-records", "5", "--patience", "2", "--max-chunk-tokens", "256",
                      "--summary-json", str(summary))
     assert result.returncode == 3, result.stderr
-    assert f"short of target: 0:{source}: patience: passes in a row sent no new record" \
+    assert "short of target: doc.txt: patience: passes in a row sent no new record" \
         in result.stderr
     written = json.loads(summary.read_text(encoding="utf-8"))
-    kept = len(out.read_text(encoding="utf-8").splitlines())
+    kept = len(jsonl(out))
     assert written["records"]["kept"] == kept <= 2
     assert written["records"]["duplicates"] >= 1
     assert written["records"]["generated"] == kept + written["records"]["duplicates"] + \
@@ -225,8 +259,8 @@ def test_cli_skips_a_file_that_is_not_utf8_by_name_and_exits_3(
                      "--num-pairs", "1")
     assert result.returncode == 3, result.stderr
     assert "latin1.txt is not UTF-8 text" in result.stderr
-    assert {json.loads(line)["document_id"] for line in out.read_text().splitlines()} == {
-        f"0:{good}"}
+    assert {line["document_id"] for line in jsonl(out)} == {
+        "good.txt"}
     strict = run_cli(server, "generate", str(good), str(bad), "--out", str(out), "--strict")
     assert strict.returncode == 1 and "latin1.txt" in strict.stderr
 

@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ from synthqa.client import AsyncSynthQAClient, Document, SynthQAClient
 from synthqa.v1 import synthqa_pb2 as pb
 
 from ..paths import REPO
-from .helpers import SAMPLE, TOLERATED_CHUNK_FAILURES
+from .helpers import SAMPLE, TOLERATED_CHUNK_FAILURES, jsonl
 from .serverproc import ServerProcess, alive, assert_all_gone, free_port, serving
 
 NUM_PAIRS = 2
@@ -111,23 +112,24 @@ def cli(target: str, inputs: list[Path], out: Path, *more: str) -> list[str]:
 
 def assert_every_pair_once(out: Path, inputs: list[Path], server: ServerProcess,
                            failed: Callable[[str, int], bool] = lambda d, c: False) -> None:
-    assert_every_pair_once_in(out.read_text(encoding="utf-8").splitlines(), inputs, server,
+    assert_every_pair_once_in(jsonl(out), inputs, server,
                               failed)
 
 
-def assert_every_pair_once_in(lines: list[str], inputs: list[Path], server: ServerProcess,
+def assert_every_pair_once_in(records: list[dict[str, Any]], inputs: list[Path],
+                              server: ServerProcess,
                               failed: Callable[[str, int], bool] = lambda d, c: False) -> None:
     """Every pair of every chunk written exactly once; a chunk `failed` says failed (the tiny
     model's output could not be used) may lack some of its pairs, never add any."""
-    records = [json.loads(line) for line in lines]
-    written = [(r["document_id"], r["chunk_index"], r["pair_index"]) for r in records]
+    written = [(r["document_id"], r["chunk_index"], r["record_index"]) for r in records]
     assert len(written) == len(set(written)), "a pair was written twice"
     expected = set()
     with SynthQAClient(server.target, timeout=60) as client:
-        for position, path in enumerate(inputs):
+        for path in inputs:
             chunks = client.chunk(path.read_text(encoding="utf-8"),
                                   max_chunk_tokens=CHUNK_TOKENS).chunks
-            expected |= {(f"{position}:{path}", chunk.index, pair)
+            # The inputs share a folder: each document's id is its file's name.
+            expected |= {(path.name, chunk.index, pair)
                          for chunk in chunks for pair in range(NUM_PAIRS)}
     assert set(written) <= expected
     assert {(d, c, p) for d, c, p in expected - set(written) if not failed(d, c)} == set()
@@ -180,8 +182,7 @@ def test_a_replica_killed_mid_run_leaves_every_document_to_the_other(
 def test_the_async_client_finishes_a_stream_whose_replica_died_on_the_other(
     doomed: ServerProcess, survivor: ServerProcess, inputs: list[Path]
 ) -> None:
-    documents = [Document(f"{n}:{path}", path.read_text(encoding="utf-8"))
-                 for n, path in enumerate(inputs)]
+    documents = [Document(path.name, path.read_text(encoding="utf-8")) for path in inputs]
 
     async def scenario() -> list[pb.GenerateResponse]:
         async with AsyncSynthQAClient([doomed.target, survivor.target], timeout=600,
@@ -218,8 +219,7 @@ def test_the_async_client_finishes_a_stream_whose_replica_died_on_the_other(
     completed = [e.document_completed.document_id for e in events
                  if e.HasField("document_completed")]
     assert sorted(completed) == sorted(d.document_id for d in documents)
-    out = [json.dumps({"document_id": d, "chunk_index": c, "pair_index": p})
-           for d, c, p in written]
+    out = [{"document_id": d, "chunk_index": c, "record_index": p} for d, c, p in written]
     assert_every_pair_once_in(out, inputs, survivor)
 
 

@@ -1,5 +1,5 @@
-"""The CLI's `generate` command: checks the input files, streams their pairs into JSONL, and
-says what failed.
+"""The CLI's `generate` command: checks the input files, streams their records into JSONL (one
+line schema, record_lines.py), and says what failed.
 
 Exit codes: 0 everything was generated; 3 the call finished but some chunks, documents or
 input files failed, or a document stopped short of target_records (the summary names them);
@@ -12,23 +12,25 @@ sending only the documents not yet done (output_journal.py).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
+from synthqa.contract.wire import options_from_message
 from synthqa.v1 import synthqa_pb2 as pb
 
 from .documents import Document
-from .events import pair_record, record_line
 from .file_kinds import non_text_kind
 from .output_journal import OutputBusy, OutputJournal, OutputLock, ResumeError, run_key
+from .record_lines import RunShape, Source, pair_line, record_line, run_shape
 from .sync import SynthQAClient
 
 EXIT_OK = 0
@@ -41,13 +43,23 @@ class InputError(Exception):
     """An input file that cannot be sent: unreadable, not UTF-8, or with no text."""
 
 
-def read_text(path: Path) -> str:
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise InputError(f"{path}: {error.strerror or error}") from None
+
+
+def read_text(path: Path, data: bytes | None = None) -> str:
+    """The file's text (`data`: its bytes, when already read)."""
     try:
         kind = non_text_kind(path)
         if kind is not None:
             raise InputError(f"{path} is {kind}, not text: its markup or bytes would reach the "
                              "model as if they were the document; extract its text first")
-        text = path.read_text(encoding="utf-8")
+        raw = data if data is not None else path.read_bytes()
+        # Newlines as a text-mode read gives them, whatever the file's convention.
+        text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except UnicodeDecodeError as error:
         raise InputError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start})") \
             from None
@@ -137,21 +149,30 @@ class Progress:
         self.bar.refresh()
 
 
-def distinct_files(files: Sequence[str | Path]) -> dict[Path, int]:
-    """Each file once, with its first position on the command line: a file named twice by any
-    spelling (bsd.txt and ./bsd.txt, its absolute path, a link to it) is one document, and
-    each repeat is named in a warning."""
+def distinct_files(files: Sequence[str | Path]) -> list[Path]:
+    """Each file once, in the order first named: a file named twice by any spelling (bsd.txt
+    and ./bsd.txt, its absolute path, a link to it) is one document, and each repeat is named
+    in a warning."""
     first_spelling: dict[object, str] = {}
-    positions: dict[Path, int] = {}
-    for position, spelling in enumerate(files):
+    distinct: list[Path] = []
+    for spelling in files:
         identity = _file_identity(Path(spelling))
         if identity in first_spelling:
             print(f"synthqa: {spelling} is the same file as {first_spelling[identity]}; "
                   "sending it once", file=sys.stderr)
             continue
         first_spelling[identity] = str(spelling)
-        positions[Path(spelling)] = position
-    return positions
+        distinct.append(Path(spelling))
+    return distinct
+
+
+def document_ids(files: Sequence[Path]) -> dict[Path, str]:
+    """Each file's document id: its path relative to the folder all the inputs share, with /
+    between parts. The same files give the same ids from any working directory, and no
+    absolute path goes into a dataset."""
+    absolute = {path: Path(os.path.abspath(path)) for path in files}
+    root = Path(os.path.commonpath([str(path.parent) for path in absolute.values()]))
+    return {path: full.relative_to(root).as_posix() for path, full in absolute.items()}
 
 
 def _file_identity(path: Path) -> object:
@@ -182,16 +203,27 @@ def usable_files(files: list[Path], report: RunReport, strict: bool) -> list[Pat
     return usable
 
 
-def documents(files: list[Path], positions: dict[Path, int],
-              done: Collection[str] = ()) -> Iterator[Document]:
-    for path in files:
-        if (document_id := document_id_of(path, positions)) not in done:
-            yield Document(document_id, read_text(path))
+class InFlight:
+    """What the lines of documents being generated need: each document's source, and its text
+    (for the cited sentences) until its document_completed."""
 
+    def __init__(self) -> None:
+        self.sources: dict[str, Source] = {}
+        self.texts: dict[str, str] = {}
 
-def document_id_of(path: Path, positions: dict[Path, int]) -> str:
-    # Two files may share a name; the position keeps document ids unique in the call.
-    return f"{positions[path]}:{path}"
+    def documents(self, files: list[Path], ids: dict[Path, str],
+                  done: Collection[str] = ()) -> Iterator[Document]:
+        for path in files:
+            if (document_id := ids[path]) in done:
+                continue
+            data = _read_bytes(path)
+            self.sources[document_id] = Source(document_id, hashlib.sha256(data).hexdigest())
+            text = read_text(path, data)
+            self.texts[document_id] = text
+            yield Document(document_id, text)
+
+    def finished(self, document_id: str) -> None:
+        self.texts.pop(document_id, None)
 
 
 def run_generate(
@@ -232,42 +264,33 @@ def _generate(
     summary_json: Path | None,
 ) -> int:
     report = RunReport()
-    positions = distinct_files(files)
+    distinct = distinct_files(files)
     try:
-        usable = usable_files(list(positions), report, strict)
+        usable = usable_files(distinct, report, strict)
     except InputError as error:
         print(f"synthqa: {error} (--strict: nothing was sent)", file=sys.stderr)
         return EXIT_CALL_FAILED
     if not usable:
         print("synthqa: no input file has text to send", file=sys.stderr)
         return EXIT_CALL_FAILED
+    ids = document_ids(usable)
     journal = OutputJournal(out)
-    key = run_key([document_id_of(path, positions) for path in usable], options)
-    done: dict[str, int] = {}
-    if resume:
-        try:
-            done, report.pairs_carried_over = journal.resume(key)
-        except ResumeError as error:
-            print(f"synthqa: {error}", file=sys.stderr)
-            return EXIT_CALL_FAILED
-        report.documents_carried_over = len(done)
-        report.failures += [f"{document_id}: {failed} chunk(s) failed in the resumed run"
-                            for document_id, failed in done.items() if failed]
-        if done:
-            print(f"synthqa: resuming: {len(done)} of {len(usable)} document(s) done, "
-                  f"{report.pairs_carried_over} pairs kept", file=sys.stderr)
-    else:
-        journal.start(key)
+    done = _open_journal(journal, run_key([ids[path] for path in usable], options), resume,
+                         report, len(usable))
+    if done is None:
+        return EXIT_CALL_FAILED
     progress = Progress(len(usable), len(done), enabled=progress_enabled,
                         terminal=sys.stderr.isatty())
     outcome = "failed"
     try:
         if len(done) < len(usable):
-            events = client.generate(documents(usable, positions, done), streams=streams,
-                                     **options)
-            for event in events:
-                _record(event, report, journal, progress.bar, show,
-                        options.get("target_records"))
+            in_flight = InFlight()
+            shape = run_shape(options, options_from_message(client.server_info().defaults))
+            writer = LineWriter(journal, report, in_flight, shape, progress.bar, show,
+                                options.get("target_records"))
+            for event in client.generate(in_flight.documents(usable, ids, done),
+                                         streams=streams, **options):
+                writer.handle(event)
                 progress.update(report)
         outcome = "finished"
     except KeyboardInterrupt:
@@ -279,6 +302,27 @@ def _generate(
             _keep_partial(journal, report, outcome)
     journal.finish()
     return _summarize(report, len(usable), out, summary_json)
+
+
+def _open_journal(journal: OutputJournal, key: dict[str, Any], resume: bool,
+                  report: RunReport, documents: int) -> dict[str, int] | None:
+    """Starts the run's journal, or resumes it: the documents already done (id: chunks that
+    failed); None when the run cannot resume (said on stderr)."""
+    if not resume:
+        journal.start(key)
+        return {}
+    try:
+        done, report.pairs_carried_over = journal.resume(key)
+    except ResumeError as error:
+        print(f"synthqa: {error}", file=sys.stderr)
+        return None
+    report.documents_carried_over = len(done)
+    report.failures += [f"{document_id}: {failed} chunk(s) failed in the resumed run"
+                        for document_id, failed in done.items() if failed]
+    if done:
+        print(f"synthqa: resuming: {len(done)} of {documents} document(s) done, "
+              f"{report.pairs_carried_over} records kept", file=sys.stderr)
+    return done
 
 
 def _keep_partial(journal: OutputJournal, report: RunReport, outcome: str) -> None:
@@ -299,42 +343,62 @@ def _keep_partial(journal: OutputJournal, report: RunReport, outcome: str) -> No
     print(f"synthqa: {what}; {kept}{earlier}", file=sys.stderr)
 
 
-def _record(event: pb.GenerateResponse, report: RunReport, journal: OutputJournal, bar: tqdm,
-            show: int, target_records: int | None = None) -> None:
-    kind = event.WhichOneof("event")
-    if kind == "qa_pair":
-        journal.write_pair(pair_record(event.qa_pair))
-        report.pairs += 1
-        _count_unfinished(report, event.qa_pair.document_id)
-        if report.pairs <= show:
-            pair = event.qa_pair
-            bar.write(f"[{pair.document_id} #{pair.chunk_index}.{pair.pair_index}] "
-                      f"Q: {pair.question}", file=sys.stdout)
-            bar.write(f"    A: {pair.answer}", file=sys.stdout)
-    elif kind == "record":
-        record = event.record
-        journal.write_pair(record_line(record))
-        report.pairs += 1
-        _count_unfinished(report, record.document_id)
-        if report.pairs <= show:
-            bar.write(f"[{record.document_id} #{record.chunk_index}.{record.record_index}] "
-                      f"{record.json}", file=sys.stdout)
-    elif kind == "chunk_started":
-        started = event.chunk_started
-        if started.document_id not in report.counted_documents:
-            report.counted_documents.add(started.document_id)
-            report.chunks_known += started.chunk_count
-    elif kind == "chunk_completed":
-        report.chunks_done += 1
-    elif kind == "chunk_failed":
-        report.chunks_done += 1
-        report.chunks_failed += 1
-        failed = event.chunk_failed
-        report.failures.append(f"{failed.document_id} chunk {failed.chunk_index}: "
-                               f"{failed.error.message}")
-    elif kind == "document_completed":
-        completed = event.document_completed
-        journal.document_done(completed.document_id, completed.failed_chunk_count)
+class LineWriter:
+    """Writes each record's line (record_lines.py) and counts every event into the report."""
+
+    def __init__(self, journal: OutputJournal, report: RunReport, in_flight: InFlight,
+                 shape: RunShape, bar: tqdm, show: int, target_records: int | None) -> None:
+        self.journal, self.report, self.in_flight = journal, report, in_flight
+        self.shape, self.bar, self.show = shape, bar, show
+        self.target_records = target_records
+        self._handlers: dict[str, Callable[[Any], None]] = {
+            "qa_pair": self._pair, "record": self._record, "chunk_started": self._chunk_started,
+            "chunk_completed": self._chunk_completed, "chunk_failed": self._chunk_failed,
+            "document_completed": self._document_completed,
+        }
+
+    def handle(self, event: pb.GenerateResponse) -> None:
+        kind = event.WhichOneof("event")
+        if kind is not None:
+            self._handlers[kind](getattr(event, kind))
+
+    def _write(self, line: dict[str, Any], label: str, shown: str) -> None:
+        self.journal.write_pair(line)
+        self.report.pairs += 1
+        _count_unfinished(self.report, line["document_id"])
+        if self.report.pairs <= self.show:
+            self.bar.write(f"[{label}] {shown}", file=sys.stdout)
+
+    def _pair(self, pair: pb.QaPair) -> None:
+        line = pair_line(pair, self.in_flight.sources[pair.document_id])
+        self._write(line, f"{pair.document_id} #{pair.chunk_index}.{pair.pair_index}",
+                    f"Q: {pair.question}\n    A: {pair.answer}")
+
+    def _record(self, record: pb.Record) -> None:
+        document_id = record.document_id
+        line = record_line(record, self.in_flight.sources[document_id], self.shape,
+                           self.in_flight.texts.get(document_id))
+        self._write(line, f"{document_id} #{record.chunk_index}.{record.record_index}",
+                    record.json)
+
+    def _chunk_started(self, started: pb.ChunkStarted) -> None:
+        if started.document_id not in self.report.counted_documents:
+            self.report.counted_documents.add(started.document_id)
+            self.report.chunks_known += started.chunk_count
+
+    def _chunk_completed(self, completed: pb.ChunkCompleted) -> None:
+        self.report.chunks_done += 1
+
+    def _chunk_failed(self, failed: pb.ChunkFailed) -> None:
+        self.report.chunks_done += 1
+        self.report.chunks_failed += 1
+        self.report.failures.append(f"{failed.document_id} chunk {failed.chunk_index}: "
+                                    f"{failed.error.message}")
+
+    def _document_completed(self, completed: pb.DocumentCompleted) -> None:
+        report = self.report
+        self.journal.document_done(completed.document_id, completed.failed_chunk_count)
+        self.in_flight.finished(completed.document_id)
         report.documents_done += 1
         report.unfinished_records.pop(completed.document_id, None)
         counts = completed.record_counts
@@ -343,11 +407,11 @@ def _record(event: pb.GenerateResponse, report: RunReport, journal: OutputJourna
         report.records_judged_out += counts.dropped_by_judge
         report.records_duplicates += counts.duplicates
         report.cached_chunks += completed.cached_chunk_count
-        if completed.stop_reason in STOP_REASONS and target_records:
+        if completed.stop_reason in STOP_REASONS and self.target_records:
             report.short_of_target.append(
                 f"{completed.document_id}: {STOP_REASONS[completed.stop_reason]} "
-                f"({completed.pair_count} of {target_records} records)")
-        bar.update(1)
+                f"({completed.pair_count} of {self.target_records} records)")
+        self.bar.update(1)
 
 
 def _count_unfinished(report: RunReport, document_id: str) -> None:
@@ -356,9 +420,9 @@ def _count_unfinished(report: RunReport, document_id: str) -> None:
 
 def _summarize(report: RunReport, documents_sent: int, out: Path,
                summary_json: Path | None = None) -> int:
-    carried = (f" (and {report.pairs_carried_over} pairs of {report.documents_carried_over} "
+    carried = (f" (and {report.pairs_carried_over} records of {report.documents_carried_over} "
                "document(s) from the resumed run)" if report.documents_carried_over else "")
-    print(f"wrote {report.pairs} pairs from {report.documents_done} of "
+    print(f"wrote {report.pairs} records from {report.documents_done} of "
           f"{documents_sent - report.documents_carried_over} document(s), "
           f"{report.chunks_done} chunk(s) ({report.chunks_failed} failed), to {out}{carried}",
           file=sys.stderr)

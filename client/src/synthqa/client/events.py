@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from synthqa.v1 import synthqa_pb2 as pb
@@ -22,21 +21,3 @@ def pair_record(pair: pb.QaPair) -> dict[str, Any]:
         "question": pair.question,
         "answer": pair.answer,
     }
-
-
-def record_line(record: pb.Record) -> dict[str, Any]:
-    """The JSONL line of a record: where it came from and the record itself, as JSON (with
-    question and answer beside it for a qa record, as a pair's line has them)."""
-    line: dict[str, Any] = {
-        "document_id": record.document_id,
-        "chunk_index": record.chunk_index,
-        "record_index": record.record_index,
-        "record": json.loads(record.json),
-    }
-    if record.evidence:
-        line["evidence"] = [{"sentence": span.sentence, "char_start": span.char_start,
-                             "char_end": span.char_end} for span in record.evidence]
-    if record.HasField("qa_pair"):
-        line["question"] = record.qa_pair.question
-        line["answer"] = record.qa_pair.answer
-    return line

@@ -19,7 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-JOURNAL_VERSION = 1
+# 2: document ids relative to the inputs' folder, lines in record_lines' schema 1.
+JOURNAL_VERSION = 2
 _TAIL_BLOCK_BYTES = 1 << 16
 
 
@@ -108,6 +109,11 @@ class OutputJournal:
         if header is None:
             self.start(key)
             return {}, 0
+        if header.get("journal") != key["journal"]:
+            raise ResumeError(
+                f"{self.journal} was written by another version of synthqa (its journal "
+                f"version {header.get('journal')}, this one {key['journal']}), whose output "
+                "lines differ; run without --resume to start over")
         if header != key:
             raise ResumeError(
                 f"{self.journal} belongs to a run with other input files or options; run "

@@ -63,6 +63,7 @@ def pair_line(pair: pb.QaPair, source: Source) -> dict[str, Any]:
 def record_line(record: pb.Record, source: Source, run: RunShape,
                 text: str | None) -> dict[str, Any]:
     """A record event's line. `text`: the document's text, for the cited sentences'."""
+    judged = run.judged and record.rating > 0  # a judged record is rated 1 to 10
     evidence = None
     if record.evidence:
         evidence = [{"sentence": span.sentence,
@@ -71,8 +72,8 @@ def record_line(record: pb.Record, source: Source, run: RunShape,
                     for span in record.evidence]
     return _line(record.document_id, source, record.chunk_index, record.pass_index,
                  record.record_index, run.shape, json.loads(record.json),
-                 rating=record.rating if run.judged else None,
-                 rating_reason=record.rating_reason if run.judged else None,
+                 rating=record.rating if judged else None,
+                 rating_reason=record.rating_reason if judged else None,
                  evidence=evidence, cached=record.cached)
 
 
