@@ -290,3 +290,31 @@ def test_async_client_raises_the_callers_document_error(server: ServerProcess) -
                     pass
 
     asyncio.run(scenario())
+
+
+def readme_python_example() -> str:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Python"):]
+    return section[section.index("```python\n") + 10:section.index("\n```", 10)]
+
+
+def test_the_readme_python_example_prints_judged_records(server: ServerProcess, tmp_path) -> None:
+    """The README's example as written, on the test server, with the judge on (every record
+    comes as a `record` event then), keeping every rating."""
+    code = readme_python_example()
+    assert '"localhost:50051"' in code and "num_pairs=3, seed=42" in code
+    code = code.replace('"localhost:50051"', repr(server.target)).replace(
+        "num_pairs=3, seed=42", "num_pairs=3, seed=42, judge=True, min_rating=1")
+    (tmp_path / "intro.txt").write_text(SAMPLE[:900], encoding="utf-8")
+    (tmp_path / "manual.txt").write_text(SAMPLE[2000:2900], encoding="utf-8")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].isdigit(), "max_chunk_tokens first"
+    printed = [line for line in lines[1:] if line.startswith(("intro ", "manual "))]
+    assert printed, result.stdout
+    for line in printed:
+        # document id, chunk index, the record's JSON, its rating
+        document_id, chunk_index, rest = line.split(" ", 2)
+        assert chunk_index.isdigit() and rest.startswith("{") and rest.split()[-1].isdigit()
