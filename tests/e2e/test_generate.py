@@ -248,21 +248,21 @@ def test_an_error_in_the_callers_documents_reaches_the_caller(client: SynthQACli
         list(client.generate(documents(), num_pairs=1))
 
 
-def test_cli_skips_a_file_that_is_not_utf8_by_name_and_exits_3(
+def test_cli_skips_a_file_with_no_text_by_name_and_exits_3(
     server: ServerProcess, tmp_path
 ) -> None:
-    good, bad = tmp_path / "good.txt", tmp_path / "latin1.txt"
+    good, bad = tmp_path / "good.txt", tmp_path / "blob.txt"
     good.write_text(SAMPLE[:600], encoding="utf-8")
-    bad.write_bytes("Phare de Cordouan, \u00e9t\u00e9".encode("latin-1"))
+    bad.write_bytes(b"Phare\x00\x01\x02 de Cordouan")
     out = tmp_path / "o.jsonl"
     result = run_cli(server, "generate", str(good), str(bad), "--out", str(out),
                      "--num-pairs", "1")
     assert result.returncode == 3, result.stderr
-    assert "latin1.txt is not UTF-8 text" in result.stderr
+    assert "blob.txt: a binary file" in result.stderr
     assert {line["document_id"] for line in jsonl(out)} == {
         "good.txt"}
     strict = run_cli(server, "generate", str(good), str(bad), "--out", str(out), "--strict")
-    assert strict.returncode == 1 and "latin1.txt" in strict.stderr
+    assert strict.returncode == 1 and "blob.txt" in strict.stderr
 
 
 def test_cli_keeps_an_earlier_output_when_the_server_is_down(tmp_path) -> None:
@@ -295,7 +295,8 @@ def test_async_client_raises_the_callers_document_error(server: ServerProcess) -
 def readme_python_example() -> str:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("## Python"):]
-    return section[section.index("```python\n") + 10:section.index("\n```", 10)]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start:section.index("\n```", start)]
 
 
 def test_the_readme_python_example_prints_judged_records(server: ServerProcess, tmp_path) -> None:
@@ -318,3 +319,47 @@ def test_the_readme_python_example_prints_judged_records(server: ServerProcess, 
         # document id, chunk index, the record's JSON, its rating
         document_id, chunk_index, rest = line.split(" ", 2)
         assert chunk_index.isdigit() and rest.startswith("{") and rest.split()[-1].isdigit()
+
+
+def test_cli_generates_from_a_folder_of_real_documents_with_their_pages(
+    server: ServerProcess, tmp_path
+) -> None:
+    """PDF, web page, Word, PowerPoint, Markdown, UTF-16 text and a .gz in nested folders:
+    records from every file, each with its source, sha256 and pages or slides; an encrypted
+    PDF, a PDF without text and a binary file named and skipped."""
+    from .. import made_files
+
+    corpus = tmp_path / "corpus"
+    (corpus / "web" / "old").mkdir(parents=True)
+    good = {
+        "pharos.pdf": made_files.pdf(corpus / "pharos.pdf"),
+        "web/keepers.html": made_files.html(corpus / "web" / "keepers.html"),
+        "oils.docx": made_files.docx(corpus / "oils.docx"),
+        "lenses.pptx": made_files.pptx(corpus / "lenses.pptx"),
+        "web/old/notes.md": made_files.markdown(corpus / "web" / "old" / "notes.md"),
+        "phare.txt": made_files.utf16_text(corpus / "phare.txt"),
+    }
+    good["notes.md.gz"] = made_files.gzipped(corpus / "notes.md.gz", good["web/old/notes.md"])
+    made_files.pdf(corpus / "locked.pdf", password="secret")
+    made_files.scanned_pdf(corpus / "scan.pdf")
+    (corpus / "blob.bin").write_bytes(b"\x00\x01\x02\xff" * 64)
+    out = tmp_path / "o.jsonl"
+    result = run_cli(server, "generate", str(corpus), "--out", str(out), "--num-pairs", "1",
+                     "--max-chunk-tokens", "256")
+    assert result.returncode == 3, result.stderr  # the three bad files
+    for name, reason in (("locked.pdf", "encrypted PDF"), ("scan.pdf", "no text layer"),
+                         ("blob.bin", "a binary file")):
+        assert f"skipped: {corpus / name}: " in result.stderr and reason in result.stderr
+    lines = jsonl(out)
+    assert {line["document_id"] for line in lines} == set(good)
+    for line in lines:
+        path = good[line["document_id"]]
+        assert line["source"]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    pdf_pages = {page for line in lines if line["document_id"] == "pharos.pdf"
+                 for page in line["source"]["pages"]}
+    assert pdf_pages and pdf_pages <= {1, 2}
+    slides = {slide for line in lines if line["document_id"] == "lenses.pptx"
+              for slide in line["source"]["slides"]}
+    assert slides and slides <= {1, 2}
+    assert all(line["source"]["pages"] is None for line in lines
+               if line["document_id"] != "pharos.pdf")

@@ -149,7 +149,7 @@ def serve_a_load(client: SynthQAClient) -> None:
     assert finished == len(documents)
     for n in range(200):
         client.server_info()
-        client.chunk(SAMPLE[n:n + 400], max_chunk_tokens=64)
+        client.chunk(SAMPLE[n:n + 400], max_chunk_tokens=64, chunk_overlap_tokens=8)
 
 
 @pytest.fixture(scope="module")

@@ -92,8 +92,15 @@ def test_a_clean_run_exits_0_and_writes_every_pair(files: dict[str, Path], tmp_p
     assert len(lines(out)) == 2 and not out.with_name("pairs.jsonl.partial").exists()
 
 
+@pytest.fixture
+def without_ingest(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the base client is installed, without the ingest extra: UTF-8 text only."""
+    monkeypatch.setattr("synthqa.client.documents_in.ingest_available", lambda: False)
+
+
 def test_bad_files_are_named_skipped_and_make_exit_3(
-    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    without_ingest: None,
 ) -> None:
     client, out = StandIn(), tmp_path / "pairs.jsonl"
     assert run(client, [files["empty"], files["good"], files["latin1"], files["missing"]],
@@ -294,7 +301,7 @@ trailer << /Root 1 0 R >>
 
 
 def test_markup_and_binary_files_that_decode_are_named_and_skipped_not_sent(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], without_ingest: None,
 ) -> None:
     import zipfile
 
@@ -383,4 +390,4 @@ def test_progress_off_a_terminal_is_a_plain_line_with_chunks_known_and_records(
     progress = [line for line in capsys.readouterr().err.splitlines()
                 if line.startswith("synthqa: progress:")]
     assert progress and progress[-1].startswith(
-        "synthqa: progress: documents 1/1, chunks 0/3 (0 failed), records 2, ")
+        "synthqa: progress: documents 1/1, files read 1/1, chunks 0/3 (0 failed), records 2, ")

@@ -55,9 +55,11 @@ def test_a_pair_and_a_judged_evidenced_record_have_the_same_keys() -> None:
     assert (pair["rating"], pair["evidence"], pair["cached"]) == (None, None, False)
     assert (judged["rating"], judged["rating_reason"]) == (8, "grounded")
     assert judged["evidence"] == [{"sentence": 2, "text": "It was built of limestone.",
-                                   "char_start": 31, "char_end": 57}]
+                                   "char_start": 31, "char_end": 57, "page": None,
+                                   "slide": None}]
     assert (judged["pass_index"], judged["cached"]) == (1, True)
-    assert judged["source"] == {"path": "notes/pharos.txt", "sha256": "a" * 64}
+    assert judged["source"] == {"path": "notes/pharos.txt", "sha256": "a" * 64, "pages": None,
+                                "slides": None}
 
 
 @pytest.mark.parametrize(("shape", "record", "typed"), [

@@ -14,10 +14,13 @@ from synthqa.contract.options import OPTIONS, OptionSpec, OptionValue
 
 from . import tracing
 from .channel import Credentials, token_problem
-from .cli_generate import EXIT_CALL_FAILED, EXIT_INTERRUPTED, InputError, read_text, run_generate
+from .cli_extract import run_extract
+from .cli_generate import EXIT_CALL_FAILED, EXIT_INTERRUPTED, run_generate
+from .documents_in import InputError, read_document
 from .errors import SynthQAError
 from .retry import DEFAULT_RETRIES, DEFAULT_RETRY_WAIT_SECONDS
 from .sync import SynthQAClient
+from .walk import collect_files
 
 TRACED_SERVICE_NAME = "synthqa-cli"
 TOKEN_VARIABLE = "SYNTHQA_TOKEN"
@@ -55,8 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     generate = commands.add_parser("generate", help="generate pairs from files into JSONL")
     # As typed: a file named twice is sent once, with a warning naming both spellings.
-    generate.add_argument("files", nargs="+", metavar="FILE",
-                          help="text or Markdown files, one document each")
+    generate.add_argument("files", nargs="+", metavar="PATH",
+                          help="files and folders (walked recursively), one document per "
+                          "file: text or Markdown, and with the ingest extra PDF, HTML, "
+                          "Word, PowerPoint, any text encoding and .gz of these")
     generate.add_argument("--out", type=Path, required=True,
                           help="JSON Lines file to write (.jsonl or .ndjson)")
     generate.add_argument("--show", type=int, default=0, metavar="N",
@@ -77,6 +82,18 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--strict", action="store_true",
                           help="stop before any work if an input file is unreadable or empty "
                           "(default: skip it, report it, exit 3)")
+    extract = commands.add_parser(
+        "extract", help="print or write the text generate would send, one JSON line per "
+        "document with its source map (no server needed; needs the ingest extra)")
+    extract.add_argument("files", nargs="+", metavar="PATH", help="files and folders")
+    extract.add_argument("--out", type=Path, default=None,
+                         help="JSON Lines file to write (default: standard output)")
+    for sub in (generate, extract):
+        sub.add_argument("--include", action="append", default=[], metavar="GLOB",
+                         help="in folders, take only files matching GLOB (by name or by path "
+                         "below the folder; repeatable); hidden files need one")
+        sub.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                         help="leave out files matching GLOB (repeatable)")
     chunk = commands.add_parser("chunk", help="show how the server chunks a file")
     chunk.add_argument("file", type=Path)
     chunk.add_argument("--json", action="store_true", help="print the full response as JSON")
@@ -99,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _check(parser, args)
+    if args.command == "extract":
+        return run_extract(args.files, args.out, args.include, args.exclude)
     if not args.trace:
         return _run(args)
     try:
@@ -165,8 +184,9 @@ def _run(args: argparse.Namespace) -> int:
                             for spec in OPTIONS if _reads_files(spec)})
             if args.command == "chunk":
                 return _chunk(client, args, options)
+            files = collect_files(args.files, args.include, args.exclude)
             return run_generate(
-                client, args.files, args.out, options, show=args.show, strict=args.strict,
+                client, files, args.out, options, show=args.show, strict=args.strict,
                 progress_enabled=not args.no_progress,
                 resume=args.resume, streams=args.streams, summary_json=args.summary_json)
     except SynthQAError as error:
@@ -196,7 +216,7 @@ def _targets(value: str) -> str | list[str]:
 
 
 def _chunk(client: SynthQAClient, args: argparse.Namespace, options: dict[str, Any]) -> int:
-    response = client.chunk(read_text(args.file), **options)
+    response = client.chunk(read_document(args.file), **options)
     if args.json:
         print(_to_json(response))
         return 0

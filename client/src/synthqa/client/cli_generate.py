@@ -12,12 +12,12 @@ sending only the documents not yet done (output_journal.py).
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import json
 import os
 import sys
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,47 +27,15 @@ from tqdm import tqdm
 from synthqa.contract.wire import options_from_message
 from synthqa.v1 import synthqa_pb2 as pb
 
-from .documents import Document
-from .file_kinds import non_text_kind
+from .documents_in import InFlight, InputError, check_all, document_ids
 from .output_journal import OutputBusy, OutputJournal, OutputLock, ResumeError, run_key
-from .record_lines import RunShape, Source, pair_line, record_line, run_shape
+from .record_lines import Place, RunShape, pair_line, record_line, run_shape
 from .sync import SynthQAClient
 
 EXIT_OK = 0
 EXIT_CALL_FAILED = 1
 EXIT_SOME_FAILED = 3
 EXIT_INTERRUPTED = 130
-
-
-class InputError(Exception):
-    """An input file that cannot be sent: unreadable, not UTF-8, or with no text."""
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as error:
-        raise InputError(f"{path}: {error.strerror or error}") from None
-
-
-def read_text(path: Path, data: bytes | None = None) -> str:
-    """The file's text (`data`: its bytes, when already read)."""
-    try:
-        kind = non_text_kind(path)
-        if kind is not None:
-            raise InputError(f"{path} is {kind}, not text: its markup or bytes would reach the "
-                             "model as if they were the document; extract its text first")
-        raw = data if data is not None else path.read_bytes()
-        # Newlines as a text-mode read gives them, whatever the file's convention.
-        text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
-    except UnicodeDecodeError as error:
-        raise InputError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start})") \
-            from None
-    except OSError as error:
-        raise InputError(f"{path}: {error.strerror or error}") from None
-    if not text.strip():
-        raise InputError(f"{path} is empty or only whitespace")
-    return text
 
 
 # Why a document stopped short of target_records, in words.
@@ -96,6 +64,8 @@ class RunReport:
     cached_chunks: int = 0
     # Documents that stopped short of target_records: "id: reason (N of M records)".
     short_of_target: list[str] = field(default_factory=list)
+    # Files read (or extracted) and handed to the calls, this run.
+    files_read: int = 0
     # Chunks of the documents started so far (each document's count comes with its first).
     chunks_known: int = 0
     counted_documents: set[str] = field(default_factory=set)
@@ -135,7 +105,8 @@ class Progress:
     def update(self, report: RunReport) -> None:
         now = time.monotonic()
         rate = report.pairs / max(now - self.started, 1e-9)
-        counts = (f"chunks {report.chunks_done}/{report.chunks_known} "
+        counts = (f"files read {report.files_read}/{self.total_documents}, "
+                  f"chunks {report.chunks_done}/{report.chunks_known} "
                   f"({report.chunks_failed} failed), records {report.pairs}, "
                   f"{rate:.1f} records/s")
         if self.plain:
@@ -166,64 +137,12 @@ def distinct_files(files: Sequence[str | Path]) -> list[Path]:
     return distinct
 
 
-def document_ids(files: Sequence[Path]) -> dict[Path, str]:
-    """Each file's document id: its path relative to the folder all the inputs share, with /
-    between parts. The same files give the same ids from any working directory, and no
-    absolute path goes into a dataset."""
-    absolute = {path: Path(os.path.abspath(path)) for path in files}
-    root = Path(os.path.commonpath([str(path.parent) for path in absolute.values()]))
-    return {path: full.relative_to(root).as_posix() for path, full in absolute.items()}
-
-
 def _file_identity(path: Path) -> object:
     try:
         found = path.stat()
     except OSError:  # reported when the file is read; its spelling is all there is to compare
         return os.path.abspath(path)
     return (found.st_dev, found.st_ino)
-
-
-def usable_files(files: list[Path], report: RunReport, strict: bool) -> list[Path]:
-    """The files that can be sent; the others are reported and skipped (with `strict`, the
-    first bad one ends the command before any work)."""
-    # Each file is read here and again when sent: files are streamed lazily from gRPC's
-    # sending thread, where an error would only cancel the call, so a bad file must be found
-    # first; holding every text in memory instead would not scale to large inputs.
-    usable = []
-    for path in files:
-        try:
-            read_text(path)
-        except InputError as error:
-            if strict:
-                raise
-            report.skipped.append(str(error))
-            print(f"synthqa: skipping {error}", file=sys.stderr)
-            continue
-        usable.append(path)
-    return usable
-
-
-class InFlight:
-    """What the lines of documents being generated need: each document's source, and its text
-    (for the cited sentences) until its document_completed."""
-
-    def __init__(self) -> None:
-        self.sources: dict[str, Source] = {}
-        self.texts: dict[str, str] = {}
-
-    def documents(self, files: list[Path], ids: dict[Path, str],
-                  done: Collection[str] = ()) -> Iterator[Document]:
-        for path in files:
-            if (document_id := ids[path]) in done:
-                continue
-            data = _read_bytes(path)
-            self.sources[document_id] = Source(document_id, hashlib.sha256(data).hexdigest())
-            text = read_text(path, data)
-            self.texts[document_id] = text
-            yield Document(document_id, text)
-
-    def finished(self, document_id: str) -> None:
-        self.texts.pop(document_id, None)
 
 
 def run_generate(
@@ -264,15 +183,13 @@ def _generate(
     summary_json: Path | None,
 ) -> int:
     report = RunReport()
-    distinct = distinct_files(files)
-    try:
-        usable = usable_files(distinct, report, strict)
-    except InputError as error:
-        print(f"synthqa: {error} (--strict: nothing was sent)", file=sys.stderr)
-        return EXIT_CALL_FAILED
-    if not usable:
-        print("synthqa: no input file has text to send", file=sys.stderr)
-        return EXIT_CALL_FAILED
+    usable = distinct_files(files)
+    if strict:
+        try:
+            check_all(usable)
+        except InputError as error:
+            print(f"synthqa: {error} (--strict: nothing was sent)", file=sys.stderr)
+            return EXIT_CALL_FAILED
     ids = document_ids(usable)
     journal = OutputJournal(out)
     done = _open_journal(journal, run_key([ids[path] for path in usable], options), resume,
@@ -281,16 +198,21 @@ def _generate(
         return EXIT_CALL_FAILED
     progress = Progress(len(usable), len(done), enabled=progress_enabled,
                         terminal=sys.stderr.isatty())
+    in_flight = InFlight(skip=lambda reason: _skip(report, progress, reason))
     outcome = "failed"
     try:
         if len(done) < len(usable):
-            in_flight = InFlight()
-            shape = run_shape(options, options_from_message(client.server_info().defaults))
+            # The record shape takes the server's defaults into account: asked for when the
+            # first record comes (a qa_pair needs none, and a server that is down is then
+            # reported by the generate call itself).
+            shape = functools.cache(lambda: run_shape(
+                options, options_from_message(client.server_info().defaults)))
             writer = LineWriter(journal, report, in_flight, shape, progress.bar, show,
                                 options.get("target_records"))
             for event in client.generate(in_flight.documents(usable, ids, done),
                                          streams=streams, **options):
                 writer.handle(event)
+                report.files_read = in_flight.files_read
                 progress.update(report)
         outcome = "finished"
     except KeyboardInterrupt:
@@ -300,8 +222,17 @@ def _generate(
         progress.bar.close()
         if outcome != "finished":
             _keep_partial(journal, report, outcome)
+    if not in_flight.files_read and not done:
+        journal.discard()
+        print("synthqa: no input file has text to send", file=sys.stderr)
+        return EXIT_CALL_FAILED
     journal.finish()
     return _summarize(report, len(usable), out, summary_json)
+
+
+def _skip(report: RunReport, progress: Progress, reason: str) -> None:
+    report.skipped.append(reason)
+    progress.bar.write(f"synthqa: skipping {reason}", file=sys.stderr)
 
 
 def _open_journal(journal: OutputJournal, key: dict[str, Any], resume: bool,
@@ -347,10 +278,13 @@ class LineWriter:
     """Writes each record's line (record_lines.py) and counts every event into the report."""
 
     def __init__(self, journal: OutputJournal, report: RunReport, in_flight: InFlight,
-                 shape: RunShape, bar: tqdm, show: int, target_records: int | None) -> None:
+                 shape: Callable[[], RunShape], bar: tqdm, show: int,
+                 target_records: int | None) -> None:
         self.journal, self.report, self.in_flight = journal, report, in_flight
         self.shape, self.bar, self.show = shape, bar, show
         self.target_records = target_records
+        # Each running chunk's range of its document's text, for the pages it spans.
+        self.chunk_spans: dict[tuple[str, int], tuple[int, int]] = {}
         self._handlers: dict[str, Callable[[Any], None]] = {
             "qa_pair": self._pair, "record": self._record, "chunk_started": self._chunk_started,
             "chunk_completed": self._chunk_completed, "chunk_failed": self._chunk_failed,
@@ -369,19 +303,29 @@ class LineWriter:
         if self.report.pairs <= self.show:
             self.bar.write(f"[{label}] {shown}", file=sys.stdout)
 
+    def _place(self, document_id: str, chunk_index: int) -> Place | None:
+        span = self.chunk_spans.get((document_id, chunk_index))
+        if span is None:
+            return None
+        return Place(self.in_flight.extracted.get(document_id), *span)
+
     def _pair(self, pair: pb.QaPair) -> None:
-        line = pair_line(pair, self.in_flight.sources[pair.document_id])
+        line = pair_line(pair, self.in_flight.sources[pair.document_id],
+                         self._place(pair.document_id, pair.chunk_index))
         self._write(line, f"{pair.document_id} #{pair.chunk_index}.{pair.pair_index}",
                     f"Q: {pair.question}\n    A: {pair.answer}")
 
     def _record(self, record: pb.Record) -> None:
         document_id = record.document_id
-        line = record_line(record, self.in_flight.sources[document_id], self.shape,
-                           self.in_flight.texts.get(document_id))
+        line = record_line(record, self.in_flight.sources[document_id], self.shape(),
+                           self.in_flight.texts.get(document_id),
+                           self._place(document_id, record.chunk_index))
         self._write(line, f"{document_id} #{record.chunk_index}.{record.record_index}",
                     record.json)
 
     def _chunk_started(self, started: pb.ChunkStarted) -> None:
+        self.chunk_spans[(started.document_id, started.chunk_index)] = (started.char_start,
+                                                                        started.char_end)
         if started.document_id not in self.report.counted_documents:
             self.report.counted_documents.add(started.document_id)
             self.report.chunks_known += started.chunk_count
@@ -399,6 +343,8 @@ class LineWriter:
         report = self.report
         self.journal.document_done(completed.document_id, completed.failed_chunk_count)
         self.in_flight.finished(completed.document_id)
+        for key in [key for key in self.chunk_spans if key[0] == completed.document_id]:
+            del self.chunk_spans[key]
         report.documents_done += 1
         report.unfinished_records.pop(completed.document_id, None)
         counts = completed.record_counts

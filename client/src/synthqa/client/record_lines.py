@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from synthqa.v1 import synthqa_pb2 as pb
 
@@ -27,8 +27,34 @@ class Source:
     path: str
     sha256: str
 
-    def as_json(self) -> dict[str, str]:
-        return {"path": self.path, "sha256": self.sha256}
+    def as_json(self, place: Place | None = None) -> dict[str, Any]:
+        pages, slides = place.spans() if place is not None else (None, None)
+        return {"path": self.path, "sha256": self.sha256, "pages": pages, "slides": slides}
+
+
+class Locator(Protocol):
+    """A source map (ingest.Extracted): the pages and slides a range of the text came from."""
+
+    def pages(self, start: int, end: int) -> list[int]: ...
+
+    def slides(self, start: int, end: int) -> list[int]: ...
+
+
+@dataclass(frozen=True)
+class Place:
+    """A range of a document's text and its source map, when the file had pages or slides."""
+
+    locator: Locator | None
+    start: int
+    end: int
+
+    def spans(self) -> tuple[list[int] | None, list[int] | None]:
+        """The pages and slides of the range; None where the file has none."""
+        if self.locator is None:
+            return None, None
+        pages = self.locator.pages(self.start, self.end)
+        slides = self.locator.slides(self.start, self.end)
+        return pages or None, slides or None
 
 
 @dataclass(frozen=True)
@@ -53,31 +79,40 @@ def run_shape(options: Mapping[str, Any], defaults: Mapping[str, Any]) -> RunSha
     return RunShape(shape, judged)
 
 
-def pair_line(pair: pb.QaPair, source: Source) -> dict[str, Any]:
-    """A qa_pair event's line: a qa record without judge, evidence or cache."""
+def pair_line(pair: pb.QaPair, source: Source, chunk: Place | None = None) -> dict[str, Any]:
+    """A qa_pair event's line: a qa record without judge, evidence or cache. `chunk`: the
+    chunk's range of the text, for the pages or slides it spans."""
     record = {"question": pair.question, "answer": pair.answer}
-    return _line(pair.document_id, source, pair.chunk_index, 0, pair.pair_index, "qa", record,
-                 rating=None, rating_reason=None, evidence=None, cached=False)
+    return _line(pair.document_id, source.as_json(chunk), pair.chunk_index, 0,
+                 pair.pair_index, "qa", record, rating=None, rating_reason=None,
+                 evidence=None, cached=False)
 
 
-def record_line(record: pb.Record, source: Source, run: RunShape,
-                text: str | None) -> dict[str, Any]:
-    """A record event's line. `text`: the document's text, for the cited sentences'."""
+def record_line(record: pb.Record, source: Source, run: RunShape, text: str | None,
+                chunk: Place | None = None) -> dict[str, Any]:
+    """A record event's line. `text`: the document's text, for the cited sentences';
+    `chunk`: the chunk's range, for the pages or slides it and each cited sentence span."""
     judged = run.judged and record.rating > 0  # a judged record is rated 1 to 10
     evidence = None
     if record.evidence:
-        evidence = [{"sentence": span.sentence,
-                     "text": text[span.char_start:span.char_end] if text is not None else None,
-                     "char_start": span.char_start, "char_end": span.char_end}
-                    for span in record.evidence]
-    return _line(record.document_id, source, record.chunk_index, record.pass_index,
-                 record.record_index, run.shape, json.loads(record.json),
+        locator = chunk.locator if chunk is not None else None
+        evidence = [_cited(span, text, locator) for span in record.evidence]
+    return _line(record.document_id, source.as_json(chunk), record.chunk_index,
+                 record.pass_index, record.record_index, run.shape, json.loads(record.json),
                  rating=record.rating if judged else None,
                  rating_reason=record.rating_reason if judged else None,
                  evidence=evidence, cached=record.cached)
 
 
-def _line(document_id: str, source: Source, chunk_index: int, pass_index: int,
+def _cited(span: pb.EvidenceSpan, text: str | None, locator: Locator | None) -> dict[str, Any]:
+    page, slide = Place(locator, span.char_start, span.char_end).spans()
+    return {"sentence": span.sentence,
+            "text": text[span.char_start:span.char_end] if text is not None else None,
+            "char_start": span.char_start, "char_end": span.char_end,
+            "page": page[0] if page else None, "slide": slide[0] if slide else None}
+
+
+def _line(document_id: str, source: dict[str, Any], chunk_index: int, pass_index: int,
           record_index: int, shape: str, record: Any, *, rating: int | None,
           rating_reason: str | None, evidence: list[dict[str, Any]] | None,
           cached: bool) -> dict[str, Any]:
@@ -85,7 +120,7 @@ def _line(document_id: str, source: Source, chunk_index: int, pass_index: int,
     line: dict[str, Any] = {
         "schema_version": LINE_SCHEMA_VERSION,
         "document_id": document_id,
-        "source": source.as_json(),
+        "source": source,
         "chunk_index": chunk_index,
         "pass_index": pass_index,
         "record_index": record_index,
