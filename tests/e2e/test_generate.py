@@ -188,7 +188,8 @@ def test_cli_lines_of_a_judged_evidenced_run_carry_rating_and_cited_text(
     digest = hashlib.sha256(source.read_bytes()).hexdigest()
     for line in lines:
         validator.validate(line)
-        assert line["source"] == {"path": "doc.txt", "sha256": digest}
+        assert line["source"] == {"path": "doc.txt", "sha256": digest, "pages": None,
+                                  "slides": None}
         assert 1 <= line["rating"] <= 10 and isinstance(line["rating_reason"], str)
         assert line["evidence"], "every evidenced record cites a sentence"
         for span in line["evidence"]:
