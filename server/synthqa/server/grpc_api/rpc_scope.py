@@ -30,13 +30,15 @@ class RpcMetrics(Protocol):
 
 
 @dataclass
-class RpcRecord:
+class AccessEntry:
+    """One RPC as its access-log line and metrics tell it: who, how it ended, what it sent."""
+
     method: str
     peer: str
     started: float = field(default_factory=time.monotonic)
     code: grpc.StatusCode = grpc.StatusCode.OK
     documents: int = 0
-    pairs: int = 0
+    records: int = 0
     # Counted against its client and watched (calls that generate or chunk); None otherwise.
     call: WatchedCall | None = None
     # The handler ran to its end (an error included); False when the call was cut short.
@@ -53,7 +55,7 @@ class RpcRecord:
 
     def count(self, event: GenerationEvent) -> None:
         if isinstance(event, RecordGenerated):
-            self.pairs += 1
+            self.records += 1
         elif isinstance(event, DocumentCompleted):
             self.documents += 1
 
@@ -71,79 +73,81 @@ class RpcScope:
     @contextlib.asynccontextmanager
     async def __call__(
         self, method: str, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> AsyncIterator[RpcRecord]:
-        record = RpcRecord(method, context.peer())
+    ) -> AsyncIterator[AccessEntry]:
+        entry = AccessEntry(method, context.peer())
         # The RPC's server span (a no-op span with tracing off), held here: a cancelled stream's
         # generators may be closed after the call's context is gone.
         span = trace.get_current_span()
         # Fires once the call is over, however it ended: a client's cancellation can land in
         # gRPC's own code, outside these handlers, and then no exception passes through here.
         def done(_: grpc.aio.ServicerContext[Any, Any]) -> None:
-            self._finish(record, span, context)
+            self._finish(entry, span, context)
 
         context.add_done_callback(done)  # type: ignore[arg-type] # the stubs' nominal type
         try:
             if self.guard is not None and method in GUARDED_METHODS:
-                call = WatchedCall(client_address(record.peer), task=asyncio.current_task(),
+                call = WatchedCall(client_address(entry.peer), task=asyncio.current_task(),
                                    context=context)
                 self.guard.admit(call)
-                record.call = call
-            yield record
-            record.handler_ended = True
+                entry.call = call
+            yield entry
+            entry.handler_ended = True
         except ServiceError as error:
-            record.handler_ended = True
+            entry.handler_ended = True
             status = to_grpc_status(error)
             # The status says all a client needs. The traceback's finished frames would hold the
             # call's locals (a refused document's tokens, say) until the garbage collector
             # reaches them: grpc.aio keeps the abort below, whose context is this error, on the
             # call, in a reference cycle.
             traceback.clear_frames(error.__traceback__)
-            _fail(record, span, status.code, error.message)
+            _fail(entry, span, status.code, error.message)
             await context.abort_with_status(status)
         except grpc.aio.AbortError:
             raise
         except (asyncio.CancelledError, GeneratorExit):
-            _fail(record, span, *_why_cut_short(record, context))
+            _fail(entry, span, *_why_cut_short(entry, context))
             raise
         except Exception:
-            record.handler_ended = True
+            entry.handler_ended = True
             log.exception("unexpected error in a call")
-            _fail(record, span, grpc.StatusCode.INTERNAL, "internal server error")
+            _fail(entry, span, grpc.StatusCode.INTERNAL, "internal server error")
             await context.abort_with_status(internal_status("internal server error"))
 
-    def _finish(self, record: RpcRecord, span: trace.Span,
+    def _finish(self, entry: AccessEntry, span: trace.Span,
                 context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        if self.guard is not None and record.call is not None:
-            self.guard.release(record.call)
+        if self.guard is not None and entry.call is not None:
+            self.guard.release(entry.call)
         # Over before its handler ended: cut short, whatever gRPC's own flag says yet (it can
         # still read "not cancelled" when the client's cancellation lands in gRPC's send).
-        if record.code is grpc.StatusCode.OK and (
-                not record.handler_ended or context.cancelled()
-                or (record.call is not None and record.call.cut)):
-            _fail(record, span, *_why_cut_short(record, context))
-        seconds = time.monotonic() - record.started
+        if entry.code is grpc.StatusCode.OK and (
+                not entry.handler_ended or context.cancelled()
+                or (entry.call is not None and entry.call.cut)):
+            _fail(entry, span, *_why_cut_short(entry, context))
+        seconds = time.monotonic() - entry.started
         if self._metrics is not None:
-            self._metrics.rpc_done(record.method, record.code.name, seconds)
+            self._metrics.rpc_done(entry.method, entry.code.name, seconds)
         with trace.use_span(span, end_on_exit=False):  # the line carries the call's trace
             access_log.info(
-                "%s peer=%s code=%s duration=%.3fs documents=%d pairs=%d", record.method,
-                record.peer, record.code.name, seconds, record.documents, record.pairs,
-                extra={"rpc_method": record.method, "peer": record.peer,
-                       "code": record.code.name, "duration_seconds": round(seconds, 6),
-                       "documents": record.documents, "pairs": record.pairs})
+                "%s peer=%s code=%s duration=%.3fs documents=%d pairs=%d", entry.method,
+                entry.peer, entry.code.name, seconds, entry.documents, entry.records,
+                extra={"rpc_method": entry.method, "peer": entry.peer,
+                       "code": entry.code.name, "duration_seconds": round(seconds, 6),
+                       "documents": entry.documents,
+                       # "pairs": the access line's field name, kept for log readers.
+                       "pairs": entry.records})
 
 
-def _why_cut_short(record: RpcRecord, context: grpc.aio.ServicerContext[Any, Any],
+def _why_cut_short(entry: AccessEntry, context: grpc.aio.ServicerContext[Any, Any],
                    ) -> tuple[grpc.StatusCode, str]:
-    if record.call is not None and record.call.cut is not None:
-        return record.call.cut
+    if entry.call is not None and entry.call.cut is not None:
+        return entry.call.cut
     return cut_by_client(context)
 
 
-def _fail(record: RpcRecord, span: trace.Span, code: grpc.StatusCode, description: str) -> None:
-    if record.code is not grpc.StatusCode.OK:
+def _fail(entry: AccessEntry, span: trace.Span, code: grpc.StatusCode, description: str) -> None:
+    if entry.code is not grpc.StatusCode.OK:
         return  # the first reason stands
-    record.code = code
+    entry.code = code
     _mark(span, code, description)
 
 

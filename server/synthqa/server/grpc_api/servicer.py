@@ -53,7 +53,7 @@ class SynthQAHandlers(pb_grpc.SynthQAServiceServicer):
         self, request: pb.GenerateDocumentRequest,
         context: grpc.aio.ServicerContext[pb.GenerateDocumentRequest, pb.GenerateDocumentResponse],
     ) -> AsyncIterator[pb.GenerateDocumentResponse]:
-        async with self._rpc("GenerateDocument", context) as record:
+        async with self._rpc("GenerateDocument", context) as access:
             request = parsed(request)
 
             async def messages() -> AsyncIterator[StreamMessage]:
@@ -62,23 +62,23 @@ class SynthQAHandlers(pb_grpc.SynthQAServiceServicer):
                                    chunk_indexes=request.chunk_indexes)
 
             async for event in self._service.generate(messages(), GENERATE_DOCUMENT_PATHS):
-                record.count(event)
-                record.handing_over()
+                access.count(event)
+                access.handing_over()
                 yield convert.event_to_proto(event, pb.GenerateDocumentResponse)
-                record.handed_over()
+                access.handed_over()
 
     async def Generate(
         self, request_iterator: AsyncIterator[pb.GenerateRequest],
         context: grpc.aio.ServicerContext[pb.GenerateRequest, pb.GenerateResponse],
     ) -> AsyncIterator[pb.GenerateResponse]:
-        async with self._rpc("Generate", context) as record:
+        async with self._rpc("Generate", context) as access:
 
             async def messages() -> AsyncIterator[StreamMessage]:
                 async for request in request_iterator:
                     yield convert.stream_message_from_proto(parsed(request))
 
             async for event in self._service.generate(messages(), GENERATE_PATHS):
-                record.count(event)
-                record.handing_over()
+                access.count(event)
+                access.handing_over()
                 yield convert.event_to_proto(event)
-                record.handed_over()
+                access.handed_over()

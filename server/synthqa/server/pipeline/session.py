@@ -44,11 +44,11 @@ class _DocumentProgress:
     completed: int = 0
     failed: int = 0
     done_in_pass: int = 0
-    pairs: int = 0
+    records: int = 0
     counts: RecordCounts = RecordCounts()
     pass_index: int = 0
     cached: int = 0
-    pairs_before_pass: int = 0
+    records_before_pass: int = 0
     passes_without_records: int = 0
 
     @property
@@ -59,7 +59,7 @@ class _DocumentProgress:
         """Why the document is finished after the pass just done, or None for another pass."""
         if not options.target_records:
             return StopReason.COMPLETE
-        if self.pairs >= options.target_records:
+        if self.records >= options.target_records:
             return StopReason.TARGET_MET
         counts = self.counts
         if counts.generated and counts.invalid / counts.generated > options.max_invalid_fraction:
@@ -270,7 +270,7 @@ class CallSession:
                 progress.failed += 1
             progress.done_in_pass += 1
             progress.cached += isinstance(outcome, ChunkCompleted) and outcome.cached
-            progress.pairs += outcome.pair_count
+            progress.records += outcome.pair_count
             progress.counts += outcome.counts
             if progress.pass_done:
                 self._pass_done(progress)
@@ -286,7 +286,7 @@ class CallSession:
             self._maybe_end()
 
     def _pass_done(self, progress: _DocumentProgress) -> None:
-        if progress.pairs == progress.pairs_before_pass:
+        if progress.records == progress.records_before_pass:
             progress.passes_without_records += 1
         else:
             progress.passes_without_records = 0
@@ -294,7 +294,7 @@ class CallSession:
         if reason is None:
             progress.pass_index += 1
             progress.done_in_pass = 0
-            progress.pairs_before_pass = progress.pairs
+            progress.records_before_pass = progress.records
             self._track(self._next_pass(progress))
             return
         self._emit(DocumentCompleted(
@@ -302,7 +302,7 @@ class CallSession:
             chunk_count=progress.completed + progress.failed,
             completed_chunk_count=progress.completed,
             failed_chunk_count=progress.failed,
-            pair_count=progress.pairs,
+            pair_count=progress.records,
             token_count=progress.token_count,
             counts=progress.counts,
             stop_reason=reason,

@@ -1,3 +1,3 @@
 """Text handling with the model's tokenizer: chunking, the prompt frame, the output schema and
-the streaming pair parser. Pure functions and small classes; imports nothing else of synthqa.
+the streaming record parser. Pure functions and small classes; imports nothing else of synthqa.
 """
