@@ -85,6 +85,7 @@ class _Reader(Generic[T]):
         self._ending: BaseException | None = None  # _End, or the failure to raise
         self._room = asyncio.Event()
         self._paused = False
+        self._wake_pending = False
         self._task: asyncio.Task[None] | None = None
         self._done = threading.Event()
 
@@ -96,14 +97,24 @@ class _Reader(Generic[T]):
     async def _read(self) -> None:
         async with contextlib.aclosing(self._items):  # type: ignore[type-var]
             async for item in self._items:
-                with self._ready:
-                    self._buffer.append(item)
-                    self._ready.notify()
-                    self._paused = len(self._buffer) >= MAX_READ_AHEAD
+                self._buffer.append(item)  # deque appends are atomic; the lock is for waking
+                if not self._wake_pending:
+                    # One wake-up per turn of the loop, however many items it read: waking
+                    # the caller's thread costs more than handing it an item.
+                    self._wake_pending = True
+                    self._loop.call_soon(self._wake)
+                if len(self._buffer) >= MAX_READ_AHEAD:
+                    with self._ready:
+                        self._paused = len(self._buffer) >= MAX_READ_AHEAD
+                        if self._paused:
+                            self._room.clear()
                     if self._paused:
-                        self._room.clear()
-                if self._paused:
-                    await self._room.wait()
+                        await self._room.wait()
+
+    def _wake(self) -> None:
+        with self._ready:
+            self._wake_pending = False
+            self._ready.notify()
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         with self._ready:
@@ -123,8 +134,7 @@ class _Reader(Generic[T]):
             if not self._buffer:
                 assert self._ending is not None
                 raise self._ending
-            items = list(self._buffer)
-            self._buffer.clear()
+            items = [self._buffer.popleft() for _ in range(len(self._buffer))]
             if self._paused:
                 self._paused = False
                 self._loop.call_soon_threadsafe(self._room.set)
