@@ -391,3 +391,32 @@ def test_progress_off_a_terminal_is_a_plain_line_with_chunks_known_and_records(
                 if line.startswith("synthqa: progress:")]
     assert progress and progress[-1].startswith(
         "synthqa: progress: documents 1/1, files read 1/1, chunks 0/3 (0 failed), records 2, ")
+
+
+def test_progress_with_targets_shows_targets_met_and_the_pass(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from synthqa.client.cli_generate import Progress
+
+    monkeypatch.setattr(Progress, "PLAIN_SECONDS", 0.0)
+    sources = []
+    for name in ("a.txt", "b.txt"):
+        sources.append(tmp_path / name)
+        sources[-1].write_text("Lighthouses guide ships.", encoding="utf-8")
+
+    class SecondPass(StandIn):
+        def generate(self, documents: Any, **options: Any) -> Iterator[pb.GenerateResponse]:
+            for event in super().generate(documents, **options):
+                if event.HasField("qa_pair") and event.qa_pair.pair_index == 0:
+                    yield pb.GenerateResponse(chunk_started=pb.ChunkStarted(
+                        document_id=event.qa_pair.document_id, chunk_count=1, pass_index=1))
+                yield event
+
+    client = SecondPass(stop_reasons={0: pb.STOP_REASON_TARGET_MET,
+                                      1: pb.STOP_REASON_PATIENCE})
+    assert run_generate(client, sources, tmp_path / "o.jsonl",  # type: ignore[arg-type]
+                        {"target_records": 2}, show=0, progress_enabled=True,
+                        strict=False) == EXIT_SOME_FAILED
+    progress = [line for line in capsys.readouterr().err.splitlines()
+                if line.startswith("synthqa: progress:")]
+    assert progress[-1].endswith("target 2 met by 1 of 2 done, pass 2"), progress[-1]

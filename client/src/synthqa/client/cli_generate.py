@@ -66,6 +66,9 @@ class RunReport:
     short_of_target: list[str] = field(default_factory=list)
     # Files read (or extracted) and handed to the calls, this run.
     files_read: int = 0
+    # With target_records: documents that met it, and the furthest pass begun (from 0).
+    targets_met: int = 0
+    highest_pass: int = 0
     # Chunks of the documents started so far (each document's count comes with its first).
     chunks_known: int = 0
     counted_documents: set[str] = field(default_factory=set)
@@ -95,11 +98,13 @@ class Progress:
 
     PLAIN_SECONDS = 10.0
 
-    def __init__(self, total_documents: int, done: int, enabled: bool, terminal: bool) -> None:
+    def __init__(self, total_documents: int, done: int, enabled: bool, terminal: bool,
+                 target_records: int | None = None) -> None:
         self.bar = tqdm(total=total_documents, initial=done, unit="doc",
                         disable=not (enabled and terminal), file=sys.stderr)
         self.plain = enabled and not terminal
         self.total_documents = total_documents
+        self.target_records = target_records
         self.started = self.last_line = time.monotonic()
 
     def update(self, report: RunReport) -> None:
@@ -109,6 +114,10 @@ class Progress:
                   f"chunks {report.chunks_done}/{report.chunks_known} "
                   f"({report.chunks_failed} failed), records {report.pairs}, "
                   f"{rate:.1f} records/s")
+        if self.target_records:
+            # With targets a document takes passes over its chunks until it has enough.
+            counts += (f", target {self.target_records} met by {report.targets_met} of "
+                       f"{report.documents_done} done, pass {report.highest_pass + 1}")
         if self.plain:
             if now - self.last_line >= self.PLAIN_SECONDS:
                 self.last_line = now
@@ -197,7 +206,8 @@ def _generate(
     if done is None:
         return EXIT_CALL_FAILED
     progress = Progress(len(usable), len(done), enabled=progress_enabled,
-                        terminal=sys.stderr.isatty())
+                        terminal=sys.stderr.isatty(),
+                        target_records=options.get("target_records"))
     in_flight = InFlight(skip=lambda reason: _skip(report, progress, reason))
     outcome = "failed"
     try:
@@ -326,6 +336,7 @@ class LineWriter:
     def _chunk_started(self, started: pb.ChunkStarted) -> None:
         self.chunk_spans[(started.document_id, started.chunk_index)] = (started.char_start,
                                                                         started.char_end)
+        self.report.highest_pass = max(self.report.highest_pass, started.pass_index)
         if started.document_id not in self.report.counted_documents:
             self.report.counted_documents.add(started.document_id)
             self.report.chunks_known += started.chunk_count
@@ -353,6 +364,7 @@ class LineWriter:
         report.records_judged_out += counts.dropped_by_judge
         report.records_duplicates += counts.duplicates
         report.cached_chunks += completed.cached_chunk_count
+        report.targets_met += completed.stop_reason == pb.STOP_REASON_TARGET_MET
         if completed.stop_reason in STOP_REASONS and self.target_records:
             report.short_of_target.append(
                 f"{completed.document_id}: {STOP_REASONS[completed.stop_reason]} "
