@@ -143,11 +143,11 @@ def test_sigint_to_the_process_group_drains_in_flight_calls_then_exits_cleanly(
 
 def serve_a_load(client: SynthQAClient) -> None:
     """A few hundred calls of every kind, some generating at once, before the stop."""
-    documents = [Document(f"load-{n}", SAMPLE[n * 40:n * 40 + 600]) for n in range(40)]
+    documents = [Document(f"load-{n}", SAMPLE[n * 40:n * 40 + 600]) for n in range(24)]
     finished = sum(event.HasField("document_completed")
                    for event in client.generate(documents, num_pairs=1, streams=4))
     assert finished == len(documents)
-    for n in range(200):
+    for n in range(120):
         client.server_info()
         client.chunk(SAMPLE[n:n + 400], max_chunk_tokens=64, chunk_overlap_tokens=8)
 
