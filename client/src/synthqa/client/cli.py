@@ -18,6 +18,8 @@ from .cli_extract import run_extract
 from .cli_generate import EXIT_CALL_FAILED, EXIT_INTERRUPTED, run_generate
 from .documents_in import InputError, read_document
 from .errors import SynthQAError
+from .export import FORMATS as EXPORT_FORMATS
+from .export import ExportError, export, parse_split, read_lines
 from .retry import DEFAULT_RETRIES, DEFAULT_RETRY_WAIT_SECONDS
 from .sync import SynthQAClient
 from .walk import collect_files
@@ -94,6 +96,20 @@ def build_parser() -> argparse.ArgumentParser:
                          "below the folder; repeatable); hidden files need one")
         sub.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                          help="leave out files matching GLOB (repeatable)")
+    export = commands.add_parser(
+        "export", help="turn a generate run's JSONL into the files a trainer takes, split by "
+        "source document (no server needed)")
+    export.add_argument("run", type=Path, metavar="RUN.jsonl", help="what generate wrote")
+    export.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="folder for <split>.jsonl")
+    export.add_argument("--format", default="jsonl", choices=EXPORT_FORMATS,
+                        help="jsonl (lines with lineage), alpaca, sharegpt or openai "
+                        "(default %(default)s)")
+    export.add_argument("--split", default="train=1", metavar="NAME=SHARE,...",
+                        help="shares of documents per split, e.g. train=0.9,validation=0.1; "
+                        "a document's records all go to one split (default %(default)s)")
+    export.add_argument("--seed", type=int, default=0,
+                        help="which documents go to which split (default %(default)s)")
     chunk = commands.add_parser("chunk", help="show how the server chunks a file")
     chunk.add_argument("file", type=Path)
     chunk.add_argument("--json", action="store_true", help="print the full response as JSON")
@@ -118,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     _check(parser, args)
     if args.command == "extract":
         return run_extract(args.files, args.out, args.include, args.exclude)
+    if args.command == "export":
+        return _export(args)
     if not args.trace:
         return _run(args)
     try:
@@ -149,7 +167,8 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         if args.out.suffix.lower() not in OUT_SUFFIXES:
             parser.error(f"--out {args.out}: synthqa generate writes JSON Lines, one record a "
                          f"line, and would write them under a {args.out.suffix or 'bare'} name; "
-                         "give a .jsonl file (no command writes other formats yet)")
+                         "give a .jsonl file; synthqa export turns it into alpaca, sharegpt or "
+                         "openai files")
 
 
 def _reads_files(spec: OptionSpec) -> bool:
@@ -157,6 +176,18 @@ def _reads_files(spec: OptionSpec) -> bool:
     adapter's) may not."""
     return (spec.kind is str and not spec.bounds.choices and not spec.is_list
             and spec.name != "adapter")
+
+
+def _export(args: argparse.Namespace) -> int:
+    try:
+        counts = export(read_lines(args.run), args.out, args.format, parse_split(args.split),
+                        args.seed)
+    except (ExportError, OSError) as error:
+        print(f"synthqa: {error}", file=sys.stderr)
+        return EXIT_CALL_FAILED
+    written = ", ".join(f"{name} {count}" for name, count in counts.items())
+    print(f"exported records to {args.out} as {args.format}: {written}", file=sys.stderr)
+    return 0
 
 
 def _text_from_file(value: OptionValue | None) -> OptionValue | None:
