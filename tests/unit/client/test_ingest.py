@@ -150,3 +150,37 @@ def test_extract_writes_each_documents_text_and_source_map_and_names_bad_files(
     for name, words in refusals.items():
         assert name in err and words in err, err
     assert "extracted 3 of 9 file(s)" in err
+
+
+def test_extraction_workers_end_with_a_process_killed_outright(tmp_path: Path) -> None:
+    """A CLI killed with SIGKILL mid-run (as tests/e2e/test_replicas.py does) must leave no
+    extraction worker behind."""
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    (tmp_path / "a.txt").write_text("Some text.", encoding="utf-8")
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from synthqa.client.ingest.pool import extract_in_order\n"
+        "results = extract_in_order([Path(sys.argv[1])] * 3, workers=2)\n"
+        "next(results)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(600)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "a.txt")],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None and parent.stdout.readline().strip() == "ready"
+        workers = [child for child in psutil.Process(parent.pid).children(recursive=True)
+                   if "resource_tracker" not in " ".join(child.cmdline())]
+        assert workers, "the pool has worker processes"
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+        _, alive = psutil.wait_procs(workers, timeout=10)
+        assert not alive, f"workers left behind: {alive}"
+    finally:
+        if parent.poll() is None:
+            parent.kill()

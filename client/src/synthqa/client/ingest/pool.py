@@ -4,9 +4,12 @@ files in flight. Workers are spawned, not forked: the caller may already run gRP
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import multiprocessing
 import os
+import signal
+import sys
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -16,6 +19,8 @@ from pathlib import Path
 from .errors import ExtractionError
 from .extract import extract_file
 from .source_map import Extracted
+
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,19 @@ def extract_one(path: Path) -> FileText | ExtractionError:
     return FileText(path, extracted, hashlib.sha256(data).hexdigest())
 
 
+def _die_with_parent(parent_pid: int) -> None:
+    """In each worker: end with the process that started it. A worker waits on a pipe whose
+    write end it holds itself, so a parent killed outright (kill -9, the OOM killer) would
+    otherwise leave it behind for good. (Linux sends the signal when the thread that started
+    the worker ends: the threads that read documents live as long as the pool.)"""
+    if sys.platform != "linux":
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:
+        os._exit(0)  # the parent was gone before the signal was armed
+
+
 def default_workers() -> int:
     return max(1, min(4, (os.cpu_count() or 2) - 1))
 
@@ -44,7 +62,8 @@ def extract_in_order(paths: Iterable[Path], workers: int | None = None
     """Each file's text (or why it has none), in the order given."""
     workers = workers or default_workers()
     context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(workers, mp_context=context)
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_die_with_parent,
+                               initargs=(os.getpid(),))
     pending: deque[tuple[Path, Future[FileText | ExtractionError]]] = deque()
     try:
         for path in paths:
