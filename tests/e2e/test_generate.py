@@ -364,3 +364,14 @@ def test_cli_generates_from_a_folder_of_real_documents_with_their_pages(
     assert slides and slides <= {1, 2}
     assert all(line["source"]["pages"] is None for line in lines
                if line["document_id"] != "pharos.pdf")
+    # The run's manifest: the server, the options, and every input with what became of it.
+    manifest = json.loads((tmp_path / "o.jsonl.manifest.json").read_text(encoding="utf-8"))
+    assert manifest["server"]["model"] and manifest["options"]["num_pairs"] == 1
+    assert manifest["command"][:2] == ["synthqa", "--target"]
+    inputs = {entry["document_id"]: entry for entry in manifest["inputs"]}
+    assert inputs["pharos.pdf"]["kind"] == "pdf" and inputs["lenses.pptx"]["kind"] == "pptx"
+    assert inputs["phare.txt"]["sha256"] == hashlib.sha256(good["phare.txt"].read_bytes()) \
+        .hexdigest()
+    assert "encrypted PDF" in inputs["locked.pdf"]["skipped"]
+    assert manifest["extraction"]["pypdfium2"] and manifest["counts"]["records"]["kept"] == \
+        len(lines)

@@ -352,10 +352,16 @@ def test_python_cli_trace_switch_puts_the_command_in_one_trace(
         capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr
     trace_id = result.stderr.split("synthqa: trace ")[1].split()[0]
-    spans = otlp_receiver.wait_for(call_complete(1, 1), trace_id=trace_id)
+    spans = otlp_receiver.wait_for(
+        lambda spans: call_complete(1, 1)(spans) and len(rpc_spans(spans)) == 2,
+        trace_id=trace_id)
     by_id = {s.span_id: s for s in spans}
-    (server_span,) = rpc_spans(spans)
-    client_span = by_id[server_span.parent_span_id]
-    assert client_span.service == "synthqa-cli"
-    assert by_id[client_span.parent_span_id].name == "synthqa generate"
+    # The Generate call, and the GetServerInfo call for the run's manifest, both under the
+    # command's span.
+    assert sorted(s.attributes.get("rpc.method") for s in rpc_spans(spans)) == [
+        "Generate", "GetServerInfo"]
+    for server_span in rpc_spans(spans):
+        client_span = by_id[server_span.parent_span_id]
+        assert client_span.service == "synthqa-cli"
+        assert by_id[client_span.parent_span_id].name == "synthqa generate"
 

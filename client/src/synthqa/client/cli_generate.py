@@ -28,8 +28,10 @@ from synthqa.contract.wire import options_from_message
 from synthqa.v1 import synthqa_pb2 as pb
 
 from .documents_in import InFlight, InputError, check_all, document_ids
+from .errors import SynthQAError
 from .output_journal import OutputBusy, OutputJournal, OutputLock, ResumeError, run_key
 from .record_lines import Place, RunShape, pair_line, record_line, run_shape
+from .run_manifest import now, write_manifest
 from .sync import SynthQAClient
 
 EXIT_OK = 0
@@ -192,6 +194,7 @@ def _generate(
     summary_json: Path | None,
 ) -> int:
     report = RunReport()
+    started = now()
     usable = distinct_files(files)
     if strict:
         try:
@@ -237,7 +240,29 @@ def _generate(
         print("synthqa: no input file has text to send", file=sys.stderr)
         return EXIT_CALL_FAILED
     journal.finish()
-    return _summarize(report, len(usable), out, summary_json)
+    code = _summarize(report, len(usable), out, summary_json)
+    _write_manifest(client, out, started, options, usable, ids, in_flight, report)
+    return code
+
+
+def _write_manifest(client: SynthQAClient, out: Path, started: str, options: dict[str, Any],
+                    files: list[Path], ids: dict[Path, str], in_flight: InFlight,
+                    report: RunReport) -> None:
+    try:
+        server = client.server_info()
+    except SynthQAError:
+        server = None  # the run is written; the manifest says the server could not be asked
+    inputs = []
+    for path in files:
+        document_id = ids[path]
+        source = in_flight.sources.get(document_id)
+        inputs.append({"document_id": document_id,
+                       "sha256": source.sha256 if source is not None else None,
+                       "kind": in_flight.kinds.get(document_id),
+                       "skipped": in_flight.skipped.get(document_id)})
+    written = write_manifest(out, started=started, options=options, server=server,
+                             inputs=inputs, counts=report.as_json(len(files), out))
+    print(f"  manifest: {written}", file=sys.stderr)
 
 
 def _skip(report: RunReport, progress: Progress, reason: str) -> None:

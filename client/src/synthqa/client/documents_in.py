@@ -72,6 +72,10 @@ class InFlight:
         self.sources: dict[str, Source] = {}
         self.texts: dict[str, str] = {}
         self.extracted: dict[str, Extracted] = {}
+        # Each document's file kind (pdf, html, ..., text), for the run's manifest.
+        self.kinds: dict[str, str] = {}
+        # Why a document was not sent, by id.
+        self.skipped: dict[str, str] = {}
         self.files_read = 0
 
     def documents(self, files: list[Path], ids: dict[Path, str],
@@ -88,8 +92,9 @@ class InFlight:
                 data = path.read_bytes()
                 text = read_text(path, data)
             except (OSError, InputError) as error:
-                self.skip(str(error))
+                self._skip(ids[path], str(error))
                 continue
+            self.kinds[ids[path]] = "text"
             yield self._sent(ids[path], text, hashlib.sha256(data).hexdigest())
 
     def _extracted(self, files: list[Path], ids: dict[Path, str]) -> Iterator[Document]:
@@ -98,10 +103,15 @@ class InFlight:
 
         for path, result in extract_in_order(files):
             if isinstance(result, ExtractionError):
-                self.skip(f"{path}: {result}")
+                self._skip(ids[path], f"{path}: {result}")
                 continue
             self.extracted[ids[path]] = result.extracted
+            self.kinds[ids[path]] = result.extracted.kind
             yield self._sent(ids[path], result.extracted.text, result.sha256)
+
+    def _skip(self, document_id: str, reason: str) -> None:
+        self.skipped[document_id] = reason
+        self.skip(reason)
 
     def _sent(self, document_id: str, text: str, sha256: str) -> Document:
         self.files_read += 1
