@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-import sys
 from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -150,6 +149,3 @@ def check_all(files: list[Path]) -> None:
     for path in files:
         read_text(path)
 
-
-def warn(message: str) -> None:
-    print(f"synthqa: {message}", file=sys.stderr)
