@@ -52,7 +52,7 @@ def timed_call(target: str, docs: list[Document], **options: Any) -> dict[str, f
 def dedup_cost(records: int = 1000, repeats: int = 5) -> float:
     """Milliseconds to check and keep `records` distinct questions (near-duplicate search on)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "server"))
-    from synthqa.server.quality.dedup import Deduplicator
+    from synthqa.contract.dedup import Deduplicator
 
     words = CORPUS.read_text(encoding="utf-8").split()
     questions = [" ".join(words[i:i + 9]) + "?" for i in range(0, records * 9, 9)]

@@ -620,6 +620,7 @@ class GetServerInfoResponse(_message.Message):
     ENGINE_RESTARTS_FIELD_NUMBER: _builtins.int
     ENGINE_LAYOUT_FIELD_NUMBER: _builtins.int
     ADAPTERS_FIELD_NUMBER: _builtins.int
+    CHAT_TEMPLATE_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """The model the engine serves."""
     max_model_len: _builtins.int
@@ -652,6 +653,12 @@ class GetServerInfoResponse(_message.Message):
     def adapters(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The LoRA adapters a call may name in GenerationOptions.adapter (--lora-modules)."""
 
+    @_builtins.property
+    def chat_template(self) -> Global___ChatTemplate:
+        """The model's chat template, for clients that render conversations as the model reads them
+        (the CLI's `export --format chatml`). Unset when the tokenizer has none.
+        """
+
     def __init__(
         self,
         *,
@@ -666,14 +673,63 @@ class GetServerInfoResponse(_message.Message):
         engine_restarts: _builtins.int = ...,
         engine_layout: Global___EngineLayout | None = ...,
         adapters: _abc.Iterable[_builtins.str] | None = ...,
+        chat_template: Global___ChatTemplate | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["defaults", b"defaults", "engine_layout", b"engine_layout", "limits", b"limits", "load", b"load"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chat_template", b"chat_template", "defaults", b"defaults", "engine_layout", b"engine_layout", "limits", b"limits", "load", b"load"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["adapters", b"adapters", "defaults", b"defaults", "engine_layout", b"engine_layout", "engine_restarts", b"engine_restarts", "limits", b"limits", "load", b"load", "max_chunk_tokens", b"max_chunk_tokens", "max_model_len", b"max_model_len", "model", b"model", "prompt_template_tokens", b"prompt_template_tokens", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["adapters", b"adapters", "chat_template", b"chat_template", "defaults", b"defaults", "engine_layout", b"engine_layout", "engine_restarts", b"engine_restarts", "limits", b"limits", "load", b"load", "max_chunk_tokens", b"max_chunk_tokens", "max_model_len", b"max_model_len", "model", b"model", "prompt_template_tokens", b"prompt_template_tokens", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetServerInfoResponse: _TypeAlias = GetServerInfoResponse  # noqa: Y015
+
+@_typing.final
+class ChatTemplate(_message.Message):
+    """ChatTemplate is a tokenizer's Jinja chat template and the special tokens it may name."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class SpecialTokensEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    TEMPLATE_FIELD_NUMBER: _builtins.int
+    SPECIAL_TOKENS_FIELD_NUMBER: _builtins.int
+    template: _builtins.str
+    """The Jinja source, as the tokenizer's chat_template holds it."""
+    @_builtins.property
+    def special_tokens(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Special tokens by the names templates use: bos_token, eos_token, pad_token, unk_token."""
+
+    def __init__(
+        self,
+        *,
+        template: _builtins.str = ...,
+        special_tokens: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["special_tokens", b"special_tokens", "template", b"template"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChatTemplate: _TypeAlias = ChatTemplate  # noqa: Y015
 
 @_typing.final
 class EngineLayout(_message.Message):

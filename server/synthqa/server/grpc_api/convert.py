@@ -105,6 +105,9 @@ def server_info_to_proto(info: ServerInfo) -> pb.GetServerInfoResponse:
         engine_restarts=info.engine_restarts,
         engine_layout=pb.EngineLayout(**dataclasses.asdict(info.engine_layout)),
         adapters=list(info.adapters),
+        chat_template=(pb.ChatTemplate(template=info.chat_template.template,
+                                       special_tokens=dict(info.chat_template.special_tokens))
+                       if info.chat_template is not None else None),
     )
 
 

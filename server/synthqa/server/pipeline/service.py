@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +53,27 @@ class ServerInfo:
     held_document_bytes: int
     engine_layout: EngineLayout
     adapters: tuple[str, ...] = ()
+    # The tokenizer's chat template and the special tokens it may name; None without one.
+    chat_template: ChatTemplate | None = None
+
+
+@dataclass(frozen=True)
+class ChatTemplate:
+    template: str
+    special_tokens: Mapping[str, str]
+
+    @staticmethod
+    def of(tokenizer: Any) -> ChatTemplate | None:
+        template = getattr(tokenizer, "chat_template", None)
+        if not isinstance(template, str) or not template:
+            return None
+        tokens = {name: value for name in _TEMPLATE_TOKENS
+                  if isinstance(value := getattr(tokenizer, name, None), str)}
+        return ChatTemplate(template, tokens)
+
+
+# The special tokens transformers hands a chat template by name.
+_TEMPLATE_TOKENS = ("bos_token", "eos_token", "pad_token", "unk_token")
 
 
 class GenerationService:
@@ -160,6 +181,7 @@ class GenerationService:
             held_document_bytes=self.memory.held,
             engine_layout=self._engine.layout,
             adapters=tuple(sorted(self.adapters)),
+            chat_template=ChatTemplate.of(self._engine.tokenizer),
         )
 
     async def chunk_document(self, overrides: Overrides, text: str) -> ChunkedDocument:

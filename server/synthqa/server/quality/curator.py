@@ -8,11 +8,11 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from synthqa.contract.dedup import Deduplicator
 from synthqa.contract.options import GenerationOptions
 
 from ..text.chunker import Chunk
 from ..text.records import Record
-from .dedup import Deduplicator
 from .judge import Judge, Rating
 
 

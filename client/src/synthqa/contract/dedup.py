@@ -1,6 +1,11 @@
-"""Duplicate records within one call: the same text once normalised (case, width, punctuation
-and spacing ignored), or a near copy, found with MinHash and locality-sensitive hashing
-(datasketch) over character 4-grams and confirmed by their exact Jaccard similarity."""
+"""Duplicate records: the same text once normalised (case, width, punctuation and spacing
+ignored), or a near copy, found with MinHash and locality-sensitive hashing (datasketch) over
+character 4-grams and confirmed by their exact Jaccard similarity.
+
+One implementation for both places that dedup: the server within one call (`dedup`), the
+CLI's export across a whole run (`export --dedup`, `--exclude-near`), so that a threshold
+means the same in both. datasketch comes with the server and with the client's `dataset`
+extra; the base client never imports this module."""
 
 from __future__ import annotations
 

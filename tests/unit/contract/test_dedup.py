@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from synthqa.server.quality.dedup import Deduplicator, normalise, shingles
+from synthqa.contract.dedup import Deduplicator, normalise, shingles
 
 
 def test_normalising_ignores_case_width_punctuation_and_spacing() -> None:
