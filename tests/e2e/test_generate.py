@@ -8,6 +8,8 @@ import json
 import subprocess
 import sys
 from importlib import resources
+from pathlib import Path
+from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -323,7 +325,7 @@ def test_the_readme_python_example_prints_judged_records(server: ServerProcess, 
 
 
 def test_cli_generates_from_a_folder_of_real_documents_with_their_pages(
-    server: ServerProcess, tmp_path
+    server: ServerProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """PDF, web page, Word, PowerPoint, Markdown, UTF-16 text and a .gz in nested folders:
     records from every file, each with its source, sha256 and pages or slides; an encrypted
@@ -345,8 +347,10 @@ def test_cli_generates_from_a_folder_of_real_documents_with_their_pages(
     made_files.scanned_pdf(corpus / "scan.pdf")
     (corpus / "blob.bin").write_bytes(b"\x00\x01\x02\xff" * 64)
     out = tmp_path / "o.jsonl"
+    dataset = tmp_path / "dataset"
     result = run_cli(server, "generate", str(corpus), "--out", str(out), "--num-pairs", "1",
-                     "--max-chunk-tokens", "256")
+                     "--max-chunk-tokens", "256", "--export-format", "parquet",
+                     "--export-dir", str(dataset), "--export-split", "train=0.5,validation=0.5")
     assert result.returncode == 3, result.stderr  # the three bad files
     for name, reason in (("locked.pdf", "encrypted PDF"), ("scan.pdf", "no text layer"),
                          ("blob.bin", "a binary file")):
@@ -375,3 +379,30 @@ def test_cli_generates_from_a_folder_of_real_documents_with_their_pages(
     assert "encrypted PDF" in inputs["locked.pdf"]["skipped"]
     assert manifest["extraction"]["pypdfium2"] and manifest["counts"]["records"]["kept"] == \
         len(lines)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _check_the_runs_dataset(dataset, lines, tmp_path)
+    # chatml with the model's own chat template, which GetServerInfo gave the manifest.
+    chat = tmp_path / "chat"
+    exported = run_cli(server, "export", str(out), "--out", str(chat), "--format", "chatml")
+    assert exported.returncode == 0, exported.stderr
+    texts = [row["text"] for row in jsonl(chat / "train.jsonl")]
+    assert len(texts) == len(lines)
+    assert all(text.startswith("<|bos|><|header|>user<|/header|>\n") for text in texts)
+    assert all("<|eot|><|header|>assistant<|/header|>\n" in text for text in texts)
+
+
+def _check_the_runs_dataset(dataset: Path, lines: list[dict[str, Any]], tmp_path: Path) -> None:
+    """The export at the end of the run: Parquet that datasets.load_dataset opens with its
+    splits, no document in two, and a card whose counts are the run's."""
+    import yaml
+    from datasets import load_dataset
+
+    loaded = load_dataset(str(dataset), cache_dir=str(tmp_path / "hf"))
+    assert sum(split.num_rows for split in loaded.values()) == len(lines)
+    owners = [set(split["document_id"]) for split in loaded.values()]
+    assert not set.intersection(*owners) if len(owners) > 1 else owners
+    card = (dataset / "README.md").read_text(encoding="utf-8")
+    meta = yaml.safe_load(card.split("---\n")[1])
+    assert {entry["split"] for entry in meta["configs"][0]["data_files"]} == set(loaded)
+    assert f"| records in this dataset | {len(lines)} |" in card
+    assert f"| records kept by the run | {len(lines)} |" in card

@@ -14,12 +14,17 @@ from synthqa.contract.options import OPTIONS, OptionSpec, OptionValue
 
 from . import tracing
 from .channel import Credentials, token_problem
+from .cli_export import add_export_arguments, export_problem, run_export
 from .cli_extract import run_extract
-from .cli_generate import EXIT_CALL_FAILED, EXIT_INTERRUPTED, run_generate
+from .cli_generate import (
+    EXIT_CALL_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    run_generate,
+)
 from .documents_in import InputError, read_document
 from .errors import SynthQAError
-from .export import FORMATS as EXPORT_FORMATS
-from .export import ExportError, export, parse_split, read_lines
 from .retry import DEFAULT_RETRIES, DEFAULT_RETRY_WAIT_SECONDS
 from .sync import SynthQAClient
 from .walk import collect_files
@@ -84,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--strict", action="store_true",
                           help="stop before any work if an input file is unreadable or empty "
                           "(default: skip it, report it, exit 3)")
+    generate.add_argument("--export-dir", type=Path, default=None, metavar="DIR",
+                          help="at the end of the run, export it into DIR as --export-format "
+                          "(the export command's options, prefixed with export-)")
+    add_export_arguments(generate, "export-")
     extract = commands.add_parser(
         "extract", help="print or write the text generate would send, one JSON line per "
         "document with its source map (no server needed; needs the ingest extra)")
@@ -97,19 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                          help="leave out files matching GLOB (repeatable)")
     export = commands.add_parser(
-        "export", help="turn a generate run's JSONL into the files a trainer takes, split by "
-        "source document (no server needed)")
+        "export", help="turn a generate run's JSONL into a dataset a trainer takes, split by "
+        "source document, with a dataset card (no server needed)")
     export.add_argument("run", type=Path, metavar="RUN.jsonl", help="what generate wrote")
     export.add_argument("--out", type=Path, required=True, metavar="DIR",
-                        help="folder for <split>.jsonl")
-    export.add_argument("--format", default="jsonl", choices=EXPORT_FORMATS,
-                        help="jsonl (lines with lineage), alpaca, sharegpt or openai "
-                        "(default %(default)s)")
-    export.add_argument("--split", default="train=1", metavar="NAME=SHARE,...",
-                        help="shares of documents per split, e.g. train=0.9,validation=0.1; "
-                        "a document's records all go to one split (default %(default)s)")
-    export.add_argument("--seed", type=int, default=0,
-                        help="which documents go to which split (default %(default)s)")
+                        help="folder for the split files and README.md (new, empty, or an "
+                        "earlier export with --overwrite)")
+    add_export_arguments(export)
     chunk = commands.add_parser("chunk", help="show how the server chunks a file")
     chunk.add_argument("file", type=Path)
     chunk.add_argument("--json", action="store_true", help="print the full response as JSON")
@@ -135,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "extract":
         return run_extract(args.files, args.out, args.include, args.exclude)
     if args.command == "export":
-        return _export(args)
+        return run_export(args.run, args.out, args)
     if not args.trace:
         return _run(args)
     try:
@@ -169,6 +172,18 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
                          f"line, and would write them under a {args.out.suffix or 'bare'} name; "
                          "give a .jsonl file; synthqa export turns it into alpaca, sharegpt or "
                          "openai files")
+        if (args.export_format is None) != (args.export_dir is None):
+            parser.error("--export-format and --export-dir go together")
+        if args.export_dir is not None and (problem := export_problem(args, args.export_dir)):
+            parser.error(problem)
+
+
+def _after_run(args: argparse.Namespace, code: int) -> int:
+    """The export a finished run asked for; a run cut short exports nothing."""
+    if args.export_dir is None or code not in (EXIT_OK, EXIT_SOME_FAILED):
+        return code
+    exported = run_export(args.out, args.export_dir, args)
+    return code if exported == EXIT_OK else EXIT_CALL_FAILED
 
 
 def _reads_files(spec: OptionSpec) -> bool:
@@ -176,18 +191,6 @@ def _reads_files(spec: OptionSpec) -> bool:
     adapter's) may not."""
     return (spec.kind is str and not spec.bounds.choices and not spec.is_list
             and spec.name != "adapter")
-
-
-def _export(args: argparse.Namespace) -> int:
-    try:
-        counts = export(read_lines(args.run), args.out, args.format, parse_split(args.split),
-                        args.seed)
-    except (ExportError, OSError) as error:
-        print(f"synthqa: {error}", file=sys.stderr)
-        return EXIT_CALL_FAILED
-    written = ", ".join(f"{name} {count}" for name, count in counts.items())
-    print(f"exported records to {args.out} as {args.format}: {written}", file=sys.stderr)
-    return 0
 
 
 def _text_from_file(value: OptionValue | None) -> OptionValue | None:
@@ -216,10 +219,11 @@ def _run(args: argparse.Namespace) -> int:
             if args.command == "chunk":
                 return _chunk(client, args, options)
             files = collect_files(args.files, args.include, args.exclude)
-            return run_generate(
+            code = run_generate(
                 client, files, args.out, options, show=args.show, strict=args.strict,
                 progress_enabled=not args.no_progress,
                 resume=args.resume, streams=args.streams, summary_json=args.summary_json)
+            return _after_run(args, code)
     except SynthQAError as error:
         print(f"synthqa: {error}", file=sys.stderr)
         for violation in error.field_violations + error.quota_violations:
