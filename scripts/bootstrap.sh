@@ -20,7 +20,7 @@ echo "bootstrap: installing synthqa with the $engine build of vLLM into $VENV"
 # pip, not uv: only pip looks in this machine's local wheel folder for the CPU build of torch.
 # The local package indexes print a warning per missing package; they are noise.
 # pipefail keeps pip's exit status; `|| true` only forgives grep for finding no line.
-"${PIP[@]}" -e "./client[otel,ingest,dataset]" -e ".[$engine,dev,bench]" 2>&1 | { grep -v "is ignored: it is neither" || true; }
+"${PIP[@]}" -e "./client[otel,ingest,dataset,ray]" -e ".[$engine,dev,bench]" 2>&1 | { grep -v "is ignored: it is neither" || true; }
 if [ "$engine" = cpu ]; then
   # PyPI's CUDA-built torchvision/torchaudio/torchcodec break transformers beside the CPU torch;
   # text-only vLLM does not need them.
