@@ -370,6 +370,8 @@ def test_cli_generates_from_a_folder_of_real_documents_with_their_pages(
     assert manifest["command"][:2] == ["synthqa", "--target"]
     inputs = {entry["document_id"]: entry for entry in manifest["inputs"]}
     assert inputs["pharos.pdf"]["kind"] == "pdf" and inputs["lenses.pptx"]["kind"] == "pptx"
+    assert inputs["pharos.pdf"]["pages"] == 2 and inputs["lenses.pptx"]["slides"] == 2
+    assert inputs["phare.txt"]["pages"] is None and inputs["phare.txt"]["slides"] is None
     assert inputs["phare.txt"]["sha256"] == hashlib.sha256(good["phare.txt"].read_bytes()) \
         .hexdigest()
     assert "encrypted PDF" in inputs["locked.pdf"]["skipped"]
