@@ -20,6 +20,7 @@ from .documents_in import InputError, read_document
 from .errors import SynthQAError
 from .export import FORMATS as EXPORT_FORMATS
 from .export import ExportError, export, parse_split, read_lines
+from .report import ReportError, summary_lines, write_report
 from .retry import DEFAULT_RETRIES, DEFAULT_RETRY_WAIT_SECONDS
 from .sync import SynthQAClient
 from .walk import collect_files
@@ -110,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "a document's records all go to one split (default %(default)s)")
     export.add_argument("--seed", type=int, default=0,
                         help="which documents go to which split (default %(default)s)")
+    report = commands.add_parser(
+        "report", help="one self-contained HTML page of plots and tables on a generate run, "
+        "and its gist on stderr (no server needed; needs the dataset extra)")
+    report.add_argument("run", type=Path, metavar="RUN.jsonl",
+                        help="what generate wrote; <RUN>.manifest.json beside it is read too")
+    report.add_argument("--out", type=Path, default=None, metavar="FILE.html",
+                        help="the page to write (default: RUN with .html for its suffix)")
     chunk = commands.add_parser("chunk", help="show how the server chunks a file")
     chunk.add_argument("file", type=Path)
     chunk.add_argument("--json", action="store_true", help="print the full response as JSON")
@@ -136,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_extract(args.files, args.out, args.include, args.exclude)
     if args.command == "export":
         return _export(args)
+    if args.command == "report":
+        return _report(args.run, args.out or args.run.with_suffix(".html"))
     if not args.trace:
         return _run(args)
     try:
@@ -187,6 +197,17 @@ def _export(args: argparse.Namespace) -> int:
         return EXIT_CALL_FAILED
     written = ", ".join(f"{name} {count}" for name, count in counts.items())
     print(f"exported records to {args.out} as {args.format}: {written}", file=sys.stderr)
+    return 0
+
+
+def _report(run: Path, out: Path) -> int:
+    try:
+        summary = write_report(run, out)
+    except ReportError as error:
+        print(f"synthqa: {error}", file=sys.stderr)
+        return EXIT_CALL_FAILED
+    for line in summary_lines(summary, out):
+        print(line, file=sys.stderr)
     return 0
 
 
