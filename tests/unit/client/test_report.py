@@ -89,6 +89,16 @@ def test_the_summary_in_numbers(judged_run: Path) -> None:
     assert summary.lines.lengths["question (words)"] == [4] * 11
 
 
+def test_a_document_id_with_a_colon_is_told_from_its_stop_reason(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run.jsonl", [line("notes: draft.txt", 0, 0)])
+    report = RunReport(pairs=1)
+    report.short_of_target = ["notes: draft.txt: patience: passes in a row sent no new record "
+                              "(1 of 5 records)"]
+    manifest(run, [entry("notes: draft.txt")], report, {"target_records": 5})
+    assert summarize(run).short_of_target() == [
+        ("notes: draft.txt", "patience: passes in a row sent no new record", "1 of 5 records")]
+
+
 def test_the_terminal_lines_are_counts_and_no_record_text(judged_run: Path,
                                                           capsys: pytest.CaptureFixture[str]
                                                           ) -> None:

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cli_generate import STOP_REASONS
 from .export import ExportError, read_lines
 from .record_lines import BUILT_IN_SHAPES, TYPED_FIELDS
 from .run_manifest import MANIFEST_VERSION, manifest_path
@@ -34,6 +33,8 @@ _FAILED_CHUNK = re.compile(r"(?P<document>.+?) chunk (?P<chunk>\d+): (?P<reason>
 _FAILED_BEFORE = re.compile(r"(?P<document>.+): (?P<count>\d+) chunk\(s\) failed in the "
                             r"resumed run")
 FAILED_BEFORE = "failed in the run --resume finished"
+# A document short of its target, after its id: "<reason> (N of M records)".
+_SHORT = re.compile(r"(?P<reason>.+) \((?P<records>\d+ of \d+ records)\)", re.S)
 
 
 class ReportError(Exception):
@@ -194,7 +195,14 @@ class ReportSummary:
         """(document, stop reason, "N of M records") per document short of its target."""
         if self.counts is None:
             return None
-        return [_short(text) for text in self.counts.get("short_of_target") or ()]
+        documents = {entry["document_id"] for entry in self.inputs or ()}
+        shorts = []
+        for text in self.counts.get("short_of_target") or ():
+            document, rest = _split_document(text, documents)
+            match = _SHORT.fullmatch(rest)
+            shorts.append((document, match["reason"], match["records"]) if match
+                          else (document, rest, ""))
+        return shorts
 
     def documents_without_records(self) -> list[tuple[str, str]] | None:
         """(document, why) per input that gave no record; None without the manifest's
@@ -252,12 +260,16 @@ class ReportSummary:
         return bool(self.lines.with_evidence) or bool(self.option("evidence"))
 
 
-def _short(text: str) -> tuple[str, str, str]:
-    for reason in STOP_REASONS.values():
-        document, marker, rest = text.partition(f": {reason} (")
-        if marker:
-            return document, reason, rest.removesuffix(")")
-    return text, "other", ""
+def _split_document(text: str, documents: set[str]) -> tuple[str, str]:
+    """"<document id>: <rest>", split after the id: at the ": " that ends a known id (an id
+    may hold ": " itself, and so do the reasons), else at the first."""
+    start = 0
+    while (at := text.find(": ", start)) != -1:
+        if text[:at] in documents:
+            return text[:at], text[at + 2:]
+        start = at + 1
+    document, _, rest = text.partition(": ")
+    return document, rest
 
 
 def read_manifest(run: Path) -> tuple[dict[str, Any] | None, str | None]:
