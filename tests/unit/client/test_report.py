@@ -204,6 +204,10 @@ def test_the_command_refuses_what_is_not_a_run(tmp_path: Path,
     assert main(["report", str(binary)]) == 1
     assert "not UTF-8 text" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.html"))
+    run = write_run(tmp_path / "run.jsonl", [line("a.txt", 0, 0)])
+    assert main(["report", str(run), "--out", str(run)]) == 1
+    assert "would overwrite the run" in capsys.readouterr().err
+    assert run.read_text(encoding="utf-8").startswith('{"schema_version": 1')
 
 
 @pytest.fixture

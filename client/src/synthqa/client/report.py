@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .report_data import ReportError, ReportSummary, summarize
+from .run_manifest import manifest_path
 
 if TYPE_CHECKING:
     from .report_plots import Plot
@@ -69,6 +70,8 @@ def write_report(run: Path, out: Path) -> ReportSummary:
     """Reads the run (and `<run>.manifest.json` beside it) and writes the page to `out`,
     whole or not at all; ReportError when the run cannot be read or the dataset extra is
     missing."""
+    if out.resolve() in (run.resolve(), manifest_path(run).resolve()):
+        raise ReportError(f"--out {out} would overwrite the run it reports on")
     plots = _plots_module()
     summary = summarize(run)
     page = render(summary, plots.draw_all(summary))
