@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,9 +54,35 @@ def _download(packages: list[str], into: Path) -> list[Path]:
     return debs
 
 
-def debian_program(command: str, packages: list[str]) -> UnpackedProgram:
+def missing_here(package: str) -> list[str]:
+    """`package` and every package apt would install with it on this machine (no
+    recommends): the libraries a bare machine lacks, whatever this one already has. A
+    simulation (`apt-get -s`), which needs no root."""
+    args = ["apt-get", "-s", "install", "--no-install-recommends", package]
+    result = _run(args, cwd=Path(tempfile.gettempdir()))
+    if result.returncode != 0:
+        update = _run(["apt-get", "update"], cwd=Path(tempfile.gettempdir()))
+        assert update.returncode == 0, f"apt-get update failed:\n{update.stderr}"
+        result = _run(args, cwd=Path(tempfile.gettempdir()))
+    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stderr}"
+    return [line.split()[1] for line in result.stdout.splitlines() if line.startswith("Inst ")]
+
+
+def _library_path(root: Path) -> str:
+    """The unpacked library folders, and those below them that hold shared objects (a
+    library's private ones, as pulseaudio/libpulsecommon)."""
+    folders = [d for d in sorted(root.glob("usr/lib/*-linux-gnu")) if d.is_dir()]
+    folders += [d for top in list(folders) for d in sorted(top.iterdir())
+                if d.is_dir() and any(d.glob("*.so*"))]
+    return ":".join(str(d) for d in folders)
+
+
+def debian_program(command: str, packages: list[str] | Callable[[], list[str]],
+                   binary: str | None = None) -> UnpackedProgram:
     """`command` from PATH, else from `packages` (the program's and the libraries it needs
-    that a bare machine lacks) unpacked into .cache/debian/<command>/."""
+    that a bare machine lacks; a function is asked only when they must be downloaded)
+    unpacked into .cache/debian/<command>/. `binary`: the program's path in the package
+    when it is not usr/bin/<command>."""
     found = shutil.which(command)
     if found is not None:
         return UnpackedProgram(Path(found))
@@ -63,7 +90,8 @@ def debian_program(command: str, packages: list[str]) -> UnpackedProgram:
     root = home / "root"
     if not root.exists():
         home.mkdir(parents=True, exist_ok=True)
-        debs = sorted(home.glob("*.deb")) or _download(packages, home)
+        debs = sorted(home.glob("*.deb")) or _download(
+            packages() if callable(packages) else packages, home)
         # Unpack beside the target and rename into place, so an interrupted or concurrent run
         # never leaves a half-extracted tree that looks complete.
         with tempfile.TemporaryDirectory(dir=home) as tmp:
@@ -75,8 +103,7 @@ def debian_program(command: str, packages: list[str]) -> UnpackedProgram:
                 unpacked.rename(root)
             except OSError:
                 pass  # another process got there first
-    libraries = sorted(str(d) for d in root.glob("usr/lib/*-linux-gnu") if d.is_dir())
-    program = UnpackedProgram(root / "usr" / "bin" / command, ":".join(libraries))
+    program = UnpackedProgram(root / (binary or f"usr/bin/{command}"), _library_path(root))
     check = _run([str(program.binary), "--version"], cwd=home, timeout=30, env=program.env())
     assert check.returncode == 0, f"{program.binary} --version failed:\n{check.stderr}"
     return program

@@ -350,7 +350,8 @@ def test_cli_generates_from_a_folder_of_real_documents_with_their_pages(
     dataset = tmp_path / "dataset"
     result = run_cli(server, "generate", str(corpus), "--out", str(out), "--num-pairs", "1",
                      "--max-chunk-tokens", "256", "--export-format", "parquet",
-                     "--export-dir", str(dataset), "--export-split", "train=0.5,validation=0.5")
+                     "--export-dir", str(dataset), "--export-split", "train=0.5,validation=0.5",
+                     "--report")
     assert result.returncode == 3, result.stderr  # the three bad files
     for name, reason in (("locked.pdf", "encrypted PDF"), ("scan.pdf", "no text layer"),
                          ("blob.bin", "a binary file")):
@@ -374,6 +375,8 @@ def test_cli_generates_from_a_folder_of_real_documents_with_their_pages(
     assert manifest["command"][:2] == ["synthqa", "--target"]
     inputs = {entry["document_id"]: entry for entry in manifest["inputs"]}
     assert inputs["pharos.pdf"]["kind"] == "pdf" and inputs["lenses.pptx"]["kind"] == "pptx"
+    assert inputs["pharos.pdf"]["pages"] == 2 and inputs["lenses.pptx"]["slides"] == 2
+    assert inputs["phare.txt"]["pages"] is None and inputs["phare.txt"]["slides"] is None
     assert inputs["phare.txt"]["sha256"] == hashlib.sha256(good["phare.txt"].read_bytes()) \
         .hexdigest()
     assert "encrypted PDF" in inputs["locked.pdf"]["skipped"]
@@ -381,6 +384,7 @@ def test_cli_generates_from_a_folder_of_real_documents_with_their_pages(
         len(lines)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     _check_the_runs_dataset(dataset, lines, tmp_path)
+    _check_the_runs_report(tmp_path / "o.html", lines)
     # chatml with the model's own chat template, which GetServerInfo gave the manifest.
     chat = tmp_path / "chat"
     exported = run_cli(server, "export", str(out), "--out", str(chat), "--format", "chatml")
@@ -389,6 +393,26 @@ def test_cli_generates_from_a_folder_of_real_documents_with_their_pages(
     assert len(texts) == len(lines)
     assert all(text.startswith("<|bos|><|header|>user<|/header|>\n") for text in texts)
     assert all("<|eot|><|header|>assistant<|/header|>\n" in text for text in texts)
+
+
+def _check_the_runs_report(page: Path, lines: list[dict[str, Any]]) -> None:
+    """The report written at the end of the run, opened in Chromium: its counts are the run's,
+    and it renders with no error and nothing fetched."""
+    import re
+
+    from ..browser import Browser, chromium
+
+    text = page.read_text(encoding="utf-8")
+    kept = re.search(r'data-count="kept"><th>[^<]*</th><td class="number">([^<]*)</td>', text)
+    assert kept is not None and kept[1] == str(len(lines))
+    with Browser(chromium()) as browser:
+        rendered = browser.open(page, "[data-plot]")
+    assert rendered.errors() == []
+    assert [url for url in rendered.requests if not url.startswith(("file:", "data:"))] == []
+    assert all(element["width"] > 0 and element["height"] > 0
+               for element in rendered.elements)
+    drawn = {element["id"] for element in rendered.elements if element["tag"] == "img"}
+    assert {"plot-records-per-document", "plot-records-per-page", "plot-lengths"} <= drawn
 
 
 def _check_the_runs_dataset(dataset: Path, lines: list[dict[str, Any]], tmp_path: Path) -> None:

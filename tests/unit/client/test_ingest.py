@@ -29,6 +29,13 @@ def test_a_pdf_gives_its_pages_text_mapped_page_by_page(tmp_path: Path) -> None:
     assert extracted.pages(0, len(extracted.text)) == [1, 2]
 
 
+def test_a_pdf_counts_its_pages_those_without_text_too(tmp_path: Path) -> None:
+    first, second = made_files.PDF_PAGES
+    extracted, _ = extract_file(made_files.pdf(tmp_path / "gap.pdf", (first, "", second)))
+    assert extracted.page_count == 3 and extracted.slide_count is None
+    assert [region.page for region in extracted.regions] == [1, 3]
+
+
 def test_a_web_page_keeps_its_article_and_drops_the_boilerplate(tmp_path: Path) -> None:
     extracted, _ = extract_file(made_files.html(tmp_path / "keepers.html"))
     assert "Lighthouse keepers trimmed the wicks" in extracted.text
@@ -57,6 +64,7 @@ def test_a_deck_gives_each_slides_text_and_notes_mapped_to_the_slide(tmp_path: P
     assert extracted.slides(notes, notes + 5) == [1]
     miles = extracted.text.index("20 miles")
     assert extracted.slides(miles, miles + 5) == [2]
+    assert extracted.slide_count == 2 and extracted.page_count is None
 
 
 @pytest.mark.parametrize(("make", "expected"), [

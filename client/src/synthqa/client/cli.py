@@ -25,6 +25,7 @@ from .cli_generate import (
 )
 from .documents_in import InputError, read_document
 from .errors import SynthQAError
+from .report import ReportError, summary_lines, write_report
 from .retry import DEFAULT_RETRIES, DEFAULT_RETRY_WAIT_SECONDS
 from .sync import SynthQAClient
 from .walk import collect_files
@@ -93,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="at the end of the run, export it into DIR as --export-format "
                           "(the export command's options, prefixed with export-)")
     add_export_arguments(generate, "export-")
+    generate.add_argument("--report", nargs="?", const=True, default=None,
+                          type=Path, metavar="FILE.html",
+                          help="at the end of the run, write its report (as synthqa report "
+                          "does) to FILE.html (default: --out with .html for its suffix)")
     extract = commands.add_parser(
         "extract", help="print or write the text generate would send, one JSON line per "
         "document with its source map (no server needed; needs the ingest extra)")
@@ -113,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folder for the split files and README.md (new, empty, or an "
                         "earlier export with --overwrite)")
     add_export_arguments(export)
+    report = commands.add_parser(
+        "report", help="one self-contained HTML page of plots and tables on a generate run, "
+        "and its gist on stderr (no server needed; needs the dataset extra)")
+    report.add_argument("run", type=Path, metavar="RUN.jsonl",
+                        help="what generate wrote; <RUN>.manifest.json beside it is read too")
+    report.add_argument("--out", type=Path, default=None, metavar="FILE.html",
+                        help="the page to write (default: RUN with .html for its suffix)")
     chunk = commands.add_parser("chunk", help="show how the server chunks a file")
     chunk.add_argument("file", type=Path)
     chunk.add_argument("--json", action="store_true", help="print the full response as JSON")
@@ -139,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_extract(args.files, args.out, args.include, args.exclude)
     if args.command == "export":
         return run_export(args.run, args.out, args)
+    if args.command == "report":
+        return _report(args.run, args.out or args.run.with_suffix(".html"))
     if not args.trace:
         return _run(args)
     try:
@@ -179,11 +193,17 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 
 
 def _after_run(args: argparse.Namespace, code: int) -> int:
-    """The export a finished run asked for; a run cut short exports nothing."""
-    if args.export_dir is None or code not in (EXIT_OK, EXIT_SOME_FAILED):
+    """The export and the report a finished run asked for; a run cut short makes neither."""
+    if code not in (EXIT_OK, EXIT_SOME_FAILED):
         return code
-    exported = run_export(args.out, args.export_dir, args)
-    return code if exported == EXIT_OK else EXIT_CALL_FAILED
+    if args.export_dir is not None and run_export(args.out, args.export_dir, args) != EXIT_OK:
+        code = EXIT_CALL_FAILED
+    if args.report is not None:
+        # `--report` alone is True (argparse converts a string const with `type`).
+        page = args.out.with_suffix(".html") if args.report is True else args.report
+        if _report(args.out, page) != EXIT_OK:
+            code = EXIT_CALL_FAILED
+    return code
 
 
 def _reads_files(spec: OptionSpec) -> bool:
@@ -191,6 +211,17 @@ def _reads_files(spec: OptionSpec) -> bool:
     adapter's) may not."""
     return (spec.kind is str and not spec.bounds.choices and not spec.is_list
             and spec.name != "adapter")
+
+
+def _report(run: Path, out: Path) -> int:
+    try:
+        summary = write_report(run, out)
+    except ReportError as error:
+        print(f"synthqa: {error}", file=sys.stderr)
+        return EXIT_CALL_FAILED
+    for line in summary_lines(summary, out):
+        print(line, file=sys.stderr)
+    return 0
 
 
 def _text_from_file(value: OptionValue | None) -> OptionValue | None:

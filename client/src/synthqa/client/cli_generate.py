@@ -259,7 +259,8 @@ def _write_manifest(client: SynthQAClient, out: Path, started: str, options: dic
         inputs.append({"document_id": document_id,
                        "sha256": source.sha256 if source is not None else None,
                        "kind": in_flight.kinds.get(document_id),
-                       "skipped": in_flight.skipped.get(document_id)})
+                       "skipped": in_flight.skipped.get(document_id),
+                       **in_flight.extent(document_id)})
     written = write_manifest(out, started=started, options=options, server=server,
                              inputs=inputs, counts=report.as_json(len(files), out))
     print(f"  manifest: {written}", file=sys.stderr)

@@ -75,6 +75,8 @@ class InFlight:
         self.kinds: dict[str, str] = {}
         # Why a document was not sent, by id.
         self.skipped: dict[str, str] = {}
+        # Each extracted file's page and slide count, for the manifest (kept past finished()).
+        self.extents: dict[str, dict[str, int | None]] = {}
         self.files_read = 0
 
     def documents(self, files: list[Path], ids: dict[Path, str],
@@ -106,7 +108,13 @@ class InFlight:
                 continue
             self.extracted[ids[path]] = result.extracted
             self.kinds[ids[path]] = result.extracted.kind
+            self.extents[ids[path]] = {"pages": result.extracted.page_count,
+                                       "slides": result.extracted.slide_count}
             yield self._sent(ids[path], result.extracted.text, result.sha256)
+
+    def extent(self, document_id: str) -> dict[str, int | None]:
+        """The file's page and slide counts; None where it has none, or was not read."""
+        return self.extents.get(document_id, {"pages": None, "slides": None})
 
     def _skip(self, document_id: str, reason: str) -> None:
         self.skipped[document_id] = reason

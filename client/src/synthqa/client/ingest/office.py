@@ -81,7 +81,7 @@ def extract_pptx(data: bytes) -> Extracted:
         deck = pptx.Presentation(io.BytesIO(data))
     except (zipfile.BadZipFile, KeyError, ValueError) as error:
         raise ExtractionError(f"not a readable PowerPoint file ({error})") from None
-    builder = TextBuilder("pptx")
+    builder = TextBuilder("pptx", slide_count=len(deck.slides))
     for number, slide in enumerate(deck.slides, start=1):
         for shape in slide.shapes:
             if shape.has_text_frame:

@@ -17,7 +17,7 @@ def extract_pdf(data: bytes) -> Extracted:
         if "password" in str(error).lower():
             raise ExtractionError("an encrypted PDF (it needs a password)") from None
         raise ExtractionError(f"not a readable PDF ({error})") from None
-    builder = TextBuilder("pdf")
+    builder = TextBuilder("pdf", page_count=len(document))
     try:
         for index in range(len(document)):
             page = document[index]

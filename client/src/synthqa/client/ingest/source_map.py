@@ -40,6 +40,10 @@ class Extracted:
     text: str
     kind: str  # pdf, html, docx, pptx, markdown, text
     regions: tuple[Region, ...] = ()
+    # The file's pages (PDF) or slides (deck), those without text included, so that a report
+    # can name the ones that gave nothing; None for files without pages or slides.
+    page_count: int | None = None
+    slide_count: int | None = None
 
     def pages(self, start: int, end: int) -> list[int]:
         """The pages the characters [start, end) come from, in order."""
@@ -60,6 +64,8 @@ class TextBuilder:
     """Joins blocks of text with paragraph breaks, recording each block's region."""
 
     kind: str
+    page_count: int | None = None
+    slide_count: int | None = None
     _parts: list[str] = field(default_factory=list)
     _regions: list[Region] = field(default_factory=list)
     _length: int = 0
@@ -79,4 +85,5 @@ class TextBuilder:
                                     heading=heading))
 
     def build(self) -> Extracted:
-        return Extracted("".join(self._parts), self.kind, tuple(self._regions))
+        return Extracted("".join(self._parts), self.kind, tuple(self._regions),
+                         page_count=self.page_count, slide_count=self.slide_count)
