@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import shlex
 import subprocess
 import sys
 from importlib import resources
@@ -430,3 +431,46 @@ def _check_the_runs_dataset(dataset: Path, lines: list[dict[str, Any]], tmp_path
     assert {entry["split"] for entry in meta["configs"][0]["data_files"]} == set(loaded)
     assert f"| records in this dataset | {len(lines)} |" in card
     assert f"| records kept by the run | {len(lines)} |" in card
+
+
+def readme_dataset_commands() -> list[list[str]]:
+    """The commands of the README's "From a folder of documents to a dataset", as written."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## From a folder of documents to a dataset"):]
+    start = section.index("```sh\n") + len("```sh\n")
+    block = section[start:section.index("\n```", start)]
+    return [shlex.split(line.split("  #")[0]) for line in block.splitlines() if line.strip()]
+
+
+def test_the_readmes_four_dataset_commands_work_as_written(
+    server: ServerProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """extract, generate, export, report on a folder of a PDF, a web page and notes: each ends
+    0, and what each makes is there (the Parquet opens with load_dataset)."""
+    from datasets import load_dataset
+
+    from .. import made_files
+
+    commands = readme_dataset_commands()
+    steps = ("extract", "generate", "export", "report")
+    assert [next(arg for arg in command if arg in steps) for command in commands] == list(steps)
+    docs = tmp_path / "my-docs"
+    docs.mkdir()
+    made_files.pdf(docs / "pharos.pdf")
+    made_files.html(docs / "keepers.html")
+    made_files.markdown(docs / "notes.md")
+    for command in commands:
+        assert command[0] == ".venv/bin/synthqa"
+        args = [server.target if arg == "127.0.0.1:50051" else arg for arg in command[1:]]
+        result = subprocess.run([sys.executable, "-m", "synthqa.client.cli", *args],
+                                capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        assert result.returncode == 0, (command, result.stderr)
+    assert len(jsonl(tmp_path / "docs.jsonl")) == 3
+    records = jsonl(tmp_path / "run.jsonl")
+    assert {line["document_id"] for line in records} == {"pharos.pdf", "keepers.html",
+                                                          "notes.md"}
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    dataset = load_dataset(str(tmp_path / "my-dataset"), cache_dir=str(tmp_path / "hf"))
+    assert set(dataset) <= {"train", "validation"}
+    assert 0 < sum(split.num_rows for split in dataset.values()) <= len(records)
+    assert 'data-plot="records-per-page"' in (tmp_path / "run.html").read_text(encoding="utf-8")
