@@ -11,7 +11,7 @@ OUT ?= out/pairs.jsonl
 # Small KV cache on CPU: the tiny model needs little, and the machines are shared.
 export VLLM_CPU_KVCACHE_SPACE ?= 1
 
-.PHONY: help setup run serve test test-unit bench bench-chunker bench-chunker-memory bench-quality bench-client lint protos clean fuzz soak
+.PHONY: help setup run serve test test-unit bench bench-chunker bench-chunker-memory bench-quality bench-client bench-ingest lint protos clean fuzz soak
 # `make` alone lists the targets; the README's commands name theirs.
 .DEFAULT_GOAL := help
 
@@ -67,6 +67,12 @@ bench-client: setup
 ## bench-quality: records/s with the judge and dedup on and off, a seeded call from the cache
 bench-quality: setup
 	PYTHONPATH=bench $(PY) -m synthqa_bench.quality_bench --model "$(MODEL)" $(BENCH_ARGS)
+
+## bench-ingest: extraction's pages/s per format against the bare libraries (no server)
+# BENCH_ARGS="--serve" (the tiny model, started here) or "--target HOST:PORT": the end-to-end
+# half, generate from the files against generate from their text extracted beforehand.
+bench-ingest: setup
+	PYTHONPATH=bench $(PY) -m synthqa_bench.ingest_bench --model "$(MODEL)" $(BENCH_ARGS)
 
 LINTED := server client/src/synthqa/client client/src/synthqa/contract tests scripts bench
 
