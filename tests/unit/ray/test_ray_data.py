@@ -70,6 +70,10 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     made_files.pdf(folder / "paper.pdf")
     made_files.docx(folder / "lamp.docx")
     (folder / "blob.bin").write_bytes(bytes(range(256)) * 8)
+    # Left out, as the CLI leaves hidden files and folders out.
+    (folder / ".draft.txt").write_text("Not for the dataset.", encoding="utf-8")
+    (folder / "notes" / ".cache").mkdir()
+    (folder / "notes" / ".cache" / "c.txt").write_text("Not either.", encoding="utf-8")
     return folder
 
 
@@ -95,7 +99,8 @@ def by_document(lines: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 def files_table(corpus: Path) -> pa.Table:
     """Rows as ray.data.read_binary_files(paths, include_paths=True) gives them."""
-    paths = sorted(path for path in corpus.rglob("*") if path.is_file())
+    paths = sorted(path for path in corpus.rglob("*") if path.is_file()
+                   and not any(part.startswith(".") for part in path.relative_to(corpus).parts))
     return pa.table({"bytes": [path.read_bytes() for path in paths],
                      "path": [str(path) for path in paths]})
 
@@ -214,6 +219,9 @@ def test_a_corpus_becomes_shard_files_and_a_second_run_writes_nothing(
     assert "a binary file" in skipped[0]["reason"]
     assert sorted(path.name for path in out.iterdir()) == sorted(
         f"{summary['key']}.parquet" for summary in summaries)
+    rows = ray.data.read_parquet(str(out), file_extensions=["parquet"]).take_all()
+    assert sorted(json.loads(row["record"])["question"] for row in rows) == sorted(
+        line["record"]["question"] for lines in expected(corpus).values() for line in lines)
     written = {path: path.stat().st_mtime_ns for path in out.iterdir()}
 
     service.reset()

@@ -15,6 +15,7 @@ from ray.data import ActorPoolStrategy
 
 from synthqa.client.channel import Credentials, Target
 from synthqa.client.retry import DEFAULT_RETRIES
+from synthqa.client.walk import collect_files
 
 from .extract import ExtractDocuments
 from .generate_shards import GenerateShards
@@ -105,13 +106,25 @@ def _files(ds_or_paths: Inputs, root: str | None) -> tuple[ray.data.Dataset, str
     paths = [_absolute(os.fspath(path)) for path in given]
     if root is None:
         root = _common_folder(paths)
-    return ray.data.read_binary_files(paths, include_paths=True, num_cpus=READ_NUM_CPUS), root
+    files = _listed(paths)
+    if not files:
+        raise ValueError(f"no files in {', '.join(paths)}")
+    return ray.data.read_binary_files(files, include_paths=True, num_cpus=READ_NUM_CPUS), root
 
 
 def _absolute(path: str) -> str:
     """A local path made absolute (read_binary_files reports paths as given, and a document
     id must not depend on the working directory); a URI as it is."""
     return path if "://" in path else os.path.abspath(path)
+
+
+def _listed(paths: list[str]) -> list[str]:
+    """Local folders walked as the CLI walks them (hidden files and folders left out at any
+    depth), so a folder gives the same documents here as to `synthqa generate`; URIs are
+    listed by Ray (which leaves out paths starting with `.` or `_` below the folder)."""
+    local = [path for path in paths if "://" not in path]
+    return ([str(path) for path in collect_files(local)]
+            + [path for path in paths if "://" in path])
 
 
 def _common_folder(paths: list[str]) -> str:
