@@ -130,9 +130,13 @@ class CannedService(pb_grpc.SynthQAServiceServicer):
             yield from document_events(document_id, text, fail=fail)
 
     def _kill_caller(self, context: grpc.ServicerContext) -> None:
+        """The process at the other end of this call's connection: the one whose socket is
+        the call's peer address and is connected to this server."""
         port = int(context.peer().rsplit(":", 1)[1])
+        served = int(self.target.rsplit(":", 1)[1])
         for connection in psutil.net_connections(kind="tcp"):
-            if (connection.laddr and connection.laddr.port == port and connection.pid
+            if (connection.laddr and connection.laddr.port == port and connection.raddr
+                    and connection.raddr.port == served and connection.pid
                     and connection.pid != os.getpid()):
                 os.kill(connection.pid, signal.SIGKILL)
                 with self._lock:
