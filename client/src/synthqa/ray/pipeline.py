@@ -72,11 +72,13 @@ def generate_dataset(
     after the client's own `retries`.
     """
     canonical = canonical_options(options)  # a bad option is refused here, not in a task
-    shard_path(Path(out), "", format)  # and an unknown format
+    # Absolute: the actors' working directory is not the driver's.
+    folder = os.path.abspath(os.fspath(out))
+    shard_path(Path(folder), "", format)  # an unknown format too
     if num_shards < 1 or concurrency < 1:
         raise ValueError("num_shards and concurrency must be at least 1")
     files, root = _files(ds_or_paths, root)
-    Path(out).mkdir(parents=True, exist_ok=True)
+    Path(folder).mkdir(parents=True, exist_ok=True)
     _retry_incomplete_documents(files.context, max_shard_retries)
     documents = files.map_batches(
         ExtractDocuments, batch_format="pyarrow", batch_size=EXTRACT_BATCH_SIZE,
@@ -88,7 +90,7 @@ def generate_dataset(
     summaries = documents.groupby("shard", num_partitions=num_shards).map_groups(
         GenerateShards, batch_format="pyarrow",
         fn_constructor_kwargs={
-            "target": target, "out": os.fspath(out), "options": canonical, "format": format,
+            "target": target, "out": folder, "options": canonical, "format": format,
             "credentials": credentials, "streams": streams, "max_in_flight": max_in_flight,
             "timeout": timeout, "retries": retries},
         compute=ActorPoolStrategy(size=concurrency), num_cpus=GENERATE_NUM_CPUS)
