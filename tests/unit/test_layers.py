@@ -1,5 +1,6 @@
 """The layer rules docs/architecture.md states, checked against the imports: which packages may
-import vLLM, grpc, protobuf and OpenTelemetry, and that the client never reaches the server."""
+import vLLM, grpc, protobuf and OpenTelemetry, that the client never reaches the server, and
+that it never needs Ray."""
 
 from __future__ import annotations
 
@@ -49,6 +50,13 @@ def test_the_domain_never_imports_grpc_protobuf_or_opentelemetry(package: str) -
 def test_the_client_never_imports_the_server_torch_or_vllm() -> None:
     for prefix in ("synthqa.server", "torch", "vllm", "transformers"):
         assert not modules_importing(CLIENT, prefix), prefix
+
+
+def test_the_client_never_imports_ray() -> None:
+    # synthqa.ray needs the ray extra; the client, its CLI and the contract work without it.
+    for package in ("client", "contract"):
+        for prefix in ("ray", "synthqa.ray"):
+            assert not modules_importing(CLIENT / package, prefix), (package, prefix)
 
 
 def test_opentelemetry_stays_in_the_telemetry_modules() -> None:

@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser(
         "export", help="turn a generate run's JSONL into a dataset a trainer takes, split by "
         "source document, with a dataset card (no server needed)")
-    export.add_argument("run", type=Path, metavar="RUN.jsonl", help="what generate wrote")
+    export.add_argument("run", type=Path, metavar="RUN.jsonl", help="what generate wrote, or "
+                        "a folder of shard files (*.jsonl, *.parquet) from synthqa.ray")
     export.add_argument("--out", type=Path, required=True, metavar="DIR",
                         help="folder for the split files and README.md (new, empty, or an "
                         "earlier export with --overwrite)")

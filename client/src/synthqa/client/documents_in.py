@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .documents import Document
-from .file_kinds import non_text_kind
+from .file_kinds import non_text_kind, non_text_kind_of
 from .record_lines import Source
 
 if TYPE_CHECKING:
@@ -42,9 +42,10 @@ def document_ids(files: Sequence[Path]) -> dict[Path, str]:
 
 
 def read_text(path: Path, data: bytes | None = None) -> str:
-    """A UTF-8 text file's text, without the ingest extra (`data`: its bytes, when read)."""
+    """A UTF-8 text file's text, without the ingest extra. `data`: its bytes, when read (the
+    file is then not opened again, and `path` only names it)."""
     try:
-        kind = non_text_kind(path)
+        kind = non_text_kind(path) if data is None else non_text_kind_of(data)
         if kind is not None:
             raise InputError(f"{path} is {kind}, not text: its markup or bytes would reach the "
                              f"model as if they were the document ({INGEST_HINT})")

@@ -53,6 +53,12 @@ def non_text_kind(path: Path) -> str | None:
     return None if kind is TEXT else kind.description
 
 
+def non_text_kind_of(data: bytes) -> str | None:
+    """non_text_kind of a file whose bytes are all in memory."""
+    kind = sniff_bytes(data)
+    return None if kind is TEXT else kind.description
+
+
 def sniff_bytes(data: bytes) -> FileKind:
     """The kind of a file whose bytes are all in memory."""
     kind = _sniff_head(data[:_SNIFF_BYTES])

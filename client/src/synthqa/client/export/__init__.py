@@ -8,10 +8,10 @@ from .run import (
     ExportSettings,
     export_run,
     parse_split,
-    read_lines,
     read_manifest,
     split_of,
 )
+from .run_lines import read_lines
 
 __all__ = ["DEFAULT_SPLIT", "FORMATS", "REASONED_ANSWER", "SUMMARY_INSTRUCTION", "ExportError",
            "ExportResult", "ExportSettings", "export_run", "parse_split",

@@ -6,7 +6,7 @@
 - openai: {"messages": [{"role": "user", ...}, {"role": "assistant", ...}]}, as fine-tuning
   APIs take it;
 - chatml: {"text": ...}, the conversation rendered with a chat template;
-- parquet: the line's columns plus `messages` (parquet.py).
+- parquet: the line's columns plus `messages` (line_rows.py).
 A cot record's reasoning goes into the answer turn, before the answer (`REASONED_ANSWER`); a
 summary record answers `SUMMARY_INSTRUCTION`. Custom records have no question and answer: only
 jsonl and parquet take them."""
@@ -76,7 +76,7 @@ def _openai(line: Line) -> dict[str, Any]:
 
 
 def converter(fmt: str, chat_template: ChatTemplate | None = None) -> Converter:
-    """The row a line becomes in `fmt` (for parquet, the line; its columns are parquet.py's)."""
+    """The row a line becomes in `fmt` (for parquet, the line; its columns are line_rows.py's)."""
     if fmt in LINEAGE_FORMATS:
         return lambda line: line
     if fmt == "alpaca":

@@ -1,23 +1,24 @@
 """`synthqa export`: a run's output lines (record_lines.py) as the files a trainer takes, split
 by source document so that no document has records in two splits, curated across the whole
-run if asked, with a dataset card. Formats: formats.py; files: writers.py; card: card.py."""
+run if asked, with a dataset card. The run's lines: run_lines.py; formats: formats.py; files:
+writers.py; card: card.py."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..record_lines import LINE_SCHEMA_VERSION
 from ..run_manifest import manifest_path
 from .card import CardFacts, card
 from .chat_template import ChatTemplate, special_tokens_of
 from .corpus_filter import DEFAULT_THRESHOLD, CorpusFilter, read_eval_texts
 from .errors import ExportError
 from .formats import converter
+from .run_lines import read_lines
 from .writers import JsonlSplits, ParquetSplits, SplitWriter, StagedFolder
 
 DEFAULT_SPLIT = {"train": 1.0}
@@ -51,23 +52,6 @@ def split_of(document_id: str, shares: dict[str, float], seed: int) -> str:
         if point < total:
             return name
     return next(reversed(shares))
-
-
-def read_lines(path: Path) -> Iterator[dict[str, Any]]:
-    """A run's lines; refused when written in another line schema."""
-    with path.open(encoding="utf-8") as source:
-        for number, text in enumerate(source, start=1):
-            if not text.strip():
-                continue
-            try:
-                line = json.loads(text)
-            except json.JSONDecodeError as error:
-                raise ExportError(f"{path}:{number} is not JSON ({error.msg})") from None
-            version = line.get("schema_version") if isinstance(line, dict) else None
-            if version != LINE_SCHEMA_VERSION:
-                raise ExportError(f"{path}:{number} is not a synthqa record line of schema "
-                                  f"version {LINE_SCHEMA_VERSION} (schema_version: {version})")
-            yield line
 
 
 def read_manifest(run: Path) -> dict[str, Any] | None:

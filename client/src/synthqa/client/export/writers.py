@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from .errors import ExportError
-from .formats import messages
+from .line_rows import line_row, line_schema
 
 PARQUET_ROWS_PER_GROUP = 1_000
 
@@ -87,9 +87,7 @@ def parquet_path(split: str) -> str:
 
 
 class ParquetSplits:
-    """The lines' columns, `record` as JSON text (a caller's schema can be anything; one column
-    type serves every run), and `messages` for the built-in shapes (null for custom), the
-    column chat trainers read."""
+    """The lines as Parquet rows (line_rows.py)."""
 
     def __init__(self, folder: Path, splits: list[str]) -> None:
         try:
@@ -107,8 +105,7 @@ class ParquetSplits:
 
     def write(self, split: str, row: dict[str, Any]) -> None:
         pending = self._pending[split]
-        pending.append({**row, "record": json.dumps(row["record"], ensure_ascii=False),
-                        "messages": messages(row)})
+        pending.append(line_row(row))
         if len(pending) >= PARQUET_ROWS_PER_GROUP:
             self._flush(split)
 
@@ -124,30 +121,3 @@ class ParquetSplits:
             self._flush(split)
             writer.close()
         return [parquet_path(name) for name in self._writers]
-
-
-def line_schema(pa: Any) -> Any:
-    """A record line (schemas/record-line-v1.json) as Arrow columns."""
-    integers = pa.list_(pa.int32())
-    return pa.schema([
-        ("schema_version", pa.int32()),
-        ("document_id", pa.string()),
-        ("source", pa.struct([("path", pa.string()), ("sha256", pa.string()),
-                              ("pages", integers), ("slides", integers)])),
-        ("chunk_index", pa.int32()),
-        ("pass_index", pa.int32()),
-        ("record_index", pa.int32()),
-        ("shape", pa.string()),
-        ("question", pa.string()),
-        ("reasoning", pa.string()),
-        ("answer", pa.string()),
-        ("summary", pa.string()),
-        ("record", pa.string()),
-        ("rating", pa.int32()),
-        ("rating_reason", pa.string()),
-        ("evidence", pa.list_(pa.struct([
-            ("sentence", pa.int32()), ("text", pa.string()), ("char_start", pa.int64()),
-            ("char_end", pa.int64()), ("page", pa.int32()), ("slide", pa.int32())]))),
-        ("cached", pa.bool_()),
-        ("messages", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
-    ])

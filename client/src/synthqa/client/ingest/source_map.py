@@ -22,6 +22,12 @@ class Region:
     slide: int | None = None
     heading: tuple[str, ...] = ()
 
+    @classmethod
+    def from_json(cls, place: dict[str, Any]) -> Region:
+        """The region `as_json` gave."""
+        return cls(start=place["start"], end=place["end"], page=place.get("page"),
+                   slide=place.get("slide"), heading=tuple(place.get("heading", ())))
+
     def as_json(self) -> dict[str, Any]:
         place: dict[str, Any] = {"start": self.start, "end": self.end}
         if self.page is not None:
