@@ -5,9 +5,9 @@ resumable (generate_dataset). docs/ray.md tells how to run it and read its outpu
 from .extract import DOCUMENT_SCHEMA, ExtractDocuments
 from .generate_shards import SUMMARY_SCHEMA, GenerateShards
 from .pipeline import generate_dataset
-from .records import GenerateRecords, IncompleteDocument
+from .records import GenerateRecords, IncompleteDocument, ReplicaUnavailable
 from .shards import options_hash, shard_key, shard_of
 
 __all__ = ["DOCUMENT_SCHEMA", "SUMMARY_SCHEMA", "ExtractDocuments", "GenerateRecords",
-           "GenerateShards", "IncompleteDocument", "generate_dataset", "options_hash",
-           "shard_key", "shard_of"]
+           "GenerateShards", "IncompleteDocument", "ReplicaUnavailable", "generate_dataset",
+           "options_hash", "shard_key", "shard_of"]

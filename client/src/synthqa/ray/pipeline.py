@@ -19,7 +19,7 @@ from synthqa.client.walk import collect_files
 
 from .extract import ExtractDocuments
 from .generate_shards import GenerateShards
-from .records import DEFAULT_MAX_IN_FLIGHT, IncompleteDocument
+from .records import DEFAULT_MAX_IN_FLIGHT, IncompleteDocument, ReplicaUnavailable
 from .shard_files import shard_path
 from .shards import Options, canonical_options
 
@@ -33,7 +33,8 @@ EXTRACT_BATCH_SIZE = 16
 DEFAULT_SHARD_RETRIES = 3
 # What Ray Data matches in a failed task's error to retry it: the class of the error a
 # document with failed chunks raises, as Ray formats it ("module.Class: message").
-INCOMPLETE_DOCUMENT = f"{IncompleteDocument.__module__}.{IncompleteDocument.__qualname__}"
+RETRIED_ERRORS = tuple(f"{error.__module__}.{error.__qualname__}"
+                       for error in (IncompleteDocument, ReplicaUnavailable))
 
 Inputs: TypeAlias = "ray.data.Dataset | str | os.PathLike[str] | Sequence[str | os.PathLike[str]]"
 
@@ -138,13 +139,13 @@ def _common_folder(paths: list[str]) -> str:
 
 
 def _retry_incomplete_documents(context: Any, attempts: int) -> None:
-    """Lets Ray Data retry a task that raised IncompleteDocument, up to `attempts` times (its
+    """Lets Ray Data retry a task that raised IncompleteDocument or ReplicaUnavailable, up to
+    `attempts` times (its
     map tasks retry no user error by default). Set on the dataset's own context, which its
     derived datasets share, keeping what the caller set."""
     retried = context.retried_map_errors
     if retried is not True:
         patterns = list(retried or [])
-        if INCOMPLETE_DOCUMENT not in patterns:
-            patterns.append(INCOMPLETE_DOCUMENT)
+        patterns += [name for name in RETRIED_ERRORS if name not in patterns]
         context.retried_map_errors = patterns
     context.max_map_retries = max(context.max_map_retries, attempts)

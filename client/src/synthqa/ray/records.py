@@ -13,10 +13,12 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
 import pyarrow as pa
 
 from synthqa.client.channel import Credentials, Target
 from synthqa.client.documents import Document
+from synthqa.client.errors import SynthQAError
 from synthqa.client.record_lines import (
     Locator,
     Place,
@@ -46,6 +48,13 @@ _ERRORS_NAMED = 3
 class IncompleteDocument(RuntimeError):
     """A document still had failed chunks after the client's retries: its records are not
     all there, so nothing of its batch may be kept. Raised for Ray to retry the task."""
+
+
+class ReplicaUnavailable(RuntimeError):
+    """The batch's call was lost to a server gone (UNAVAILABLE) and the client could not place
+    it again: a call whose replica died before it answered is not retried by the client, which
+    reports a server that never answered at once. Raised for Ray to retry the task, by when the
+    channel has left the dead replica out."""
 
 
 class GenerateRecords:
@@ -115,6 +124,10 @@ class GenerateRecords:
                 if finished is not None:
                     window.release()
                     yield from finished
+        except SynthQAError as error:
+            if error.code != grpc.StatusCode.UNAVAILABLE:
+                raise
+            raise ReplicaUnavailable(f"the call was lost to a server gone: {error}") from None
         finally:
             window.close()
             if isinstance(events, Generator):
