@@ -1,8 +1,10 @@
 """Marks every test under tests/e2e as `e2e`: `pytest -m "not e2e"` runs the logic tests alone,
-in seconds, without starting an engine."""
+in seconds, without starting an engine. And the tests' Ray, for the unit and e2e tests of
+synthqa.ray."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,3 +16,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if E2E_DIR in item.path.parents:
             item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    """A local Ray cluster of the machine's two CPUs, once per module that asks."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    yield
+    ray.shutdown()

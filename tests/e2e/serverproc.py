@@ -147,3 +147,17 @@ def serving(process: ServerProcess) -> Iterator[ServerProcess]:
         code = process.stop()
         assert code == 0, f"server exited with {code}; see {process.log_path}"
         assert_all_gone(children)
+
+
+def serving_until_killed(process: ServerProcess) -> Iterator[ServerProcess]:
+    """For a fixture whose test may kill the server: started and SERVING; afterwards stopped
+    if still alive, and no process of its tree left either way."""
+    process.start()
+    try:
+        process.wait_serving()
+        yield process
+    finally:
+        children = process.descendants()
+        if process.process is not None and process.process.poll() is None:
+            process.stop()
+        assert_all_gone(children)

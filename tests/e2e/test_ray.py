@@ -26,7 +26,7 @@ from synthqa.client.export import read_lines
 from .. import made_files
 from ..paths import REPO
 from .helpers import SAMPLE, jsonl
-from .serverproc import ServerProcess, assert_all_gone, free_port
+from .serverproc import ServerProcess, free_port, serving_until_killed
 
 ray = pytest.importorskip("ray", reason="the ray extra is installed by make setup")
 from synthqa.ray import generate_dataset  # noqa: E402
@@ -45,25 +45,8 @@ def replica(name: str) -> ServerProcess:
 
 @pytest.fixture(scope="module")
 def second(tiny_model_path: str) -> Iterator[ServerProcess]:
-    """The other replica; the last test kills it, so it is stopped only if still alive."""
-    server = replica("b")
-    server.start()
-    try:
-        server.wait_serving()
-        yield server
-    finally:
-        children = server.descendants()
-        if server.process is not None and server.process.poll() is None:
-            server.stop()
-        assert_all_gone(children)
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    yield
-    ray.shutdown()
+    """The other replica; the last test kills it."""
+    yield from serving_until_killed(replica("b"))
 
 
 @pytest.fixture(scope="module")

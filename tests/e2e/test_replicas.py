@@ -27,7 +27,14 @@ from synthqa.v1 import synthqa_pb2 as pb
 
 from ..paths import REPO
 from .helpers import SAMPLE, TOLERATED_CHUNK_FAILURES, jsonl
-from .serverproc import ServerProcess, alive, assert_all_gone, free_port, serving
+from .serverproc import (
+    ServerProcess,
+    alive,
+    assert_all_gone,
+    free_port,
+    serving,
+    serving_until_killed,
+)
 
 NUM_PAIRS = 2
 CHUNK_TOKENS = 128
@@ -69,16 +76,7 @@ def survivor(tiny_model_path: str) -> Iterator[ServerProcess]:
 @pytest.fixture
 def doomed(tiny_model_path: str, survivor: ServerProcess) -> Iterator[ServerProcess]:
     """A replica the test kills; stopped cleanly if it is still alive at the end."""
-    server = replica("a")
-    server.start()
-    try:
-        server.wait_serving()
-        yield server
-    finally:
-        children = server.descendants()
-        if server.process is not None and server.process.poll() is None:
-            server.stop()
-        assert_all_gone(children)
+    yield from serving_until_killed(replica("a"))
 
 
 def write_inputs(folder: Path, characters: int) -> list[Path]:

@@ -195,14 +195,6 @@ def until(condition: Callable[[], bool], within: float = 5.0) -> bool:
     return True
 
 
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    yield
-    ray.shutdown()
-
-
 def test_a_corpus_becomes_shard_files_and_a_second_run_writes_nothing(
     corpus: Path, target: str, service: CannedService, local_ray: None, tmp_path: Path,
 ) -> None:
