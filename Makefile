@@ -11,7 +11,7 @@ OUT ?= out/pairs.jsonl
 # Small KV cache on CPU: the tiny model needs little, and the machines are shared.
 export VLLM_CPU_KVCACHE_SPACE ?= 1
 
-.PHONY: help setup run serve test test-unit bench bench-chunker bench-chunker-memory bench-quality bench-client bench-ingest lint protos clean fuzz soak
+.PHONY: help setup run serve test test-unit bench bench-chunker bench-chunker-memory bench-quality bench-client bench-ingest bench-ray lint protos clean fuzz soak
 # `make` alone lists the targets; the README's commands name theirs.
 .DEFAULT_GOAL := help
 
@@ -73,6 +73,12 @@ bench-quality: setup
 # half, generate from the files against generate from their text extracted beforehand.
 bench-ingest: setup
 	PYTHONPATH=bench $(PY) -m synthqa_bench.ingest_bench --model "$(MODEL)" $(BENCH_ARGS)
+
+## bench-ray: records/s and client CPU per 1,000 records, the CLI against Ray, 1 and 2 replicas
+# Starts the tiny model's replicas itself (about 25 minutes here); BENCH_ARGS="--target A,B"
+# uses replicas already running (started with --no-cache). Needs the ray extra.
+bench-ray: setup
+	PYTHONPATH=bench $(PY) -m synthqa_bench.ray_bench --model "$(MODEL)" $(BENCH_ARGS)
 
 LINTED := server client/src/synthqa/client client/src/synthqa/contract tests scripts bench
 

@@ -495,17 +495,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def start_server(args: argparse.Namespace, stamp: str) -> tuple[Any, str]:
+def start_server(args: argparse.Namespace, stamp: str, name: str = "ingest"
+                 ) -> tuple[Any, str]:
+    """A server on `args.model` with `args.server_args`, logging to
+    `args.out/logs/<stamp>/<name>-server.log` (ray_bench starts its replicas with it too)."""
     # Imported here: the servers module imports vLLM, which extraction alone does not need.
     from .servers import BenchServer, _grpc_serving, free_port
 
     port = free_port()
     target = f"127.0.0.1:{port}"
     server = BenchServer(
-        "synthqa-ingest",
+        f"synthqa-{name}",
         [sys.executable, "-m", "synthqa.server", "--model", args.model, "--port", str(port),
          *shlex.split(args.server_args)],
-        lambda: _grpc_serving(target), args.out / "logs" / stamp / "ingest-server.log")
+        lambda: _grpc_serving(target), args.out / "logs" / stamp / f"{name}-server.log")
     server.start()
     return server, target
 

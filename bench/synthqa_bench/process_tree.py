@@ -6,9 +6,11 @@ synthqa's or the benchmark's."""
 
 from __future__ import annotations
 
+import os
 import statistics
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import psutil
@@ -114,3 +116,93 @@ class ProcessTreeSampler:
         self._thread.join()
         self.cpu_seconds = self._cpu() - self._cpu_start
         self.main_cpu_seconds = self._main_cpu() - self._main_cpu_start
+
+
+def exited_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds of a child process that has exited and is not yet reaped: its own, and that
+    of the descendants it waited for (its workers). Waits for it to exit without reaping it;
+    the caller reaps it after (Popen.wait). Exact: the kernel's own counts, no sampling."""
+    os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+    times = psutil.Process(pid).cpu_times()
+    return (float(times.user + times.system),
+            float(times.children_user + times.children_system))
+
+
+class TreeCpuByKind:
+    """CPU seconds of the processes `roots()` gives and their descendants, over the block it
+    runs, summed per kind (`kind(process)` names it: "raylet", an actor's class...). Read every
+    `interval` seconds; what a process used between two readings counts for the kind it has at
+    the second (a worker that changes tasks changes kind). A process started during the block
+    counts from its start; one that exits during it loses what it used after its last reading
+    (at most `interval` seconds of CPU each: `exited` says how many). The readings' own CPU
+    (this object's thread, in the caller's process) is `sampler_cpu_seconds`."""
+
+    def __init__(self, roots: Callable[[], Iterable[psutil.Process]],
+                 kind: Callable[[psutil.Process], str], interval: float = 0.1) -> None:
+        self._roots = roots
+        self._kind = kind
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._last: dict[int, float] = {}
+        self._kinds: dict[int, str] = {}
+        self._started = 0.0
+        self.cpu_by_kind: dict[str, float] = {}
+        self.processes_by_kind: dict[str, int] = {}
+        self.exited = 0
+        self.sampler_cpu_seconds = 0.0
+
+    def _tree(self) -> list[psutil.Process]:
+        found: dict[int, psutil.Process] = {}
+        for root in self._roots():
+            try:
+                for process in (root, *root.children(recursive=True)):
+                    found[process.pid] = process
+            except psutil.NoSuchProcess:
+                pass
+        return list(found.values())
+
+    def _read(self, first: bool = False) -> None:
+        seen = set()
+        for process in self._tree():
+            try:
+                with process.oneshot():
+                    times = process.cpu_times()
+                    cpu = float(times.user + times.system)
+                    created = process.create_time()
+                kind = self._kind(process)
+            except psutil.Error:
+                continue
+            seen.add(process.pid)
+            if process.pid not in self._last:
+                # Seen at the start, or started before it and not seen then: from now on.
+                began = 0.0 if not first and created >= self._started else cpu
+                self._last[process.pid] = began
+            if self._kinds.get(process.pid) != kind:
+                self.processes_by_kind[kind] = self.processes_by_kind.get(kind, 0) + 1
+                self._kinds[process.pid] = kind
+            self.cpu_by_kind[kind] = (self.cpu_by_kind.get(kind, 0.0)
+                                      + cpu - self._last[process.pid])
+            self._last[process.pid] = cpu
+        for pid in [pid for pid in self._last if pid not in seen]:
+            del self._last[pid]
+            self.exited += 1
+
+    def _sample(self) -> None:
+        began = time.thread_time()
+        while not self._stop.wait(self._interval):
+            self._read()
+        self.sampler_cpu_seconds += time.thread_time() - began
+
+    def __enter__(self) -> TreeCpuByKind:
+        self._started = time.time() - 0.05  # create_time is rounded to the clock tick
+        self._read(first=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        began = time.thread_time()
+        self._read()
+        self.sampler_cpu_seconds += time.thread_time() - began
