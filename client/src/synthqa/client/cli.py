@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from google.protobuf import json_format
 
-from synthqa.contract.options import OPTIONS, OptionSpec, OptionValue
-
 from . import tracing
-from .channel import Credentials, token_problem
+from .cli_args import (
+    TOKEN_VARIABLE,
+    add_connection_arguments,
+    add_generation_options,
+    check_connection,
+    credentials,
+    generation_options,
+)
 from .cli_export import add_export_arguments, export_problem, run_export
 from .cli_extract import run_extract
 from .cli_generate import (
@@ -26,38 +30,20 @@ from .cli_generate import (
 from .documents_in import InputError, read_document
 from .errors import SynthQAError
 from .report import ReportError, summary_lines, write_report
-from .retry import DEFAULT_RETRIES, DEFAULT_RETRY_WAIT_SECONDS
+from .retry import DEFAULT_RETRY_WAIT_SECONDS
 from .sync import SynthQAClient
 from .walk import collect_files
 
 TRACED_SERVICE_NAME = "synthqa-cli"
-TOKEN_VARIABLE = "SYNTHQA_TOKEN"
+__all__ = ["TOKEN_VARIABLE", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="synthqa", description=__doc__)
-    parser.add_argument("--target", default="localhost:50051", type=_targets,
-                        help="server host:port, any gRPC target (dns:///name:port spreads "
-                        "calls over every address of the name), or several host:port "
-                        "replicas separated by commas (default %(default)s)")
-    parser.add_argument("--timeout", type=float, default=None, help="call deadline in seconds")
-    parser.add_argument("--retries", type=int, default=DEFAULT_RETRIES, metavar="N",
-                        help="times chunks lost to a failed engine are asked for again, once "
-                        "the server is SERVING (default %(default)s)")
+    add_connection_arguments(parser)
     parser.add_argument("--retry-wait", type=float, default=DEFAULT_RETRY_WAIT_SECONDS,
                         metavar="SECONDS", help="how long a retry waits for the server to be "
                         "SERVING again (default %(default)s)")
-    security = parser.add_argument_group("security")
-    security.add_argument("--tls", action="store_true",
-                          help="TLS, checking the server against the system's CAs or --ca-file")
-    security.add_argument("--ca-file", type=Path, default=None,
-                          help="PEM CA that signed the server's certificate (implies --tls)")
-    security.add_argument("--cert-file", type=Path, default=None,
-                          help="client certificate for mutual TLS (with --key-file)")
-    security.add_argument("--key-file", type=Path, default=None,
-                          help="the PEM private key of --cert-file")
-    security.add_argument("--token", default=os.environ.get(TOKEN_VARIABLE) or None,
-                          help=f"bearer token for every call (default: ${TOKEN_VARIABLE})")
     parser.add_argument("--trace", action="store_true",
                         help="trace the command with OpenTelemetry, configured by the standard "
                         "OTEL_* variables (exporter otlp by default); the server's spans join "
@@ -130,10 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     chunk.add_argument("file", type=Path)
     chunk.add_argument("--json", action="store_true", help="print the full response as JSON")
     for sub in (generate, chunk):
-        options = sub.add_argument_group("generation options (unset: the server's default)")
-        for spec in OPTIONS:
-            spec.add_flag(options, spec.flag, None,
-                          spec.help + (" (@FILE: read from FILE)" if _reads_files(spec) else ""))
+        add_generation_options(sub)
     commands.add_parser("info", help="describe the server")
     wait = commands.add_parser("wait", help="wait until the server reports SERVING")
     wait.add_argument("--for", dest="wait_for", type=float, default=600.0, metavar="SECONDS")
@@ -171,12 +154,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """What argparse cannot check alone; a problem ends the command with usage (exit 2)."""
-    if args.retries < 0:
-        parser.error("--retries must not be negative")
-    if (args.cert_file is None) != (args.key_file is None):
-        parser.error("--cert-file and --key-file go together")
-    if args.token and (problem := token_problem(args.token)):
-        parser.error(f"--token (or ${TOKEN_VARIABLE}): {problem}")
+    check_connection(parser, args)
     if args.command == "generate":
         if args.streams is None:
             args.streams = len(args.target) if isinstance(args.target, list) else 1
@@ -207,13 +185,6 @@ def _after_run(args: argparse.Namespace, code: int) -> int:
     return code
 
 
-def _reads_files(spec: OptionSpec) -> bool:
-    """Texts that may be long (a schema, instructions) may come from a file; a name (an
-    adapter's) may not."""
-    return (spec.kind is str and not spec.bounds.choices and not spec.is_list
-            and spec.name != "adapter")
-
-
 def _report(run: Path, out: Path) -> int:
     try:
         summary = write_report(run, out)
@@ -225,29 +196,18 @@ def _report(run: Path, out: Path) -> int:
     return 0
 
 
-def _text_from_file(value: OptionValue | None) -> OptionValue | None:
-    """A text option given as @PATH (a schema, long instructions) is the file's text."""
-    if isinstance(value, str) and value.startswith("@"):
-        return Path(value[1:]).read_text(encoding="utf-8")
-    return value
-
-
 def _run(args: argparse.Namespace) -> int:
     try:
-        credentials = Credentials(tls=args.tls, ca_file=args.ca_file, cert_file=args.cert_file,
-                                  key_file=args.key_file, token=args.token)
         with SynthQAClient(args.target, timeout=args.timeout, retries=args.retries,
                            retry_wait=args.retry_wait, trace=args.trace,
-                           credentials=credentials) as client:
+                           credentials=credentials(args)) as client:
             if args.command == "wait":
                 client.wait_ready(args.wait_for)
                 return 0
             if args.command == "info":
                 print(_to_json(client.server_info()))
                 return 0
-            options = {spec.name: spec.from_flag(getattr(args, spec.name)) for spec in OPTIONS}
-            options.update({spec.name: _text_from_file(options[spec.name])
-                            for spec in OPTIONS if _reads_files(spec)})
+            options = generation_options(args)
             if args.command == "chunk":
                 return _chunk(client, args, options)
             files = collect_files(args.files, args.include, args.exclude)
@@ -269,17 +229,6 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("synthqa: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-
-
-# gRPC's own target schemes; their values may hold commas (ipv4:a:1,b:2) and pass as they are.
-TARGET_SCHEMES = ("dns:", "ipv4:", "ipv6:", "unix:", "unix-abstract:", "vsock:", "xds:")
-
-
-def _targets(value: str) -> str | list[str]:
-    """One gRPC target, or several host:port replicas separated by commas."""
-    if "," not in value or value.startswith(TARGET_SCHEMES):
-        return value
-    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 def _chunk(client: SynthQAClient, args: argparse.Namespace, options: dict[str, Any]) -> int:
