@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     server = BenchServer(
         "synthqa-record",
         [sys.executable, "-m", "synthqa_bench.replay_server", "--record", str(raw),
-         "--model", args.model, "--port", str(port), "--no-cache",
+         "--model", args.model, "--host", "127.0.0.1", "--port", str(port), "--no-cache",
          *engine_flags(args.model, args.engine_args)],
         lambda: _grpc_serving(target), work / "server.log")
     print(f"recording {', '.join(features)} on {args.model}, workload {args.workload} "
