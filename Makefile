@@ -11,7 +11,7 @@ OUT ?= out/pairs.jsonl
 # Small KV cache on CPU: the tiny model needs little, and the machines are shared.
 export VLLM_CPU_KVCACHE_SPACE ?= 1
 
-.PHONY: help setup run serve test test-unit bench bench-chunker bench-chunker-memory bench-quality bench-client bench-ingest bench-ray lint protos clean fuzz soak
+.PHONY: help setup run serve test test-unit bench bench-chunker bench-chunker-memory bench-quality bench-client bench-ingest bench-ray bench-record lint protos clean fuzz soak
 # `make` alone lists the targets; the README's commands name theirs.
 .DEFAULT_GOAL := help
 
@@ -79,6 +79,13 @@ bench-ingest: setup
 # uses replicas already running (started with --no-cache). Needs the ray extra.
 bench-ray: setup
 	PYTHONPATH=bench $(PY) -m synthqa_bench.ray_bench --model "$(MODEL)" $(BENCH_ARGS)
+
+## bench-record: the engine's outputs per feature, for the replay engine; bench/replay/
+# One server with every engine output recorded, the quick workload through it once per feature
+# (qa, cot, custom, evidence, judge, dedup): a few minutes on the tiny model. Serve a file with
+# `PYTHONPATH=bench $(PY) -m synthqa_bench.replay_server --recording FILE --model MODEL ...`.
+bench-record: setup
+	PYTHONPATH=bench $(PY) -m synthqa_bench.record_replay --model "$(MODEL)" $(BENCH_ARGS)
 
 LINTED := server client/src/synthqa/client client/src/synthqa/contract tests scripts bench
 

@@ -9,13 +9,14 @@ import logging
 import os
 import signal
 import sqlite3
+from collections.abc import Callable
 
 import grpc
 from vllm.engine.arg_utils import AsyncEngineArgs
 
 from .config import ServerSettings
 from .engine.process_tree import terminate_children
-from .engine.supervisor import EngineGaveUp, EngineSupervisor
+from .engine.supervisor import EngineGaveUp, EngineSupervisor, ManagedEngine
 from .engine.vllm_engine import VllmEngine
 from .grpc_api.call_limits import CallGuard, CallLimits
 from .grpc_api.rpc_scope import RpcScope
@@ -33,9 +34,13 @@ DEAD_ENGINE_GRACE_SECONDS = 5.0
 
 
 class ServerLifecycle:
-    def __init__(self, engine_args: AsyncEngineArgs, settings: ServerSettings) -> None:
+    def __init__(self, engine_args: AsyncEngineArgs, settings: ServerSettings, *,
+                 start_engine: Callable[[], ManagedEngine] | None = None) -> None:
+        """`start_engine` starts (and restarts) the engine, blocking; by default vLLM on
+        `engine_args`. Not reachable from the command line: the bench passes another."""
         self._engine_args = engine_args
         self._settings = settings
+        self._engine_factory = start_engine or (lambda: VllmEngine.start(engine_args))
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
         self._engine_gone = False
@@ -110,8 +115,7 @@ class ServerLifecycle:
 
     async def _start_engine(self) -> EngineSupervisor:
         log.info("starting the engine for %s", self._engine_args.model)
-        engine = EngineSupervisor(lambda: VllmEngine.start(self._engine_args),
-                                  self._settings.restarts)
+        engine = EngineSupervisor(self._engine_factory, self._settings.restarts)
         # The engine exists before the gRPC server: its core process is spawned first.
         await engine.start()
         return engine
