@@ -30,6 +30,7 @@ class StagedFolder:
     """`out`'s content is built in `.<name>.partial` beside it and swapped in by `commit`."""
 
     def __init__(self, out: Path, overwrite: bool) -> None:
+        out = out.resolve()  # `--out .` has no name to put the staging folder beside
         check_target(out, overwrite)
         self.out = out
         self.path = out.with_name(f".{out.name}.partial")
