@@ -22,10 +22,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import uvloop
 from vllm.engine.arg_utils import AsyncEngineArgs
 
-from synthqa.server.__main__ import exit_now
+from synthqa.server.__main__ import exit_now, serve
 from synthqa.server.config import parse
 from synthqa.server.engine.replay import Recording, RecordingEngine, ReplayEngine
 from synthqa.server.engine.supervisor import ManagedEngine
@@ -103,18 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         start = replaying(own.recording, engine_args, not own.replay_without_yielding)
     else:
         start = recording_to(own.record, engine_args)
-    lifecycle = ServerLifecycle(engine_args, settings, start_engine=start)
-
-    async def run() -> None:
-        lifecycle.install_signal_handlers()
-        await lifecycle.run()
-
-    try:
-        uvloop.run(run())
-    except RuntimeError as error:
-        log.error("%s", error)
-        return 1
-    return 0
+    return serve(ServerLifecycle(engine_args, settings, start_engine=start))
 
 
 # With --record, vLLM's engine core starts with `spawn`, which re-imports this module: the

@@ -138,26 +138,25 @@ class ServerProcess:
 def serving(process: ServerProcess) -> Iterator[ServerProcess]:
     """For a fixture: the server started and SERVING; afterwards stopped cleanly (exit 0) with
     no process of its tree left."""
-    process.start()
-    try:
-        process.wait_serving()
-        yield process
-    finally:
-        children = process.descendants()
-        code = process.stop()
-        assert code == 0, f"server exited with {code}; see {process.log_path}"
-        assert_all_gone(children)
+    yield from _served(process, may_be_killed=False)
 
 
 def serving_until_killed(process: ServerProcess) -> Iterator[ServerProcess]:
     """For a fixture whose test may kill the server: started and SERVING; afterwards stopped
     if still alive, and no process of its tree left either way."""
+    yield from _served(process, may_be_killed=True)
+
+
+def _served(process: ServerProcess, may_be_killed: bool) -> Iterator[ServerProcess]:
     process.start()
     try:
         process.wait_serving()
         yield process
     finally:
         children = process.descendants()
-        if process.process is not None and process.process.poll() is None:
-            process.stop()
+        alive_now = process.process is not None and process.process.poll() is None
+        if alive_now or not may_be_killed:
+            code = process.stop()
+            assert may_be_killed or code == 0, \
+                f"server exited with {code}; see {process.log_path}"
         assert_all_gone(children)

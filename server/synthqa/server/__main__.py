@@ -18,7 +18,11 @@ def main(argv: list[str] | None = None) -> int:
     engine_args, settings = parse(argv)
     configure_logging(settings.log_level, settings.log_format)
     map_large_blocks()
-    lifecycle = ServerLifecycle(engine_args, settings)
+    return serve(ServerLifecycle(engine_args, settings))
+
+
+def serve(lifecycle: ServerLifecycle) -> int:
+    """Runs the server until it stops; the exit code (1 when it could not start)."""
 
     async def run() -> None:
         lifecycle.install_signal_handlers()
