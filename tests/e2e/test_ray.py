@@ -103,7 +103,7 @@ def run_job(corpus: Path, out: Path, target: list[str]) -> list[dict[str, Any]]:
     return generate_dataset(ray.data.read_binary_files(str(corpus), include_paths=True),
                             root=str(corpus), target=target, out=out, options=OPTIONS,
                             num_shards=NUM_SHARDS, concurrency=2, extract_num_cpus=0.5,
-                            retries=5)
+                            retries=5, max_shard_retries=10)
 
 
 def test_ray_shards_hold_what_the_cli_makes_and_a_second_run_skips_them(
@@ -143,14 +143,19 @@ def killed_mid_job(corpus: Path, out: Path, target: list[str],
         except BaseException as error:  # noqa: BLE001 (reraised in the test's thread)
             failure.append(error)
 
-    runner = threading.Thread(target=job)
+    runner = threading.Thread(target=job, daemon=True)
     runner.start()
-    deadline = time.monotonic() + 300
-    while shard_files(out) == 0 and runner.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert runner.is_alive() and shard_files(out) < NUM_SHARDS, "the job ended before the kill"
-    kill()
-    runner.join(600)
+    try:
+        deadline = time.monotonic() + 300
+        while shard_files(out) == 0 and runner.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert runner.is_alive() and shard_files(out) < NUM_SHARDS, \
+            f"the job ended before the kill: {failure}"
+        kill()
+    finally:
+        # Never leave the job running past the test: a Ray driver whose cluster is shut down
+        # under a running job exits the whole process.
+        runner.join(600)
     assert not runner.is_alive(), "the job did not end"
     assert not failure, failure
 
