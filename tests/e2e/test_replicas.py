@@ -157,9 +157,10 @@ def test_a_replica_killed_mid_run_leaves_every_document_to_the_other(
     try:
         # The doomed replica is mid-call: its first pairs are out, its documents not done. (Not
         # "both replicas have pairs": on two shared cores, one replica's call can finish before
-        # the other's first pair.)
+        # the other's first pair.) It may hold both of the CLI's calls: round_robin picks among
+        # the replicas connected when a call starts, and the first listed often connects first.
         wait_for(lambda: metric(doomed, "synthqa_pairs_total") > 0
-                 and metric(doomed, "synthqa_active_calls") == 1, 300,
+                 and metric(doomed, "synthqa_active_calls") >= 1, 300,
                  "pairs from the replica to be killed", run)
         children = doomed.descendants()
         assert doomed.process is not None
