@@ -15,6 +15,10 @@ FIGURES = ("output_tokens_per_second", "pairs_per_second", "documents_per_second
            "server_cpu_seconds", "server_main_cpu_seconds", "server_peak_rss_bytes",
            "client_cpu_seconds")
 FLOOR = "inprocess"
+REPLAY = "replay"
+CEILING_FIGURES = ("output_tokens_per_second", "records_per_second", "events_per_second",
+                   "front_end_cpu_us_per_token", "client_cpu_us_per_token",
+                   "one_core_ceiling_tokens_per_second", "wall_seconds")
 
 
 def _spread(values: list[float]) -> dict[str, float] | None:
@@ -26,6 +30,8 @@ def _spread(values: list[float]) -> dict[str, float] | None:
 def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     grouped: dict[tuple[str, int | None], list[dict[str, Any]]] = defaultdict(list)
     for run in runs:
+        if run["arm"] == REPLAY:
+            continue  # no engine: its figures are the ceiling's, not a throughput to compare
         grouped[(run["arm"], run["concurrency"])].append(run)
     rows = []
     for (arm, concurrency), group in grouped.items():
@@ -53,6 +59,86 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows.sort(key=lambda r: (r["concurrency"] is None, r["concurrency"] or 0,
                              list(_ARM_ORDER).index(r["arm"]) if r["arm"] in _ARM_ORDER else 99))
     return rows
+
+
+def _us_per_token(row: dict[str, Any] | None) -> float | None:
+    """A real-engine arm's front-end process CPU per output token, in µs (medians)."""
+    if not row or not row.get("server_main_cpu_seconds") or not row["output_tokens_per_second"]:
+        return None
+    tokens = row["output_tokens_per_second"]["median"] * row["wall_seconds"]["median"]
+    return row["server_main_cpu_seconds"]["median"] / tokens * 1e6 if tokens else None
+
+
+def summarize_ceiling(runs: list[dict[str, Any]],
+                      summary: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The replay arm per feature, beside the front-end CPU per token of the real-engine arms
+    at their highest concurrency in the same run: `inprocess` is vLLM's own front end (AsyncLLM
+    and its output processor, no synthqa), `synthqa-bidi` is both together."""
+    replayed = [run for run in runs if run["arm"] == REPLAY]
+    if not replayed:
+        return None
+    by_feature: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for run in replayed:
+        by_feature[run["feature"]].append(run)
+    features = []
+    for feature, group in by_feature.items():
+        row: dict[str, Any] = {
+            "feature": feature, "concurrency": group[0]["concurrency"], "runs": len(group),
+            "records_repeated": sum(r["records_repeated"] for r in group),
+            "chunks_ended_twice": sum(r["chunks_ended_twice"] for r in group),
+            "chunks_unended": sum(r["chunks_unended"] for r in group),
+            "chunks_failed": sum(r["chunks_failed"] for r in group)}
+        for name in CEILING_FIGURES:
+            row[name] = _spread([r[name] for r in group if r.get(name) is not None])
+        features.append(row)
+    top = max((r["concurrency"] for r in summary if r["concurrency"] is not None), default=None)
+    at_top = {r["arm"]: r for r in summary if r["concurrency"] == top}
+    vllm = _us_per_token(at_top.get(FLOOR))
+    for row in features:
+        own = row["front_end_cpu_us_per_token"]
+        row["vs_vllm_front_end"] = own["median"] / vllm if own and vllm else None
+    return {"features": features, "real_engine_concurrency": top,
+            "vllm_front_end_us_per_token": vllm,
+            "synthqa_on_engine_front_end_us_per_token": _us_per_token(at_top.get(BIDI))}
+
+
+def ceiling_markdown(ceiling: dict[str, Any]) -> str:
+    vllm = ceiling["vllm_front_end_us_per_token"]
+    both = ceiling["synthqa_on_engine_front_end_us_per_token"]
+    lines = [
+        "",
+        "Ceiling with the model taken out (`replay` arm: the real server on recorded engine "
+        "outputs, the async client reading). Front-end CPU is the server's main process; the "
+        "one-core ceiling is output tokens per CPU-second of it.",
+        "",
+        "| feature | docs in flight | output tok/s | records/s | events/s | front-end CPU "
+        "µs/token | × vLLM's front end | client CPU µs/token | one-core ceiling tok/s "
+        "| failed chunks | records twice / chunks twice / unended |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in ceiling["features"]:
+        ratio = row["vs_vllm_front_end"]
+        lines.append(
+            f"| {row['feature']} | {row['concurrency']}"
+            f" | {_cell(row, 'output_tokens_per_second', digits=0)}"
+            f" | {_cell(row, 'records_per_second', digits=0)}"
+            f" | {_cell(row, 'events_per_second', digits=0)}"
+            f" | {_cell(row, 'front_end_cpu_us_per_token', digits=1)}"
+            f" | {f'{ratio:.2f}×' if ratio is not None else '–'}"
+            f" | {_cell(row, 'client_cpu_us_per_token', digits=1)}"
+            f" | {_cell(row, 'one_core_ceiling_tokens_per_second', digits=0)}"
+            f" | {row['chunks_failed']}"
+            f" | {row['records_repeated']} / {row['chunks_ended_twice']} / "
+            f"{row['chunks_unended']} |")
+    if vllm is not None or both is not None:
+        lines.append("")
+        lines.append(
+            f"Front-end process CPU per output token on the real engine at "
+            f"{ceiling['real_engine_concurrency']} in flight: vLLM's own (`inprocess`) "
+            + (f"{vllm:.1f} µs" if vllm is not None else "not measured")
+            + ", synthqa with vLLM in it (`synthqa-bidi`) "
+            + (f"{both:.1f} µs" if both is not None else "not measured") + ".")
+    return "\n".join(lines) + "\n"
 
 
 _ARM_ORDER = ("inprocess", "synthqa-bidi", "synthqa-traced", "synthqa-baseline",
@@ -121,7 +207,10 @@ def markdown(result: dict[str, Any]) -> str:
             lines.append(f"`{arm}` ({what}) against `{BIDI}`, output tokens/s: " + ", ".join(
                 f"{r['throughput_vs_bidi']:.3f}× at {r['concurrency']} in flight"
                 for r in compared) + ".")
-    return "\n".join(lines) + "\n"
+    table = "\n".join(lines) + "\n"
+    if result.get("ceiling"):
+        table += ceiling_markdown(result["ceiling"])
+    return table
 
 
 def write_markdown(result: dict[str, Any], path: Path) -> str:
@@ -166,7 +255,7 @@ def write_plots(result: dict[str, Any], prefix: Path) -> list[Path]:
     samples: dict[str, list[float]] = defaultdict(list)
     top = max((c for c in result["concurrency_levels"]), default=None)
     for run in result["runs"]:
-        if run["concurrency"] in (top, None):
+        if run["concurrency"] in (top, None) and run["arm"] != REPLAY:
             samples[run["arm"]] += run["time_to_first_pair_samples"]
     labels = [a for a in _ARM_ORDER if samples.get(a)]
     if labels:
@@ -178,4 +267,31 @@ def write_plots(result: dict[str, Any], prefix: Path) -> list[Path]:
     paths.append(prefix.with_name(prefix.name + "-first-pair.png"))
     figure.savefig(paths[-1], dpi=110)
     plt.close(figure)
+    if result.get("ceiling"):
+        paths.append(_ceiling_plot(result["ceiling"],
+                                   prefix.with_name(prefix.name + "-ceiling.png")))
     return paths
+
+
+def _ceiling_plot(ceiling: dict[str, Any], path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in ceiling["features"] if r["one_core_ceiling_tokens_per_second"]]
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    names = [r["feature"] for r in rows]
+    spreads = [r["one_core_ceiling_tokens_per_second"] for r in rows]
+    medians = [s["median"] for s in spreads]
+    axes.bar(names, medians,
+             yerr=[[m - s["min"] for m, s in zip(medians, spreads, strict=True)],
+                   [s["max"] - m for m, s in zip(medians, spreads, strict=True)]],
+             capsize=3, color="tab:blue", label="synthqa front end, one core")
+    measured = [r["output_tokens_per_second"]["median"] for r in rows]
+    axes.scatter(names, measured, color="tab:orange", zorder=3,
+                 label="output tok/s measured (two cores, client included)")
+    axes.set_ylabel("output tokens / s")
+    axes.set_title("Ceiling with the model taken out, per feature (median, min–max)")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

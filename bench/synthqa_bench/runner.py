@@ -21,6 +21,16 @@ import psutil
 from tqdm import tqdm
 
 from .arm_openai import OpenAIArms
+from .arm_replay import (
+    EXTENTS,
+    REPLAY_FEATURES,
+    feature_documents,
+    missing_recordings,
+    recorded_workload,
+    replay_run,
+    replay_server,
+)
+from .arm_replay import figures as replay_figures
 from .arm_synthqa import SynthQAArms
 from .chunk_plan import plan_chunks
 from .inprocess_worker import InprocessWorker
@@ -28,11 +38,12 @@ from .measure import RunRecorder
 from .otlp_sink import SpanSink
 from .placement import CpuSplit
 from .process_tree import ProcessTreeSampler
-from .report import summarize, write_markdown, write_plots
+from .report import summarize, summarize_ceiling, write_markdown, write_plots
 from .servers import BenchServer, openai_server, synthqa_server
 from .workload import SHAPES, Workload, build_workload
 
-DEFAULT_ARMS = ("inprocess", "synthqa-bidi", "synthqa-unary", "vllm-openai", "batch-wait")
+DEFAULT_ARMS = ("inprocess", "synthqa-bidi", "synthqa-unary", "vllm-openai", "batch-wait",
+                "replay")
 # Variants of synthqa-bidi, measured against it in the same run: synthqa-traced is a server with
 # tracing on and every span exported; synthqa-baseline is the server of another checkout
 # (--baseline), to measure what a change costs.
@@ -40,7 +51,7 @@ ARMS = (*DEFAULT_ARMS, "synthqa-traced", "synthqa-baseline")
 # Arms that share one server (or engine) per repeat.
 GROUPS = {"inprocess": ("inprocess",), "synthqa": ("synthqa-bidi", "synthqa-unary"),
           "openai": ("vllm-openai", "batch-wait"), "traced": ("synthqa-traced",),
-          "baseline": ("synthqa-baseline",)}
+          "baseline": ("synthqa-baseline",), "replay": ("replay",)}
 CONCURRENCY = {"smoke": [1], "quick": [1, 16], "full": [1, 4, 16, 64], "straggle": [16]}
 TINY_MODEL_ENGINE_ARGS = "--max-model-len 2048 --enforce-eager"
 
@@ -63,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--baseline", type=Path, default=None, metavar="CHECKOUT",
                         help="another synthqa checkout (a git worktree of an earlier commit, "
                         "say) whose server the synthqa-baseline arm runs, on this venv")
+    parser.add_argument("--replay-features", default=",".join(REPLAY_FEATURES),
+                        help="the replay arm's features, comma-separated (default: all)")
     parser.add_argument("--batch-size", type=int, default=32,
                         help="chunks per batch in the batch-wait arm")
     parser.add_argument("--num-pairs", type=int, default=None)
@@ -91,6 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(arms) - set(ARMS)
     if unknown:
         raise SystemExit(f"unknown arm(s): {', '.join(sorted(unknown))}; choose from {ARMS}")
+    features = [f.strip() for f in args.replay_features.split(",") if f.strip()]
+    if "replay" in arms:
+        if set(features) - set(REPLAY_FEATURES):
+            raise SystemExit(f"unknown replay feature(s): "
+                             f"{', '.join(sorted(set(features) - set(REPLAY_FEATURES)))}")
+        if missing := missing_recordings(features):
+            raise SystemExit(f"no recording for {', '.join(missing)}: run `make bench-record`")
     if ("synthqa-baseline" in arms) != (args.baseline is not None):
         raise SystemExit("the synthqa-baseline arm and --baseline CHECKOUT go together")
     levels = ([int(c) for c in args.concurrency.split(",")] if args.concurrency
@@ -108,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     log_dir = args.out / "logs" / stamp
     bench = Bench(args.model, flags, workload, levels, args.batch_size, log_dir,
-                  progress=not args.no_progress, baseline=args.baseline, split=split)
+                  progress=not args.no_progress, baseline=args.baseline, split=split,
+                  replay_features=features)
     runs = bench.run(arms, args.repeats)
     result = {
         "started_at": stamp,
@@ -128,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
     }
     result["summary"] = summarize(runs)
+    result["ceiling"] = summarize_ceiling(runs, result["summary"])
     json_path = args.out / f"{stamp}.json"
     json_path.write_text(json.dumps(result, indent=2))
     table = write_markdown(result, args.out / f"{stamp}.md")
@@ -141,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
 class Bench:
     def __init__(self, model: str, flags: list[str], workload: Workload, levels: list[int],
                  batch_size: int, log_dir: Path, progress: bool,
-                 baseline: Path | None = None, split: CpuSplit | None = None) -> None:
+                 baseline: Path | None = None, split: CpuSplit | None = None,
+                 replay_features: list[str] | None = None) -> None:
         self.model = model
         self.flags = flags
         self.workload = workload
@@ -151,6 +174,7 @@ class Bench:
         self.progress = progress
         self.baseline = baseline
         self.split = split
+        self.replay_features = replay_features or list(REPLAY_FEATURES)
         self.chunk_count = 0
         self._chunk_plan = None
 
@@ -158,7 +182,8 @@ class Bench:
         self.chunk_plan()  # also counts the chunks, for the record
         groups = [g for g, members in GROUPS.items() if any(a in arms for a in members)]
         total = repeats * sum(
-            (1 if a == "batch-wait" else len(self.levels)) for a in arms)
+            (1 if a == "batch-wait" else len(self.replay_features) if a == "replay"
+             else len(self.levels)) for a in arms)
         runs: list[dict[str, Any]] = []
         with tqdm(total=total, desc="bench", unit="run", disable=not self.progress) as bar:
             for repeat in range(repeats):
@@ -177,6 +202,8 @@ class Bench:
         bar.set_description(f"starting {group}")
         if group == "inprocess":
             yield from self._run_inprocess(bar)
+        elif group == "replay":
+            yield from self._run_replay(bar)
         elif group == "synthqa":
             yield from self._run_server(synthqa_server, members, bar)
         elif group == "traced":
@@ -214,6 +241,37 @@ class Bench:
                     yield "inprocess", concurrency, figures
         finally:
             worker.stop()
+
+    def _run_replay(self, bar: tqdm) -> Any:
+        """One replay server, each feature through it at the highest concurrency: the
+        ceiling is a saturation figure."""
+        concurrency = max(self.levels)
+        extent = EXTENTS[self.workload.name]
+        recorded = recorded_workload(self.replay_features)
+        server, address = replay_server(self.model, self.replay_features, self.log_dir)
+        server.start()
+        loop = asyncio.new_event_loop()
+        try:
+            for feature in self.replay_features:
+                calls = feature_documents(recorded, feature, extent)
+                # Unmeasured: a window of the first call's documents warms the server's
+                # schema and prompt caches for this feature.
+                options, documents = calls[0]
+                loop.run_until_complete(
+                    replay_run(address, [(options, documents[:concurrency])], concurrency))
+                bar.set_description(f"replay {feature} c={concurrency}")
+                client_cpu = time.process_time()
+                with self._placed(server.pid), ProcessTreeSampler(server.pid) as sampled:
+                    tally, wall = loop.run_until_complete(
+                        replay_run(address, calls, concurrency))
+                yield "replay", concurrency, replay_figures(
+                    tally, wall, front_end_cpu=sampled.main_cpu_seconds,
+                    server_cpu=sampled.cpu_seconds,
+                    client_cpu=time.process_time() - client_cpu, feature=feature,
+                    documents=sum(len(documents) for _, documents in calls))
+        finally:
+            loop.close()
+            server.stop()
 
     def _run_server(self, make: Callable[..., tuple[BenchServer, str]], members: list[str],
                     bar: tqdm) -> Any:

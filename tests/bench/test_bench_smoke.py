@@ -1,6 +1,7 @@
 """`make bench` in miniature: every arm on two short documents with different options (as the
 straggle workload mixes them), one repeat, through the real command. It proves each arm runs,
-takes options per document, and the results have every figure; it asserts no timing."""
+takes options per document, and the results have every figure; the replay arm (the ceiling with
+the model taken out) delivered every record of every feature once. It asserts no timing."""
 
 from __future__ import annotations
 
@@ -16,8 +17,13 @@ from ..paths import REPO, TINY_MODEL
 
 pytestmark = pytest.mark.e2e
 
-ARMS = {"inprocess", "synthqa-bidi", "synthqa-unary", "vllm-openai", "batch-wait",
-        "synthqa-traced"}
+ENGINE_ARMS = {"inprocess", "synthqa-bidi", "synthqa-unary", "vllm-openai", "batch-wait",
+               "synthqa-traced"}
+ARMS = {*ENGINE_ARMS, "replay"}
+FEATURES = {"qa", "cot", "custom", "evidence", "judge", "dedup"}
+CEILING_FIGURES = {"output_tokens_per_second", "records_per_second", "events_per_second",
+                   "front_end_cpu_us_per_token", "client_cpu_us_per_token",
+                   "one_core_ceiling_tokens_per_second"}
 RUN_FIGURES = {
     "wall_seconds", "output_tokens", "pairs", "chunks_completed", "chunks_failed",
     "documents_completed", "output_tokens_per_second", "pairs_per_second",
@@ -45,8 +51,8 @@ def test_every_arm_runs_and_reports_every_figure(tmp_path: Path) -> None:
     for key in ("machine", "versions", "model", "engine_args", "workload", "runs", "summary"):
         assert result[key], key
     assert "--no-enable-prefix-caching" in result["engine_args"]
-    runs = {run["arm"]: run for run in result["runs"]}
-    assert set(runs) == ARMS
+    runs = {run["arm"]: run for run in result["runs"] if run["arm"] != "replay"}
+    assert set(runs) == ENGINE_ARMS
     chunks = result["workload"]["chunks"]
     for arm, run in runs.items():
         assert RUN_FIGURES <= set(run), (arm, RUN_FIGURES - set(run))
@@ -55,7 +61,7 @@ def test_every_arm_runs_and_reports_every_figure(tmp_path: Path) -> None:
         assert run["pairs"] == result["workload"]["pairs"], arm
         assert run["documents_completed"] == 2 and run["output_tokens"] > 0, arm
         assert run["server_cpu_seconds"] > 0 and run["server_peak_rss_bytes"] > 0, arm
-    assert {row["arm"] for row in result["summary"]} == ARMS
+    assert {row["arm"] for row in result["summary"]} == ENGINE_ARMS
     assert all(row["throughput_vs_inprocess"] > 0 for row in result["summary"])
     # The table printed at the end and the plots.
     assert "| synthqa-bidi |" in done.stdout and "| batch-wait |" in done.stdout
@@ -64,3 +70,20 @@ def test_every_arm_runs_and_reports_every_figure(tmp_path: Path) -> None:
     assert "`synthqa-traced` (tracing on, every span exported) against" in done.stdout
     assert len(list(tmp_path.glob("*-throughput.png"))) == 1
     assert len(list(tmp_path.glob("*-first-pair.png"))) == 1
+    assert len(list(tmp_path.glob("*-ceiling.png"))) == 1
+
+    # The replay arm: each feature's documents all done, every record and chunk exactly once.
+    replayed = {run["feature"]: run for run in result["runs"] if run["arm"] == "replay"}
+    assert set(replayed) == FEATURES
+    for feature, run in replayed.items():
+        assert run["documents_completed"] == run["documents"] > 0, feature
+        assert run["records"] > 0 and run["output_tokens"] > 0, (feature, run)
+        assert (run["records_repeated"], run["chunks_ended_twice"], run["chunks_unended"]) == (
+            0, 0, 0), (feature, run)
+        assert all(run[name] > 0 for name in CEILING_FIGURES), (feature, run)
+    ceiling = result["ceiling"]
+    assert {row["feature"] for row in ceiling["features"]} == FEATURES
+    assert ceiling["vllm_front_end_us_per_token"] > 0
+    assert ceiling["synthqa_on_engine_front_end_us_per_token"] > 0
+    assert all(row["vs_vllm_front_end"] > 0 for row in ceiling["features"])
+    assert "Ceiling with the model taken out" in done.stdout
