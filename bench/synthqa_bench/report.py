@@ -77,13 +77,14 @@ def summarize_ceiling(runs: list[dict[str, Any]],
     replayed = [run for run in runs if run["arm"] == REPLAY]
     if not replayed:
         return None
-    by_feature: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_feature: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
     for run in replayed:
-        by_feature[run["feature"]].append(run)
+        by_feature[(run["feature"], run.get("front_ends", 1))].append(run)
     features = []
-    for feature, group in by_feature.items():
+    for (feature, front_ends), group in by_feature.items():
         row: dict[str, Any] = {
-            "feature": feature, "concurrency": group[0]["concurrency"], "runs": len(group),
+            "feature": feature, "front_ends": front_ends,
+            "concurrency": group[0]["concurrency"], "runs": len(group),
             "records_repeated": sum(r["records_repeated"] for r in group),
             "chunks_ended_twice": sum(r["chunks_ended_twice"] for r in group),
             "chunks_unended": sum(r["chunks_unended"] for r in group),
@@ -94,9 +95,14 @@ def summarize_ceiling(runs: list[dict[str, Any]],
     top = max((r["concurrency"] for r in summary if r["concurrency"] is not None), default=None)
     at_top = {r["arm"]: r for r in summary if r["concurrency"] == top}
     vllm = _us_per_token(at_top.get(FLOOR))
+    single = {r["feature"]: r for r in features if r["front_ends"] == 1}
     for row in features:
         own = row["front_end_cpu_us_per_token"]
         row["vs_vllm_front_end"] = own["median"] / vllm if own and vllm else None
+        one = single.get(row["feature"])
+        row["throughput_vs_one_front_end"] = (
+            row["output_tokens_per_second"]["median"] / one["output_tokens_per_second"]["median"]
+            if one and row["front_ends"] != 1 else None)
     return {"features": features, "real_engine_concurrency": top,
             "vllm_front_end_us_per_token": vllm,
             "synthqa_on_engine_front_end_us_per_token": _us_per_token(at_top.get(BIDI))}
@@ -111,16 +117,19 @@ def ceiling_markdown(ceiling: dict[str, Any]) -> str:
         "outputs, the async client reading). Front-end CPU is the server's main process; the "
         "one-core ceiling is output tokens per CPU-second of it.",
         "",
-        "| feature | docs in flight | output tok/s | records/s | events/s | front-end CPU "
-        "µs/token | × vLLM's front end | client CPU µs/token | one-core ceiling tok/s "
-        "| failed chunks | records twice / chunks twice / unended |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| feature | front-end processes | docs in flight | output tok/s | × one process "
+        "| records/s | events/s | front-end CPU µs/token | × vLLM's front end "
+        "| client CPU µs/token | one-core ceiling tok/s | failed chunks "
+        "| records twice / chunks twice / unended |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in ceiling["features"]:
         ratio = row["vs_vllm_front_end"]
+        scaled = row.get("throughput_vs_one_front_end")
         lines.append(
-            f"| {row['feature']} | {row['concurrency']}"
+            f"| {row['feature']} | {row.get('front_ends', 1)} | {row['concurrency']}"
             f" | {_cell(row, 'output_tokens_per_second', digits=0)}"
+            f" | {f'{scaled:.2f}×' if scaled is not None else '–'}"
             f" | {_cell(row, 'records_per_second', digits=0)}"
             f" | {_cell(row, 'events_per_second', digits=0)}"
             f" | {_cell(row, 'front_end_cpu_us_per_token', digits=1)}"
@@ -276,7 +285,8 @@ def write_plots(result: dict[str, Any], prefix: Path) -> list[Path]:
 def _ceiling_plot(ceiling: dict[str, Any], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    rows = [r for r in ceiling["features"] if r["one_core_ceiling_tokens_per_second"]]
+    rows = [r for r in ceiling["features"]
+            if r["one_core_ceiling_tokens_per_second"] and r.get("front_ends", 1) == 1]
     figure, axes = plt.subplots(figsize=(7, 4.5))
     names = [r["feature"] for r in rows]
     spreads = [r["one_core_ceiling_tokens_per_second"] for r in rows]

@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "say) whose server the synthqa-baseline arm runs, on this venv")
     parser.add_argument("--replay-features", default=",".join(REPLAY_FEATURES),
                         help="the replay arm's features, comma-separated (default: all)")
+    parser.add_argument("--replay-front-ends", default="1",
+                        help="the replay arm's front-end process counts, comma-separated "
+                        "(default 1; 1,2 measures one process against two in the same run)")
     parser.add_argument("--batch-size", type=int, default=32,
                         help="chunks per batch in the batch-wait arm")
     parser.add_argument("--num-pairs", type=int, default=None)
@@ -129,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = args.out / "logs" / stamp
     bench = Bench(args.model, flags, workload, levels, args.batch_size, log_dir,
                   progress=not args.no_progress, baseline=args.baseline, split=split,
-                  replay_features=features)
+                  replay_features=features,
+                  replay_front_ends=[int(n) for n in args.replay_front_ends.split(",")])
     runs = bench.run(arms, args.repeats)
     result = {
         "started_at": stamp,
@@ -164,7 +168,8 @@ class Bench:
     def __init__(self, model: str, flags: list[str], workload: Workload, levels: list[int],
                  batch_size: int, log_dir: Path, progress: bool,
                  baseline: Path | None = None, split: CpuSplit | None = None,
-                 replay_features: list[str] | None = None) -> None:
+                 replay_features: list[str] | None = None,
+                 replay_front_ends: list[int] | None = None) -> None:
         self.model = model
         self.flags = flags
         self.workload = workload
@@ -175,6 +180,7 @@ class Bench:
         self.baseline = baseline
         self.split = split
         self.replay_features = replay_features or list(REPLAY_FEATURES)
+        self.replay_front_ends = replay_front_ends or [1]
         self.chunk_count = 0
         self._chunk_plan = None
 
@@ -182,7 +188,8 @@ class Bench:
         self.chunk_plan()  # also counts the chunks, for the record
         groups = [g for g, members in GROUPS.items() if any(a in arms for a in members)]
         total = repeats * sum(
-            (1 if a == "batch-wait" else len(self.replay_features) if a == "replay"
+            (1 if a == "batch-wait"
+             else len(self.replay_features) * len(self.replay_front_ends) if a == "replay"
              else len(self.levels)) for a in arms)
         runs: list[dict[str, Any]] = []
         with tqdm(total=total, desc="bench", unit="run", disable=not self.progress) as bar:
@@ -243,35 +250,45 @@ class Bench:
             worker.stop()
 
     def _run_replay(self, bar: tqdm) -> Any:
-        """One replay server, each feature through it at the highest concurrency: the
-        ceiling is a saturation figure."""
+        """Each feature at the highest concurrency (the ceiling is a saturation figure), on
+        one replay server and then on each other count of `replay_front_ends`: that many
+        servers, the client's calls spread over them, their CPU summed."""
         concurrency = max(self.levels)
         extent = EXTENTS[self.workload.name]
         recorded = recorded_workload(self.replay_features)
-        server, address = replay_server(self.model, self.replay_features, self.log_dir)
-        server.start()
-        loop = asyncio.new_event_loop()
-        try:
-            for feature in self.replay_features:
-                calls = feature_documents(recorded, feature, extent)
-                # Unmeasured: a window of the first call's documents warms the server's
-                # schema and prompt caches for this feature.
-                options, documents = calls[0]
-                loop.run_until_complete(
-                    replay_run(address, [(options, documents[:concurrency])], concurrency))
-                bar.set_description(f"replay {feature} c={concurrency}")
-                client_cpu = time.process_time()
-                with self._placed(server.pid), ProcessTreeSampler(server.pid) as sampled:
-                    tally, wall = loop.run_until_complete(
-                        replay_run(address, calls, concurrency))
-                yield "replay", concurrency, replay_figures(
-                    tally, wall, front_end_cpu=sampled.main_cpu_seconds,
-                    server_cpu=sampled.cpu_seconds,
-                    client_cpu=time.process_time() - client_cpu, feature=feature,
-                    documents=sum(len(documents) for _, documents in calls))
-        finally:
-            loop.close()
-            server.stop()
+        for front_ends in self.replay_front_ends:
+            servers = [replay_server(self.model, self.replay_features, self.log_dir)
+                       for _ in range(front_ends)]
+            address = ",".join(target for _, target in servers)
+            loop = asyncio.new_event_loop()
+            try:
+                for server, _ in servers:
+                    server.start()
+                for feature in self.replay_features:
+                    calls = feature_documents(recorded, feature, extent)
+                    # Unmeasured: a window of the first call's documents on each server
+                    # warms its schema and prompt caches for this feature.
+                    options, documents = calls[0]
+                    for _, target in servers:
+                        loop.run_until_complete(replay_run(
+                            target, [(options, documents[:concurrency])], concurrency))
+                    bar.set_description(f"replay {feature} c={concurrency} x{front_ends}")
+                    client_cpu = time.process_time()
+                    with contextlib.ExitStack() as stack:
+                        sampled = [stack.enter_context(ProcessTreeSampler(server.pid))
+                                   for server, _ in servers]
+                        tally, wall = loop.run_until_complete(replay_run(
+                            address, calls, concurrency, open_calls=4 * front_ends))
+                    yield "replay", concurrency, {**replay_figures(
+                        tally, wall, front_end_cpu=sum(s.main_cpu_seconds for s in sampled),
+                        server_cpu=sum(s.cpu_seconds for s in sampled),
+                        client_cpu=time.process_time() - client_cpu, feature=feature,
+                        documents=sum(len(documents) for _, documents in calls)),
+                        "front_ends": front_ends}
+            finally:
+                loop.close()
+                for server, _ in servers:
+                    server.stop()
 
     def _run_server(self, make: Callable[..., tuple[BenchServer, str]], members: list[str],
                     bar: tqdm) -> Any:

@@ -88,4 +88,12 @@ def test_the_ceiling_sits_beside_vllms_front_end_cost_from_the_same_run() -> Non
     assert round(row["vs_vllm_front_end"], 2) == 0.25
     assert round(row["one_core_ceiling_tokens_per_second"]["median"]) == 20_000
     table = report.ceiling_markdown(ceiling)
-    assert "| qa | 16 |" in table and "vLLM's own (`inprocess`) 200.0 µs" in table
+    assert "| qa | 1 | 16 |" in table and "vLLM's own (`inprocess`) 200.0 µs" in table
+    # Two front-end processes in the same run: their throughput against one's.
+    two = {**replayed, "front_ends": 2, "output_tokens_per_second": 7_500.0}
+    by_count = {row["front_ends"]: row for row in report.summarize_ceiling(
+        [*runs, two], summary)["features"]}
+    assert by_count[1]["throughput_vs_one_front_end"] is None
+    assert by_count[2]["throughput_vs_one_front_end"] == 1.5
+    assert "| qa | 2 | 16 | 7500 (7500–7500) | 1.50× |" in report.ceiling_markdown(
+        report.summarize_ceiling([*runs, two], summary))

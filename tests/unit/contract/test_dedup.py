@@ -37,3 +37,16 @@ def test_many_records_stay_distinct() -> None:
     kept = sum(dedup.keep(f"Question number {n} about lighthouse {n * 7919 % 1000}")
                for n in range(500))
     assert kept > 400
+
+
+def test_signatures_are_datasketchs_own_with_the_permutations_made_once() -> None:
+    # Shared permutations must give every record the signature a fresh MinHash would: a
+    # threshold means what it meant before, and in the server and the export alike.
+    import numpy as np
+    from datasketch import MinHash
+
+    for text in ("What did Fresnel invent?", "灯台は夜に光る", "a"):
+        own, signature = Deduplicator._signature(normalise(text))
+        fresh = MinHash(num_perm=len(signature.hashvalues))
+        fresh.update_batch([shingle.encode() for shingle in own])
+        assert np.array_equal(signature.hashvalues, fresh.hashvalues), text
