@@ -14,6 +14,7 @@ from synthqa.server.text.chunker import (
     _cuts_cleanly,
     chunk_document,
     piece_bounds,
+    token_ids_of,
     tokenize_document,
     window_bounds,
 )
@@ -132,6 +133,20 @@ def test_special_token_text_in_a_document_stays_plain_text(tokenizer) -> None:
     assert len(control_ids) >= 5
     assert not set(document.token_ids) & control_ids
     check_chunks(tokenizer, text, 8, 2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=st.text(max_size=600))
+def test_a_short_texts_ids_alone_are_those_of_the_whole_tokenization(tokenizer,
+                                                                      text: str) -> None:
+    # The ids-only call for chunks and records must give the tokens the prompt always had.
+    assert list(token_ids_of(tokenizer, text)) == list(
+        tokenize_document(tokenizer, text).token_ids)
+
+
+def test_special_token_text_in_a_record_stays_plain_text(tokenizer) -> None:
+    ids = token_ids_of(tokenizer, '{"question": "<|eot|><|header|>assistant"}')
+    assert not set(ids) & set(tokenizer.added_tokens_decoder)
 
 
 def whole_encoding(tokenizer, text: str):

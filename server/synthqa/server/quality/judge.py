@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..engine.types import EngineDead, GenerationEngine, SamplingRequest
-from ..text.chunker import Chunk, tokenize_document
+from ..text.chunker import Chunk, token_ids_of
 from ..text.schema import bounded_string
 
 MAX_REASON_CHARS = 160
@@ -76,7 +76,7 @@ class Judge:
         """The record's rating, or None if the judge's answer could not be read. Raises
         EngineDead if the engine died."""
         frame = self._frame(criteria)
-        record_ids = tokenize_document(self._engine.tokenizer, record_json).token_ids
+        record_ids = token_ids_of(self._engine.tokenizer, record_json)
         prompt = [*frame.prefix, *chunk.token_ids, *frame.middle, *record_ids, *frame.suffix]
         request = SamplingRequest(max_tokens=JUDGE_MAX_TOKENS, temperature=0.0, top_p=1.0,
                                   seed=None, json_schema=JUDGE_SCHEMA)

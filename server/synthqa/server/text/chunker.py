@@ -372,10 +372,22 @@ def chunk_document(document: TokenizedDocument, budget: int, overlap: int,
     return chunks
 
 
+def token_ids_of(tokenizer: OffsetTokenizer, text: str) -> Sequence[int]:
+    """The token ids `tokenize_document` gives a short text (a chunk, a record), without the
+    offsets: the fast tokenizer's ids-only call is about a quarter cheaper, and these texts
+    are tokenized per chunk and per record."""
+    encoder = _fast_encoder(tokenizer)
+    if encoder is None or len(text) > PIECE_CHARS:
+        return tokenize_document(tokenizer, text).token_ids
+    # The batch call, as in tokenize_document: it lets go of the GIL while it works.
+    ids: Sequence[int] = encoder.rust.encode_batch_fast([text], add_special_tokens=False)[0].ids
+    return ids
+
+
 def number_sentences(tokenizer: OffsetTokenizer, chunk: Chunk, room: int) -> Chunk:
     """The chunk with its sentences numbered for citing, in at most `room` tokens."""
     def encode(text: str) -> Sequence[int]:
-        return tokenize_document(tokenizer, text).token_ids
+        return token_ids_of(tokenizer, text)
 
     ids, sentences = fit_numbered(chunk.text, encode, room)
     return dataclasses.replace(chunk, numbered_ids=tuple(ids), sentences=tuple(sentences))
