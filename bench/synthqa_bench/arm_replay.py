@@ -69,7 +69,7 @@ def replay_server(model: str, features: list[str], log_dir: Path,
                *(str(recording_path(feature, recordings)) for feature in features),
                "--model", model, "--host", "127.0.0.1", "--port", str(port), "--no-cache"]
     return (BenchServer("replay", command, lambda: _grpc_serving(target),
-                        log_dir / "replay-server.log"), target)
+                        log_dir / f"replay-server-{port}.log"), target)
 
 
 @dataclass
@@ -137,7 +137,7 @@ def feature_documents(workload: Workload, feature: str,
             for lap in range(extent.laps) for options, documents in calls]
 
 
-async def replay_run(target: str, calls: list[tuple[dict[str, Any], list[Document]]],
+async def replay_run(target: str | list[str], calls: list[tuple[dict[str, Any], list[Document]]],
                      concurrency: int, open_calls: int = 4) -> tuple[ReplayTally, float]:
     """Every call's documents through one stream each, `concurrency` documents in flight in
     all, at most `open_calls` streams open at once (in order, so the next lap's stream fills

@@ -259,7 +259,7 @@ class Bench:
         for front_ends in self.replay_front_ends:
             servers = [replay_server(self.model, self.replay_features, self.log_dir)
                        for _ in range(front_ends)]
-            address = ",".join(target for _, target in servers)
+            targets = [target for _, target in servers]
             loop = asyncio.new_event_loop()
             try:
                 for server, _ in servers:
@@ -278,7 +278,7 @@ class Bench:
                         sampled = [stack.enter_context(ProcessTreeSampler(server.pid))
                                    for server, _ in servers]
                         tally, wall = loop.run_until_complete(replay_run(
-                            address, calls, concurrency, open_calls=4 * front_ends))
+                            targets, calls, concurrency, open_calls=4 * front_ends))
                     yield "replay", concurrency, {**replay_figures(
                         tally, wall, front_end_cpu=sum(s.main_cpu_seconds for s in sampled),
                         server_cpu=sum(s.cpu_seconds for s in sampled),
