@@ -50,3 +50,17 @@ def test_signatures_are_datasketchs_own_with_the_permutations_made_once() -> Non
         fresh = MinHash(num_perm=len(signature.hashvalues))
         fresh.update_batch([shingle.encode() for shingle in own])
         assert np.array_equal(signature.hashvalues, fresh.hashvalues), text
+
+
+def test_normalising_is_the_same_for_every_character_and_its_table_stays_bounded() -> None:
+    import unicodedata
+
+    from synthqa.contract import dedup
+
+    sample = "".join(chr(code) for code in range(0x20, 0x3000, 7)) + "«»¿¡—–…・。、"
+    expected = " ".join("".join(
+        " " if unicodedata.category(c).startswith("P") else c
+        for c in unicodedata.normalize("NFKC", sample).casefold()).split())
+    assert normalise(sample) == expected
+    normalise("".join(chr(code) for code in range(0x4E00, 0x4E00 + 80_000)))
+    assert len(dedup._PUNCTUATION_TO_SPACE) <= dedup._CACHED_CHARACTERS
