@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import shutil
 import sys
 import tempfile
@@ -26,10 +25,9 @@ from typing import Any
 from synthqa.client import Document, SynthQAClient
 from synthqa.server.engine.replay import read_lines, write_recording
 
-from .servers import BenchServer, _grpc_serving, free_port
+from .servers import TINY_MODEL_ENGINE_ARGS, BenchServer, _grpc_serving, engine_flags, free_port
 from .workload import SHAPES, Workload, build_workload
 
-TINY_MODEL_ENGINE_ARGS = "--max-model-len 2048 --enforce-eager"
 # A custom record shape small enough for the tiny model's budget.
 CUSTOM_SCHEMA = {"type": "object",
                  "properties": {"term": {"type": "string", "maxLength": 40},
@@ -61,14 +59,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"comma-separated, of {', '.join(FEATURES)} (default: all)")
     parser.add_argument("--out", type=Path, default=Path("bench/replay"))
     return parser
-
-
-def engine_flags(model: str, engine_args: str | None) -> list[str]:
-    flags = shlex.split(engine_args if engine_args is not None
-                        else TINY_MODEL_ENGINE_ARGS if "tiny-model" in model else "")
-    if not any("prefix-caching" in flag for flag in flags):
-        flags.append("--no-enable-prefix-caching")
-    return flags
 
 
 def feature_calls(workload: Workload, feature: str) -> Iterator[tuple[dict[str, Any],

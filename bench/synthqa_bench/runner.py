@@ -10,7 +10,6 @@ import datetime
 import functools
 import json
 import platform
-import shlex
 import time
 from collections.abc import Awaitable, Callable
 from importlib import metadata
@@ -39,7 +38,13 @@ from .otlp_sink import SpanSink
 from .placement import CpuSplit
 from .process_tree import ProcessTreeSampler
 from .report import summarize, summarize_ceiling, write_markdown, write_plots
-from .servers import BenchServer, openai_server, synthqa_server
+from .servers import (
+    TINY_MODEL_ENGINE_ARGS,
+    BenchServer,
+    engine_flags,
+    openai_server,
+    synthqa_server,
+)
 from .workload import SHAPES, Workload, build_workload
 
 DEFAULT_ARMS = ("inprocess", "synthqa-bidi", "synthqa-unary", "vllm-openai", "batch-wait",
@@ -53,7 +58,6 @@ GROUPS = {"inprocess": ("inprocess",), "synthqa": ("synthqa-bidi", "synthqa-unar
           "openai": ("vllm-openai", "batch-wait"), "traced": ("synthqa-traced",),
           "baseline": ("synthqa-baseline",), "replay": ("replay",)}
 CONCURRENCY = {"smoke": [1], "quick": [1, 16], "full": [1, 4, 16, 64], "straggle": [16]}
-TINY_MODEL_ENGINE_ARGS = "--max-model-len 2048 --enforce-eager"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,14 +97,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def engine_flags(args: argparse.Namespace) -> list[str]:
-    flags = shlex.split(args.engine_args if args.engine_args is not None
-                        else TINY_MODEL_ENGINE_ARGS if "tiny-model" in args.model else "")
-    if not any("prefix-caching" in flag for flag in flags):
-        flags.append("--no-enable-prefix-caching")
-    return flags
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
@@ -122,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                                    "max_generation_tokens": args.max_generation_tokens}.items()
                  if v is not None}
     workload = build_workload(args.workload, overrides)
-    flags = engine_flags(args)
+    flags = engine_flags(args.model, args.engine_args)
     try:
         split = CpuSplit.parse(args.split_cpus) if args.split_cpus else None
     except ValueError as error:

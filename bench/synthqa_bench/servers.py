@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -19,6 +20,20 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from synthqa.server.engine.vllm_engine import forced_engine_flags
 
 START_TIMEOUT_SECONDS = 900.0
+
+
+# The tiny model's engine flags, in every benchmark that starts an engine on it.
+TINY_MODEL_ENGINE_ARGS = "--max-model-len 2048 --enforce-eager"
+
+
+def engine_flags(model: str, engine_args: str | None) -> list[str]:
+    """The engine flags a benchmark runs: `engine_args` if given, else the tiny model's for
+    it; the prefix cache off unless they mention it, so repeats do not reuse prefills."""
+    flags = shlex.split(engine_args if engine_args is not None
+                        else TINY_MODEL_ENGINE_ARGS if "tiny-model" in model else "")
+    if not any("prefix-caching" in flag for flag in flags):
+        flags.append("--no-enable-prefix-caching")
+    return flags
 
 
 def free_port() -> int:

@@ -22,7 +22,7 @@ import psutil
 from synthqa.client import AsyncSynthQAClient, Document
 
 from .process_tree import tree_rss
-from .runner import TINY_MODEL_ENGINE_ARGS
+from .servers import TINY_MODEL_ENGINE_ARGS
 from .servers import synthqa_server
 from .workload import build_workload
 
