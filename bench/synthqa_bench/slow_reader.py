@@ -22,8 +22,7 @@ import psutil
 from synthqa.client import AsyncSynthQAClient, Document
 
 from .process_tree import tree_rss
-from .servers import TINY_MODEL_ENGINE_ARGS
-from .servers import synthqa_server
+from .servers import TINY_MODEL_ENGINE_ARGS, synthqa_server
 from .workload import build_workload
 
 
