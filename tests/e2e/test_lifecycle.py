@@ -112,7 +112,10 @@ def test_sigint_to_the_process_group_drains_in_flight_calls_then_exits_cleanly(
     assert seen.get(timeout=10) == SERVING
 
     events = []
-    with SynthQAClient(process.target, timeout=300) as client:
+    # No retries and a deadline inside the test's timeout: a chunk lost in the drain fails
+    # here at once, with the server's log of the stop, instead of waiting for a server that
+    # is gone.
+    with SynthQAClient(process.target, timeout=200, retries=0) as client:
         serve_a_load(client)
         log_before_stop = process.log_path.stat().st_size
         stream = client.generate([Document("drain", SAMPLE)], num_pairs=2, max_chunk_tokens=150)
@@ -127,18 +130,30 @@ def test_sigint_to_the_process_group_drains_in_flight_calls_then_exits_cleanly(
             with pytest.raises(SynthQAError) as refused:
                 list(late.generate_document("More text about lighthouses.", num_pairs=1))
         assert refused.value.code == grpc.StatusCode.UNAVAILABLE
-        events.extend(stream)
+        try:
+            events.extend(stream)
+        except SynthQAError as error:
+            pytest.fail(f"the in-flight call broke in the drain: {error}\n"
+                        f"{log_since(process, log_before_stop)[-4000:]}")
 
-    assert_document_complete(by_document(events)["drain"], num_pairs=2)
+    try:
+        assert_document_complete(by_document(events)["drain"], num_pairs=2)
+    except AssertionError:
+        print(log_since(process, log_before_stop)[-4000:])
+        raise
     stop_watch.set()
     assert process.process.wait(timeout=120) == 0
     assert_all_gone(children)
     # A clean stop after a load prints no traceback: not the server's, not the engine's, not
     # multiprocessing's resource tracker's (which shares the server's stderr).
-    with process.log_path.open("rb") as log:
-        log.seek(log_before_stop)
-        stop_log = log.read().decode(errors="replace")
+    stop_log = log_since(process, log_before_stop)
     assert "Traceback" not in stop_log, stop_log[-4000:]
+
+
+def log_since(process: ServerProcess, offset: int) -> str:
+    with process.log_path.open("rb") as log:
+        log.seek(offset)
+        return log.read().decode(errors="replace")
 
 
 def serve_a_load(client: SynthQAClient) -> None:

@@ -226,7 +226,9 @@ class ServerLifecycle:
         # port at once, so health checks and GetServerInfo would fail during the drain and new
         # calls would get a bare transport error instead of UNAVAILABLE with a reason.
         if not await service.drain(grace, self._force):
-            log.warning("grace period over: cancelling calls still in flight")
+            log.warning("grace period over: cancelling %d call(s) still in flight, %d chunk(s) "
+                        "of them in the engine", service.load.active_calls,
+                        service.load.in_flight_chunks)
         # Cancels what is left; each cancelled call aborts its engine requests.
         for listener in servers:
             await listener.stop(0)
