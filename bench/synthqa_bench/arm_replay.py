@@ -7,9 +7,11 @@ engine is real: RPC in, chunking, prompts, parsing, checks, judge and dedup wher
 protobuf, gRPC out, the client.
 
 Its figures are per run: output tokens, records and events per second, and the front end's CPU
-per output token (the server's main process, where all of synthqa's per-token work runs). The
-one-core ceiling is output tokens per CPU-second of that process: the token rate one front-end
-process would sustain if it had a whole core and the engine were never the limit. Every run
+per output token (the server's main process, where all of synthqa's per-token work runs), and
+of its main thread alone (the event loop: its other threads, the tokenizer's and gRPC's, can
+run on other cores). The one-core ceiling is output tokens per CPU-second of that process: the
+token rate one front-end process would sustain if it had a whole core and the engine were
+never the limit. Every run
 also checks that each record arrived once and each chunk ended once."""
 
 from __future__ import annotations
@@ -167,8 +169,13 @@ async def replay_run(target: str | list[str], calls: list[tuple[dict[str, Any], 
 
 
 def figures(tally: ReplayTally, wall: float, front_end_cpu: float, server_cpu: float,
-            client_cpu: float, feature: str, documents: int) -> dict[str, Any]:
+            client_cpu: float, feature: str, documents: int,
+            front_end_loop_cpu: float | None = None) -> dict[str, Any]:
     tokens = tally.output_tokens
+
+    def per_token(cpu: float | None) -> float | None:
+        return cpu / tokens * 1e6 if tokens and cpu is not None else None
+
     return {
         "feature": feature,
         "wall_seconds": wall,
@@ -187,9 +194,11 @@ def figures(tally: ReplayTally, wall: float, front_end_cpu: float, server_cpu: f
         "events_per_second": tally.events / wall,
         "server_cpu_seconds": server_cpu,
         "server_main_cpu_seconds": front_end_cpu,
+        "server_loop_cpu_seconds": front_end_loop_cpu,
         "client_cpu_seconds": client_cpu,
-        "front_end_cpu_us_per_token": front_end_cpu / tokens * 1e6 if tokens else None,
-        "client_cpu_us_per_token": client_cpu / tokens * 1e6 if tokens else None,
+        "front_end_cpu_us_per_token": per_token(front_end_cpu),
+        "front_end_loop_cpu_us_per_token": per_token(front_end_loop_cpu),
+        "client_cpu_us_per_token": per_token(client_cpu),
         "one_core_ceiling_tokens_per_second": tokens / front_end_cpu if front_end_cpu else None,
     }
 

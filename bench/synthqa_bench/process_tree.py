@@ -68,6 +68,11 @@ class ProcessTreeSampler:
         # The root process alone: the API front end (synthqa's server, vLLM's API server, or
         # the in-process arm), without the engine core and workers it spawned.
         self.main_cpu_seconds = 0.0
+        self._loop_cpu_start = 0.0
+        # The root's main thread alone: where an asyncio front end runs its event loop, so
+        # the one thread its Python work per token cannot leave. Its other threads (the
+        # tokenizer's, gRPC's) run beside it on other cores, mostly without the GIL.
+        self.loop_cpu_seconds = 0.0
 
     def rss(self) -> TreeRss:
         return tree_rss(self.root)
@@ -98,6 +103,13 @@ class ProcessTreeSampler:
             return 0.0
         return float(times.user + times.system)
 
+    def _loop_cpu(self) -> float:
+        try:
+            threads = self.root.threads()
+        except psutil.NoSuchProcess:
+            return 0.0
+        return sum(float(t.user_time + t.system_time) for t in threads if t.id == self.root.pid)
+
     def _sample(self) -> None:
         while not self._stop.is_set():
             now = tree_rss(self.root)
@@ -108,6 +120,7 @@ class ProcessTreeSampler:
     def __enter__(self) -> ProcessTreeSampler:
         self._cpu_start = self._cpu()
         self._main_cpu_start = self._main_cpu()
+        self._loop_cpu_start = self._loop_cpu()
         self._thread.start()
         return self
 
@@ -116,6 +129,7 @@ class ProcessTreeSampler:
         self._thread.join()
         self.cpu_seconds = self._cpu() - self._cpu_start
         self.main_cpu_seconds = self._main_cpu() - self._main_cpu_start
+        self.loop_cpu_seconds = self._loop_cpu() - self._loop_cpu_start
 
 
 def exited_cpu(pid: int) -> tuple[float, float]:

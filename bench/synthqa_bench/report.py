@@ -12,12 +12,13 @@ FIGURES = ("output_tokens_per_second", "pairs_per_second", "documents_per_second
            "chunk_latency_p50", "chunk_latency_p90", "chunk_latency_p99",
            "time_to_first_pair_p50", "time_to_first_pair_p99", "chunk_first_pair_share_p50",
            "wall_seconds",
-           "server_cpu_seconds", "server_main_cpu_seconds", "server_peak_rss_bytes",
-           "client_cpu_seconds")
+           "server_cpu_seconds", "server_main_cpu_seconds", "server_loop_cpu_seconds",
+           "server_peak_rss_bytes", "client_cpu_seconds")
 FLOOR = "inprocess"
 REPLAY = "replay"
 CEILING_FIGURES = ("output_tokens_per_second", "records_per_second", "events_per_second",
-                   "front_end_cpu_us_per_token", "client_cpu_us_per_token",
+                   "front_end_cpu_us_per_token", "front_end_loop_cpu_us_per_token",
+                   "client_cpu_us_per_token",
                    "one_core_ceiling_tokens_per_second", "wall_seconds")
 
 
@@ -61,12 +62,14 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _us_per_token(row: dict[str, Any] | None) -> float | None:
-    """A real-engine arm's front-end process CPU per output token, in µs (medians)."""
-    if not row or not row.get("server_main_cpu_seconds") or not row["output_tokens_per_second"]:
+def _us_per_token(row: dict[str, Any] | None,
+                  cpu: str = "server_main_cpu_seconds") -> float | None:
+    """A real-engine arm's front-end CPU per output token, in µs (medians): its process's, or
+    with `cpu="server_loop_cpu_seconds"` its main thread's."""
+    if not row or not row.get(cpu) or not row["output_tokens_per_second"]:
         return None
     tokens = row["output_tokens_per_second"]["median"] * row["wall_seconds"]["median"]
-    return row["server_main_cpu_seconds"]["median"] / tokens * 1e6 if tokens else None
+    return row[cpu]["median"] / tokens * 1e6 if tokens else None
 
 
 def summarize_ceiling(runs: list[dict[str, Any]],
@@ -95,16 +98,21 @@ def summarize_ceiling(runs: list[dict[str, Any]],
     top = max((r["concurrency"] for r in summary if r["concurrency"] is not None), default=None)
     at_top = {r["arm"]: r for r in summary if r["concurrency"] == top}
     vllm = _us_per_token(at_top.get(FLOOR))
+    vllm_loop = _us_per_token(at_top.get(FLOOR), "server_loop_cpu_seconds")
     single = {r["feature"]: r for r in features if r["front_ends"] == 1}
     for row in features:
         own = row["front_end_cpu_us_per_token"]
         row["vs_vllm_front_end"] = own["median"] / vllm if own and vllm else None
+        own_loop = row.get("front_end_loop_cpu_us_per_token")
+        row["loop_vs_vllm_loop"] = (own_loop["median"] / vllm_loop
+                                    if own_loop and vllm_loop else None)
         one = single.get(row["feature"])
         row["throughput_vs_one_front_end"] = (
             row["output_tokens_per_second"]["median"] / one["output_tokens_per_second"]["median"]
             if one and row["front_ends"] != 1 else None)
     return {"features": features, "real_engine_concurrency": top,
             "vllm_front_end_us_per_token": vllm,
+            "vllm_front_end_loop_us_per_token": vllm_loop,
             "synthqa_on_engine_front_end_us_per_token": _us_per_token(at_top.get(BIDI))}
 
 
@@ -114,17 +122,21 @@ def ceiling_markdown(ceiling: dict[str, Any]) -> str:
     lines = [
         "",
         "Ceiling with the model taken out (`replay` arm: the real server on recorded engine "
-        "outputs, the async client reading). Front-end CPU is the server's main process; the "
-        "one-core ceiling is output tokens per CPU-second of it.",
+        "outputs, the async client reading). Front-end CPU is the server's main process; "
+        "its loop thread is that process's main thread alone (the event loop), against the "
+        "same thread of vLLM's; the one-core ceiling is output tokens per CPU-second of the "
+        "process.",
         "",
         "| feature | front-end processes | docs in flight | output tok/s | × one process "
         "| records/s | events/s | front-end CPU µs/token | × vLLM's front end "
+        "| loop thread µs/token | × vLLM's loop thread "
         "| client CPU µs/token | one-core ceiling tok/s | failed chunks "
         "| records twice / chunks twice / unended |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in ceiling["features"]:
         ratio = row["vs_vllm_front_end"]
+        loop_ratio = row.get("loop_vs_vllm_loop")
         scaled = row.get("throughput_vs_one_front_end")
         lines.append(
             f"| {row['feature']} | {row.get('front_ends', 1)} | {row['concurrency']}"
@@ -134,17 +146,21 @@ def ceiling_markdown(ceiling: dict[str, Any]) -> str:
             f" | {_cell(row, 'events_per_second', digits=0)}"
             f" | {_cell(row, 'front_end_cpu_us_per_token', digits=1)}"
             f" | {f'{ratio:.2f}×' if ratio is not None else '–'}"
+            f" | {_cell(row, 'front_end_loop_cpu_us_per_token', digits=1)}"
+            f" | {f'{loop_ratio:.2f}×' if loop_ratio is not None else '–'}"
             f" | {_cell(row, 'client_cpu_us_per_token', digits=1)}"
             f" | {_cell(row, 'one_core_ceiling_tokens_per_second', digits=0)}"
             f" | {row['chunks_failed']}"
             f" | {row['records_repeated']} / {row['chunks_ended_twice']} / "
             f"{row['chunks_unended']} |")
+    vllm_loop = ceiling.get("vllm_front_end_loop_us_per_token")
     if vllm is not None or both is not None:
         lines.append("")
         lines.append(
             f"Front-end process CPU per output token on the real engine at "
             f"{ceiling['real_engine_concurrency']} in flight: vLLM's own (`inprocess`) "
             + (f"{vllm:.1f} µs" if vllm is not None else "not measured")
+            + (f" ({vllm_loop:.1f} µs on its loop thread)" if vllm_loop is not None else "")
             + ", synthqa with vLLM in it (`synthqa-bidi`) "
             + (f"{both:.1f} µs" if both is not None else "not measured") + ".")
     return "\n".join(lines) + "\n"

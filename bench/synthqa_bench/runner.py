@@ -239,6 +239,7 @@ class Bench:
                         figures = worker.run(concurrency)
                     figures.update(server_cpu_seconds=server.cpu_seconds,
                                    server_main_cpu_seconds=server.main_cpu_seconds,
+                                   server_loop_cpu_seconds=server.loop_cpu_seconds,
                                    server_peak_rss_bytes=server.peak_tree_rss,
                                    client_cpu_seconds=None)
                     yield "inprocess", concurrency, figures
@@ -277,6 +278,7 @@ class Bench:
                             targets, calls, concurrency, open_calls=4 * front_ends))
                     yield "replay", concurrency, {**replay_figures(
                         tally, wall, front_end_cpu=sum(s.main_cpu_seconds for s in sampled),
+                        front_end_loop_cpu=sum(s.loop_cpu_seconds for s in sampled),
                         server_cpu=sum(s.cpu_seconds for s in sampled),
                         client_cpu=time.process_time() - client_cpu, feature=feature,
                         documents=sum(len(documents) for _, documents in calls)),
@@ -332,6 +334,7 @@ class Bench:
         figures = recorder.figures()
         figures.update(server_cpu_seconds=server.cpu_seconds,
                        server_main_cpu_seconds=server.main_cpu_seconds,
+                       server_loop_cpu_seconds=server.loop_cpu_seconds,
                        server_peak_rss_bytes=server.peak_tree_rss,
                        client_cpu_seconds=time.process_time() - client_cpu)
         return figures

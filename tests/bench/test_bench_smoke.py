@@ -23,16 +23,16 @@ ARMS = {*ENGINE_ARMS, "replay"}
 FEATURES = {"qa", "cot", "custom", "evidence", "judge", "dedup"}
 RATES = {"output_tokens_per_second", "records_per_second", "events_per_second"}
 # From CPU times, which tick in hundredths of a second: a smoke run's can read zero.
-CPU_FIGURES = {"front_end_cpu_us_per_token", "client_cpu_us_per_token",
-               "one_core_ceiling_tokens_per_second"}
+CPU_FIGURES = {"front_end_cpu_us_per_token", "front_end_loop_cpu_us_per_token",
+               "client_cpu_us_per_token", "one_core_ceiling_tokens_per_second"}
 RUN_FIGURES = {
     "wall_seconds", "output_tokens", "pairs", "chunks_completed", "chunks_failed",
     "documents_completed", "output_tokens_per_second", "pairs_per_second",
     "documents_per_second", "chunk_latency_p50", "chunk_latency_p90", "chunk_latency_p99",
     "time_to_first_pair_p50", "time_to_first_pair_p99", "time_to_first_pair_samples",
     "chunk_first_pair_share_p50", "chunk_first_pair_share_samples",
-    "server_cpu_seconds", "server_main_cpu_seconds", "server_peak_rss_bytes",
-    "client_cpu_seconds",
+    "server_cpu_seconds", "server_main_cpu_seconds", "server_loop_cpu_seconds",
+    "server_peak_rss_bytes", "client_cpu_seconds",
 }
 
 
@@ -87,6 +87,7 @@ def test_every_arm_runs_and_reports_every_figure(tmp_path: Path) -> None:
     ceiling = result["ceiling"]
     assert {row["feature"] for row in ceiling["features"]} == FEATURES
     assert ceiling["vllm_front_end_us_per_token"] > 0
+    assert ceiling["vllm_front_end_loop_us_per_token"] > 0
     assert ceiling["synthqa_on_engine_front_end_us_per_token"] > 0
     assert all(row["vs_vllm_front_end"] is not None for row in ceiling["features"])
     assert "Ceiling with the model taken out" in done.stdout

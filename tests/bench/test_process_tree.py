@@ -61,3 +61,32 @@ def test_a_tree_reads_as_its_root_and_the_sum_with_its_descendants() -> None:
         parent.kill()
         parent.wait()
     assert tree_rss(root) == TreeRss(0, 0)  # gone (reaped): nothing, not an error
+
+
+# Busy on a side thread only, its main thread asleep.
+SIDE_THREAD_BUSY = """
+import threading, time
+def spin():
+    while True:
+        pass
+threading.Thread(target=spin, daemon=True).start()
+print("spinning", flush=True)
+time.sleep(60)
+"""
+
+
+def test_the_main_threads_cpu_is_told_apart_from_the_other_threads() -> None:
+    """The front end's event loop runs on its main thread: a side thread's work (a tokenizer's,
+    gRPC's) counts for the process but not for that thread."""
+    busy = subprocess.Popen([sys.executable, "-c", SIDE_THREAD_BUSY], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert busy.stdout is not None
+        busy.stdout.readline()
+        with ProcessTreeSampler(busy.pid, interval=0.05) as sampler:
+            time.sleep(0.5)
+        assert sampler.main_cpu_seconds >= 0.2
+        assert sampler.loop_cpu_seconds < 0.1 * sampler.main_cpu_seconds
+    finally:
+        busy.kill()
+        busy.wait()

@@ -69,12 +69,12 @@ def test_the_ceiling_sits_beside_vllms_front_end_cost_from_the_same_run() -> Non
     def engine_run(arm: str, main_cpu: float) -> dict[str, object]:
         return {"arm": arm, "concurrency": 16, "repeat": 0, "chunks_failed": 0,
                 "output_tokens_per_second": 100.0, "wall_seconds": 10.0,
-                "server_main_cpu_seconds": main_cpu}
+                "server_main_cpu_seconds": main_cpu, "server_loop_cpu_seconds": main_cpu / 2}
 
     tally = arm_replay.ReplayTally(output_tokens=10_000, records=50, events=120)
     replayed = {"arm": "replay", "concurrency": 16, "repeat": 0, **arm_replay.figures(
         tally, wall=2.0, front_end_cpu=0.5, server_cpu=0.6, client_cpu=0.4, feature="qa",
-        documents=10)}
+        documents=10, front_end_loop_cpu=0.3)}
     runs = [engine_run("inprocess", 0.2), engine_run("synthqa-bidi", 0.4), replayed]
     summary = report.summarize(runs)
     assert {row["arm"] for row in summary} == {"inprocess", "synthqa-bidi"}
@@ -87,8 +87,14 @@ def test_the_ceiling_sits_beside_vllms_front_end_cost_from_the_same_run() -> Non
     assert round(row["front_end_cpu_us_per_token"]["median"]) == 50
     assert round(row["vs_vllm_front_end"], 2) == 0.25
     assert round(row["one_core_ceiling_tokens_per_second"]["median"]) == 20_000
+    # The loop threads alone: vLLM's 0.1 s over 1,000 tokens, the replayed 0.3 s over 10,000.
+    assert round(ceiling["vllm_front_end_loop_us_per_token"]) == 100
+    assert round(row["front_end_loop_cpu_us_per_token"]["median"]) == 30
+    assert round(row["loop_vs_vllm_loop"], 2) == 0.3
     table = report.ceiling_markdown(ceiling)
     assert "| qa | 1 | 16 |" in table and "vLLM's own (`inprocess`) 200.0 µs" in table
+    assert "| 30.0 (30.0–30.0) | 0.30× |" in table
+    assert "(100.0 µs on its loop thread)" in table
     # Two front-end processes in the same run: their throughput against one's.
     two = {**replayed, "front_ends": 2, "output_tokens_per_second": 7_500.0}
     by_count = {row["front_ends"]: row for row in report.summarize_ceiling(
