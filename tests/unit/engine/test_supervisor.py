@@ -164,6 +164,43 @@ async def test_a_failed_start_is_retried_and_counts_against_the_window() -> None
     task.cancel()
 
 
+async def test_a_death_after_supervision_stopped_fails_requests_at_once() -> None:
+    """The server is shutting down (it cancels supervise() before draining): an engine that
+    dies then is not replaced, so the drained calls' requests must fail, not wait."""
+    factory = Factory()
+    supervisor, transitions, task = await supervised(factory, RestartPolicy())
+    await asyncio.sleep(0.05)  # supervising
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    stream = supervisor.generate([1], REQUEST, "in-flight")
+    await anext(stream)
+    factory.engines[0].dead.set()
+    with pytest.raises(EngineDead):
+        async for _ in stream:
+            pass
+    with pytest.raises(EngineGaveUp):
+        await asyncio.wait_for(first_delta(supervisor, "later"), 5)
+    assert transitions == [] and len(factory.engines) == 1
+
+
+async def test_requests_waiting_for_a_restart_fail_when_supervision_stops() -> None:
+    """A death noticed just before the shutdown: the requests waiting for the new engine
+    fail once supervise() is cancelled, instead of waiting for ever."""
+    factory = Factory()
+    policy = RestartPolicy(max_restarts=3, first_backoff_seconds=60)
+    supervisor, transitions, task = await supervised(factory, policy)
+    factory.engines[0].dead.set()
+    await until(lambda: supervisor.restarts == 1)
+    factory.engines[1].dead.set()
+    await until(lambda: transitions == ["down", "up", "down"])  # now in the 60 s backoff
+    waiting = asyncio.create_task(first_delta(supervisor, "waiting"))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    task.cancel()
+    with pytest.raises(EngineGaveUp):
+        await asyncio.wait_for(waiting, 5)
+
+
 def test_backoff_is_immediate_then_doubles_up_to_the_cap() -> None:
     policy = RestartPolicy(first_backoff_seconds=1, max_backoff_seconds=5)
     assert [policy.backoff(n) for n in range(6)] == [0, 1, 2, 4, 5, 5]

@@ -69,6 +69,8 @@ class EngineSupervisor:
         self._settled = asyncio.Event()
         self._death_noticed = asyncio.Event()
         self._gave_up = False
+        # Until supervise() is cancelled: a death is then final.
+        self._supervised = True
         self._restart_times: deque[float] = deque()
         self.restarts = 0
 
@@ -139,18 +141,27 @@ class EngineSupervisor:
         on_up: Callable[[], Awaitable[None]],
     ) -> None:
         """Watch the engine and replace it when it dies. Returns only by raising
-        EngineGaveUp, once the restarts within the window are used up."""
-        while True:
-            await self._wait_for_death()
-            self._settled.clear()
-            log.error("the engine died (vLLM's log above says why); requests that were in it "
-                      "fail, later ones wait for a new engine")
-            await on_down()
-            await self._shut_down_quietly(self.engine)
-            await self._restart()
-            self._death_noticed.clear()
-            self._settled.set()
-            await on_up()
+        EngineGaveUp, once the restarts within the window are used up. Cancelled (the server
+        is shutting down), it restarts nothing more: a death from then on fails the requests
+        in the engine and those waiting for one, rather than leaving them to wait for an
+        engine that will not come."""
+        try:
+            while True:
+                await self._wait_for_death()
+                self._settled.clear()
+                log.error("the engine died (vLLM's log above says why); requests that were in "
+                          "it fail, later ones wait for a new engine")
+                await on_down()
+                await self._shut_down_quietly(self.engine)
+                await self._restart()
+                self._death_noticed.clear()
+                self._settled.set()
+                await on_up()
+        except asyncio.CancelledError:
+            self._supervised = False
+            if not self._settled.is_set():
+                self._give_up()
+            raise
 
     async def shutdown(self) -> None:
         if self._engine is not None:
@@ -160,8 +171,17 @@ class EngineSupervisor:
         """The first request to see the engine die holds back the ones after it at once,
         instead of letting them fail on the dead engine until the next health check."""
         if engine is self._engine:
+            if not self._supervised:
+                log.error("the engine died while the server is shutting down: the requests "
+                          "still in flight fail")
+                self._give_up()
+                return
             self._settled.clear()
             self._death_noticed.set()
+
+    def _give_up(self) -> None:
+        self._gave_up = True
+        self._settled.set()  # wake the waiting requests: they fail now
 
     async def _wait_for_death(self) -> None:
         while not self._death_noticed.is_set():
@@ -180,8 +200,7 @@ class EngineSupervisor:
                 self._restart_times.popleft()
             recent = len(self._restart_times)
             if recent >= policy.max_restarts:
-                self._gave_up = True
-                self._settled.set()  # wake the waiting requests: they fail now
+                self._give_up()
                 raise EngineGaveUp(
                     f"the engine died again after {recent} restart(s) within "
                     f"{policy.window_seconds:g} s; not restarting it")
