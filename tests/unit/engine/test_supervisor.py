@@ -86,16 +86,21 @@ async def first_delta(supervisor: EngineSupervisor, request_id: str) -> list[Eng
         await stream.aclose()
 
 
+async def killed_under_a_request(supervisor: EngineSupervisor, engine: MortalEngine) -> None:
+    """Kill the engine while a request streams from it: that request fails."""
+    stream = supervisor.generate([1], REQUEST, "in-flight")
+    await anext(stream)
+    engine.dead.set()
+    with pytest.raises(EngineDead):
+        async for _ in stream:
+            pass
+
+
 async def test_a_dead_engine_fails_its_requests_and_is_replaced() -> None:
     factory = Factory()
     policy = RestartPolicy(first_backoff_seconds=0)
     supervisor, transitions, task = await supervised(factory, policy)
-    stream = supervisor.generate([1], REQUEST, "in-flight")
-    await anext(stream)
-    factory.engines[0].dead.set()
-    with pytest.raises(EngineDead):
-        async for _ in stream:
-            pass
+    await killed_under_a_request(supervisor, factory.engines[0])
     # A request made after the death waits for the new engine instead of failing.
     assert len(await asyncio.wait_for(first_delta(supervisor, "later"), 5)) == 1
     assert len(factory.engines) == 2
@@ -172,12 +177,7 @@ async def test_a_death_after_supervision_stopped_fails_requests_at_once() -> Non
     await asyncio.sleep(0.05)  # supervising
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-    stream = supervisor.generate([1], REQUEST, "in-flight")
-    await anext(stream)
-    factory.engines[0].dead.set()
-    with pytest.raises(EngineDead):
-        async for _ in stream:
-            pass
+    await killed_under_a_request(supervisor, factory.engines[0])
     with pytest.raises(EngineGaveUp):
         await asyncio.wait_for(first_delta(supervisor, "later"), 5)
     assert transitions == [] and len(factory.engines) == 1
