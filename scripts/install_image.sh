@@ -139,8 +139,22 @@ PY
   "$py" -c "import synthqa.client, synthqa.server.healthcheck"
   if [ "$flavour" = cpu ]; then
     # The engine's compiled extension loads: it links system libraries (libnuma) that a slim
-    # base image lacks. The CUDA build cannot be loaded this way without a GPU driver.
-    "$py" -c "import torch, vllm._C"
+    # base image lacks. The CUDA build cannot be loaded this way without a GPU driver. The
+    # variant is the one vLLM picks for this CPU (vllm/platforms/cpu.py): `_C` needs AVX-512
+    # with BF16 and dies of an illegal instruction without it; the others load as libraries.
+    "$py" - <<'PY'
+import ctypes
+import pathlib
+
+import torch
+import vllm
+
+if torch.cpu._is_avx512_supported() and torch.cpu._is_avx512_bf16_supported():
+    import vllm._C  # noqa: F401
+else:
+    variant = "_C_AVX512" if torch.cpu._is_avx512_supported() else "_C_AVX2"
+    ctypes.CDLL(str(next(pathlib.Path(vllm.__file__).parent.glob(f"{variant}.*.so"))))
+PY
   fi
 }
 
