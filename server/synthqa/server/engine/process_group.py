@@ -47,8 +47,7 @@ def prepare_engine_process() -> None:
 
 
 def _exit_with_parent(parent: int) -> None:
-    # When the parent dies, this process is re-parented, and getppid() changes.
-    while os.getppid() == parent:
+    while parent_alive(parent):
         time.sleep(PARENT_CHECK_SECONDS)
     # A server killed outright (SIGKILL of its group, the OOM killer) cleans nothing up, and
     # os._exit runs no finalizer: the shared memory and semaphores this engine maps (vLLM's
@@ -56,6 +55,25 @@ def _exit_with_parent(parent: int) -> None:
     # use them now.
     remove_mapped_shared_memory()
     os._exit(1)
+
+
+def parent_alive(parent: int) -> bool:
+    """Whether `parent` is still this process's parent and running. When it dies, this
+    process is re-parented and getppid() changes, but only once every thread of the parent
+    has exited: a parent whose main thread is gone while another thread lingers is a zombie
+    that still holds its children (a worker outlived its dead engine core by over a minute on
+    a loaded machine)."""
+    if os.getppid() != parent:
+        return False
+    try:
+        with open(f"/proc/{parent}/stat", "rb") as stat_file:
+            stat = stat_file.read()
+    except OSError:
+        return False
+    # pid (command) state ...: the command may hold spaces and parentheses; the state follows
+    # the last ')'.
+    state = stat[stat.rindex(b")") + 2:][:1]
+    return state not in (b"Z", b"X")
 
 
 SHARED_MEMORY_DIR = "/dev/shm"
