@@ -11,7 +11,7 @@ OUT ?= out/pairs.jsonl
 # Small KV cache on CPU: the tiny model needs little, and the machines are shared.
 export VLLM_CPU_KVCACHE_SPACE ?= 1
 
-.PHONY: help setup run serve test test-unit bench bench-chunker bench-chunker-memory bench-quality bench-client bench-ingest bench-ray bench-record lint protos clean fuzz soak
+.PHONY: help setup run serve test test-unit bench bench-chunker bench-chunker-memory bench-quality bench-dedup bench-client bench-ingest bench-ray bench-record lint protos clean fuzz soak
 # `make` alone lists the targets; the README's commands name theirs.
 .DEFAULT_GOAL := help
 
@@ -67,6 +67,11 @@ bench-client: setup
 ## bench-quality: records/s with the judge and dedup on and off, a seeded call from the cache
 bench-quality: setup
 	PYTHONPATH=bench $(PY) -m synthqa_bench.quality_bench --model "$(MODEL)" $(BENCH_ARGS)
+
+## bench-dedup: dedup's time per 1,000 records, memory per kept record, recall of near copies
+# BENCH_ARGS="--baseline CHECKOUT" measures that checkout's dedup beside this one's. No server.
+bench-dedup: setup
+	PYTHONPATH=bench $(PY) -m synthqa_bench.dedup_bench $(BENCH_ARGS)
 
 ## bench-ingest: extraction's pages/s per format against the bare libraries (no server)
 # BENCH_ARGS="--serve" (the tiny model, started here) or "--target HOST:PORT": the end-to-end

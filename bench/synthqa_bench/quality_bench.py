@@ -20,6 +20,7 @@ from typing import Any
 
 from synthqa.client import Document, SynthQAClient
 
+from .dedup_bench import dedup_module, ms_per_1000
 from .servers import BenchServer, _grpc_serving, free_port
 
 CORPUS = Path(__file__).with_name("corpus.txt")
@@ -47,23 +48,6 @@ def timed_call(target: str, docs: list[Document], **options: Any) -> dict[str, f
         seconds = time.monotonic() - began
     return {"seconds": seconds, "records": records, "records_per_s": records / seconds,
             "dropped": dropped, "cached_chunks": cached}
-
-
-def dedup_cost(records: int = 1000, repeats: int = 5) -> float:
-    """Milliseconds to check and keep `records` distinct questions (near-duplicate search on)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "server"))
-    from synthqa.contract.dedup import Deduplicator
-
-    words = CORPUS.read_text(encoding="utf-8").split()
-    questions = [" ".join(words[i:i + 9]) + "?" for i in range(0, records * 9, 9)]
-    best = float("inf")
-    for _ in range(repeats):
-        dedup = Deduplicator(0.85)
-        began = time.perf_counter()
-        for question in questions:
-            dedup.keep(question)
-        best = min(best, time.perf_counter() - began)
-    return best * 1000
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             cache_runs.append({"miss": miss, "hit": hit})
     finally:
         server.stop()
-    dedup_ms = dedup_cost()
+    dedup_ms = ms_per_1000(dedup_module(None))
 
     def median(values: list[float]) -> float:
         return statistics.median(values)

@@ -39,17 +39,39 @@ def test_many_records_stay_distinct() -> None:
     assert kept > 400
 
 
-def test_signatures_are_datasketchs_own_with_the_permutations_made_once() -> None:
-    # Shared permutations must give every record the signature a fresh MinHash would: a
-    # threshold means what it meant before, and in the server and the export alike.
+def test_signatures_are_datasketchs_minhash_of_the_same_shingle_hashes() -> None:
+    # The server computes a signature over all shingles at once; it must be the MinHash
+    # datasketch would give for the same hashes, so that its LSH bands mean what they say.
     import numpy as np
     from datasketch import MinHash
 
-    for text in ("What did Fresnel invent?", "灯台は夜に光る", "a"):
-        own, signature = Deduplicator._signature(normalise(text))
-        fresh = MinHash(num_perm=len(signature.hashvalues))
-        fresh.update_batch([shingle.encode() for shingle in own])
-        assert np.array_equal(signature.hashvalues, fresh.hashvalues), text
+    from synthqa.contract import dedup
+
+    for text in ("What did Fresnel invent?", "灯台は夜に光る", "𝔘nicode 𝔘p", "ab", ""):
+        key = normalise(text)
+        fresh = MinHash(num_perm=64, hashfunc=lambda data: int.from_bytes(data, "little"))
+        fresh.update_batch([int(h).to_bytes(4, "little") for h in dedup.shingle_hashes(key)])
+        assert np.array_equal(dedup._minhash(key).hashvalues, fresh.hashvalues), text
+
+
+def test_a_texts_shingle_hashes_are_those_of_its_shingles_and_tell_them_apart() -> None:
+    from synthqa.contract.dedup import shingle_hashes
+
+    for text in ("what did fresnel invent in 1822", "灯台は 夜に光る", "abc", "abcd", ""):
+        own = shingles(text)
+        assert set(shingle_hashes(text).tolist()) == {
+            int(shingle_hashes(shingle)[0]) for shingle in own}, text
+    sample = " ".join(f"record {n} of lighthouse {n * 7919 % 1000}" for n in range(2000))
+    assert len(set(shingle_hashes(sample).tolist())) == len(shingles(sample))
+
+
+def test_asking_about_one_text_then_keeping_another_judges_each_on_its_own() -> None:
+    dedup = Deduplicator(0.85)
+    assert dedup.keep("Where did the Pharos of Alexandria stand?")
+    assert not dedup.duplicate_of_kept("Who built the lighthouse at Eddystone?")
+    assert not dedup.keep("where did the pharos of alexandria stand")
+    assert dedup.keep("Who built the lighthouse at Eddystone?")
+    assert dedup.duplicate_of_kept("Who built the lighthouse at Eddystone?")
 
 
 def test_normalising_is_the_same_for_every_character_and_its_table_stays_bounded() -> None:

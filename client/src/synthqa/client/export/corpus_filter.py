@@ -3,8 +3,8 @@ server's dedup sees one call only), and records near an item of the user's evalu
 contamination guard). Both with the server's own dedup (synthqa.contract.dedup), so that a
 threshold means the same here as in GenerationOptions.dedup_threshold.
 
-Memory: every kept record's shingles and MinHash stay in memory until the export ends (docs/
-clients.md#export gives the measured cost per record)."""
+Memory: every kept record's normalised text and MinHash stay in memory until the export ends
+(docs/clients.md#export gives the measured cost per record)."""
 
 from __future__ import annotations
 
