@@ -32,6 +32,35 @@ def test_near_copies_are_found_above_the_threshold_only() -> None:
     assert loose.duplicate_of_kept(near) and not loose.duplicate_of_kept("Who built it?")
 
 
+def test_nearly_every_near_copy_at_or_above_the_threshold_is_found() -> None:
+    # Pairs of short questions one word apart: most sit just above or below a threshold,
+    # where LSH misses most. Exact Jaccard confirms every candidate, so none below is dropped.
+    import random
+
+    rng = random.Random(3)
+    words = ("lamp lens tower keeper coast light beam signal harbour storm rock island "
+             "fresnel prism glass oil wick clockwork fog horn ship reef cape bay").split()
+    pairs = []
+    for _ in range(400):
+        chosen = [rng.choice(words) for _ in range(rng.randint(12, 24))]
+        changed = list(chosen)
+        changed[rng.randrange(len(changed))] = "lighthouse"
+        pairs.append((" ".join(chosen), " ".join(changed)))
+    for threshold in (0.7, 0.85):
+        near = found = 0
+        for first, second in pairs:
+            a, b = shingles(normalise(first)), shingles(normalise(second))
+            dedup = Deduplicator(threshold)
+            dedup.keep(first)
+            dropped = not dedup.keep(second)
+            if len(a & b) / len(a | b) >= threshold:
+                near += 1
+                found += dropped
+            else:
+                assert not dropped, (first, second)
+        assert near >= 40 and found / near >= 0.9, (threshold, near, found)
+
+
 def test_many_records_stay_distinct() -> None:
     dedup = Deduplicator(0.85)
     kept = sum(dedup.keep(f"Question number {n} about lighthouse {n * 7919 % 1000}")
