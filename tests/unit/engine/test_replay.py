@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from synthqa.server.engine.replay import (
+    FORMAT_VERSION,
     HEADER_KEY,
     Recording,
     RecordingEngine,
@@ -34,7 +35,7 @@ FACT = {"type": "object", "properties": {"fact": {"type": "string", "maxLength":
         "required": ["fact"], "additionalProperties": False}
 OTHER = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
 REQUEST = SamplingRequest(max_tokens=32, temperature=0.7, top_p=0.95, seed=7, json_schema=FACT)
-HEADER = {HEADER_KEY: 1, "model": "tiny", "max_model_len": 2048, "device": "cpu"}
+HEADER = {HEADER_KEY: FORMAT_VERSION, "model": "tiny", "max_model_len": 2048, "device": "cpu"}
 PROMPT_A = [1, 2, 3]
 PROMPT_B = [4, 5, 6, 7]
 
@@ -178,6 +179,10 @@ def test_recordings_of_other_models_do_not_mix(recording: Path, tmp_path: Path) 
     plain.write_text('{"key": "x"}\n')
     with pytest.raises(ValueError, match="not a synthqa replay recording"):
         Recording.load([plain])
+    older = tmp_path / "older.jsonl"
+    write_recording(older, {**HEADER, "synthqa_replay": 1}, [])
+    with pytest.raises(ValueError, match="format 1; this engine reads format 2: record it"):
+        Recording.load([older])
     assert Recording.load([recording, recording]).output_count == 4
 
 
@@ -230,7 +235,7 @@ async def test_what_is_recorded_replays_as_it_was_streamed(tmp_path: Path) -> No
     await recorder.shutdown()
     assert real.aborted == ["r2"] and real.shut_down
     lines = list(read_lines(path))
-    assert lines[0] == {HEADER_KEY: 1, "model": "stand-in", "max_model_len": 1024,
+    assert lines[0] == {HEADER_KEY: FORMAT_VERSION, "model": "stand-in", "max_model_len": 1024,
                         "device": "cpu"}
     assert len(lines) == 2
     replayed = await collect(engine_for(path).generate(PROMPT_A, REQUEST, "again"))
