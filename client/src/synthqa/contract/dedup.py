@@ -9,7 +9,7 @@ extra; the base client never imports this module.
 
 The server runs this on its event loop for every record, so a record's signature is computed
 with a few numpy operations over all its 4-grams at once (datasketch's own `update_batch`
-hashes each shingle with SHA-1 in Python, 4x slower per record); the signature is the one
+hashes each shingle with SHA-1 in Python, about 5x slower per record); the signature is the one
 datasketch's `MinHash` would give for the same 4-gram hashes (checked by a test)."""
 
 from __future__ import annotations
