@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from synthqa.server.engine.replay import HEADER_KEY, ReplayEngine, write_recording
+from synthqa.server.engine.replay import FORMAT_VERSION, HEADER_KEY, ReplayEngine, write_recording
 
 from ..paths import REPO, TINY_MODEL
 
@@ -18,7 +18,8 @@ sys.path.insert(0, str(REPO / "bench"))
 from synthqa_bench import record_replay, replay_server  # noqa: E402
 from synthqa_bench.workload import build_workload  # noqa: E402
 
-HEADER = {HEADER_KEY: 1, "model": ".cache/tiny-model", "max_model_len": 2048, "device": "cpu"}
+HEADER = {HEADER_KEY: FORMAT_VERSION, "model": ".cache/tiny-model", "max_model_len": 2048,
+          "device": "cpu"}
 
 
 @pytest.fixture
