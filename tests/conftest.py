@@ -4,12 +4,18 @@ synthqa.ray."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 E2E_DIR = Path(__file__).parent / "e2e"
+
+# A Ray call made after a module's cluster is shut down must fail, not start a cluster of its
+# own in pytest's process: in a fresh-clone run of 2026-12-07 one did, its GCS died, and Ray
+# then ended its driver, pytest itself, with no summary. Read by Ray when it is imported.
+os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
