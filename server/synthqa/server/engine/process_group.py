@@ -15,9 +15,12 @@ must do nothing unless a synthqa server started the engine: any vLLM in the same
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import signal
 import threading
 import time
+from pathlib import Path
 
 # Set by the server before it starts an engine; children inherit it.
 SERVER_PID_ENV = "SYNTHQA_SERVER_PID"
@@ -42,8 +45,26 @@ def prepare_engine_process() -> None:
     if in_server_group:
         os.setpgid(0, 0)
     parent = os.getppid()
+    if str(parent) != server_pid:
+        _killed_with_parent(parent)
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True,
                      name="synthqa-parent-watch").start()
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _killed_with_parent(parent: int) -> None:
+    """A worker is killed by the kernel when its engine core exits. Its own watch is not
+    enough: vLLM's worker notices the core's death too and starts a shutdown that holds the
+    GIL in gc.collect() for a minute or more, while its threads spin on the cores the server's
+    replacement needs (seen with py-spy). The kernel sends the signal when the thread that
+    started the worker exits; vLLM's core starts its workers from its main thread."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+        return  # the Python watch still stands
+    if os.getppid() != parent:  # the core died before the signal was asked for
+        os._exit(1)
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -52,9 +73,18 @@ def _exit_with_parent(parent: int) -> None:
     # A server killed outright (SIGKILL of its group, the OOM killer) cleans nothing up, and
     # os._exit runs no finalizer: the shared memory and semaphores this engine maps (vLLM's
     # message queues, 160 MiB and more) would stay in /dev/shm until reboot. Nothing else can
-    # use them now.
-    remove_mapped_shared_memory()
+    # use them now. A core removes its workers' too: they die with it, before their own watch
+    # could.
+    remove_mapped_shared_memory(*_maps_of_self_and_children())
     os._exit(1)
+
+
+def _maps_of_self_and_children() -> list[str]:
+    maps = ["/proc/self/maps"]
+    for children in Path("/proc/self/task").glob("*/children"):
+        with contextlib.suppress(OSError, ValueError):
+            maps.extend(f"/proc/{int(pid)}/maps" for pid in children.read_text().split())
+    return maps
 
 
 def parent_alive(parent: int) -> bool:
@@ -79,10 +109,13 @@ def parent_alive(parent: int) -> bool:
 SHARED_MEMORY_DIR = "/dev/shm"
 
 
-def remove_mapped_shared_memory(maps: str = "/proc/self/maps") -> list[str]:
-    """Unlink the /dev/shm files this process has mapped; returns their names. Found by inode:
-    a semaphore is mapped under the temporary name it was created with, then renamed."""
-    inodes = mapped_shared_memory_inodes(maps)
+def remove_mapped_shared_memory(*maps: str) -> list[str]:
+    """Unlink the /dev/shm files mapped by the processes whose maps are given (this process by
+    default); returns their names. Found by inode: a semaphore is mapped under the temporary
+    name it was created with, then renamed."""
+    inodes: set[int] = set()
+    for process_maps in maps or ("/proc/self/maps",):
+        inodes |= mapped_shared_memory_inodes(process_maps)
     removed: list[str] = []
     try:
         entries = list(os.scandir(SHARED_MEMORY_DIR))
