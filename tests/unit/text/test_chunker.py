@@ -9,9 +9,12 @@ from hypothesis import strategies as st
 from synthqa.server.text.chunker import (
     BATCH_BYTES,
     PIECE_CHARS,
+    AdjacentOffsets,
     ShiftedOffsets,
     Windows,
+    _byte_lengths,
     _cuts_cleanly,
+    _fast_encoder,
     chunk_document,
     piece_bounds,
     token_ids_of,
@@ -225,6 +228,65 @@ def test_a_tokenizer_that_marks_each_texts_start_is_never_cut() -> None:
 
 def test_the_tiny_models_tokenizer_is_cut(tokenizer) -> None:
     assert _cuts_cleanly(tokenizer.backend_tokenizer)
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=st.text(alphabet=st.characters(max_codepoint=127), max_size=2_000)
+       | st.text(max_size=2_000)
+       | st.lists(st.sampled_from(["<|eot|>", "<|header|>", " ", "\n", "\t", "a", "1", ".", "'s",
+                                   "  ", "é", "e\u0301", "—", "灯", "🏝️", "👩‍👧"]),
+                  max_size=200).map("".join))
+def test_offsets_without_the_offsets_call_are_the_tokenizers_own(tokenizer, text: str) -> None:
+    # Text is encoded as ids alone and its offsets found from each token's bytes; they must
+    # be exactly those the tokenizer gives, in every script.
+    document = tokenize_document(tokenizer, text)
+    # The call with offsets, special-token text split as plain text as the chunker splits it.
+    whole = _fast_encoder(tokenizer).rust.encode_batch([text], add_special_tokens=False)[0]
+    assert list(document.token_ids) == whole.ids
+    assert document.offsets[:] == whole.offsets
+    assert isinstance(document.offsets, AdjacentOffsets)
+
+
+@pytest.mark.parametrize("extra", ["", "灯台 — café "])
+def test_a_long_document_in_pieces_has_the_offsets_of_the_whole(tokenizer, extra: str) -> None:
+    # ASCII alone, and with characters of two and three bytes (blocks of 4,096 bytes apart).
+    text = (SAMPLE.encode("ascii", "ignore").decode() + " \n" + extra) * (
+        3 * PIECE_CHARS // len(SAMPLE) + 1)
+    document = tokenize_document(tokenizer, text)
+    whole = whole_encoding(tokenizer, text)
+    assert isinstance(document.offsets, AdjacentOffsets)
+    assert list(document.token_ids) == whole.ids and document.offsets[:] == whole.offsets
+    check_chunks(tokenizer, text, 500, 37)
+
+
+def test_offsets_come_from_bytes_only_where_the_tokenizer_agrees(tokenizer) -> None:
+    from tokenizers import Tokenizer, normalizers, processors
+
+    lengths, every_script = _byte_lengths(tokenizer.backend_tokenizer)
+    assert lengths is not None and every_script
+    # Offsets trimmed of their spaces (RoBERTa's setting) no longer follow from the bytes.
+    trimming = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    trimming.post_processor = processors.ByteLevel(trim_offsets=True)
+    assert _byte_lengths(trimming) == (None, False)
+    # Under NFC (Qwen's setting) only ASCII, which NFC leaves as it is, is read from bytes.
+    composing = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    composing.normalizer = normalizers.NFC()
+    lengths, every_script = _byte_lengths(composing)
+    assert lengths is not None and not every_script
+
+
+def test_adjacent_offsets_read_as_pairs() -> None:
+    import numpy as np
+
+    offsets = AdjacentOffsets(np.array([0, 3, 3, 7], dtype=np.int32))
+    assert len(offsets) == 3 and offsets[:] == [(0, 3), (3, 3), (3, 7)]
+    assert offsets[-1] == (3, 7) and offsets.furthest_end(0, 2) == 3
+    with pytest.raises(IndexError):
+        offsets[3]
+    # "a灯b": the three bytes of 灯 over two tokens, each of which holds the character.
+    utf8 = np.frombuffer("a灯b".encode(), dtype=np.uint8)
+    split = AdjacentOffsets(np.array([0, 1, 3, 4, 5]), utf8)
+    assert split[:] == [(0, 1), (1, 2), (1, 2), (2, 3)] and split.furthest_end(0, 2) == 2
 
 
 def test_shifted_offsets_read_across_pieces_even_an_empty_one() -> None:

@@ -1,10 +1,11 @@
 """Token-window chunking with the model's own tokenizer.
 
-A document is tokenized once, with character offsets. Windows over its tokens are as equal in
-size as possible, never larger than the budget, and consecutive windows share exactly
-`overlap` tokens, so no token is lost and there is no tiny last chunk. Each chunk keeps its token
-ids (the prompt is assembled from ids, so the engine sees exactly the tokens counted here) and
-its span in the original text.
+A document is tokenized once, with character offsets (ASCII text with a byte-level tokenizer:
+ids alone, each token's offsets following from the bytes it stands for). Windows over its
+tokens are as equal in size as possible, never larger than the budget, and consecutive windows
+share exactly `overlap` tokens, so no token is lost and there is no tiny last chunk. Each chunk
+keeps its token ids (the prompt is assembled from ids, so the engine sees exactly the tokens
+counted here) and its span in the original text.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import itertools
+import json
 import weakref
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, overload
+
+import numpy as np
 
 from .sentences import Sentence, fit_numbered
 
@@ -68,6 +72,11 @@ def tokenize_document(tokenizer: OffsetTokenizer, text: str,
     to stop the work there."""
     report: TokenizeProgress = progress or _no_progress
     encoder = _fast_encoder(tokenizer)
+    if encoder is not None and encoder.byte_lengths is not None and (
+            encoder.keeps_text or text.isascii()):
+        document = _tokenize_without_offsets(encoder, text, report, encoder.byte_lengths)
+        if document is not None:
+            return document
     if encoder is not None:
         bounds = piece_bounds(text, PIECE_CHARS) if encoder.cuts_at_spaces else [(0, len(text))]
         if len(bounds) == 1:
@@ -107,6 +116,41 @@ def tokenize_document(tokenizer: OffsetTokenizer, text: str,
     )
     report(document.token_count, 0)
     return document
+
+
+def _tokenize_without_offsets(encoder: _Encoder, text: str, report: TokenizeProgress,
+                              byte_lengths: np.ndarray) -> TokenizedDocument | None:
+    """`text` as ids alone, its offsets found from the bytes each token stands for: the
+    ids-only call costs about half the call with offsets, and the offsets are kept as arrays
+    (4 bytes a token and 1 a byte of non-ASCII text, not a tuple a token). None where the
+    bytes do not add up to the text's, which _offsets_follow_from_bytes is there to rule out."""
+    utf8 = None if text.isascii() else _utf8_of(text)
+    if utf8 is None and not text.isascii():
+        return None
+    bounds = piece_bounds(text, PIECE_CHARS) if encoder.cuts_at_spaces else [(0, len(text))]
+    token_ids = array("i")
+    for group, group_bytes in _batches(text, bounds):
+        report(len(token_ids), group_bytes)
+        # The batch call lets go of the GIL while it works (see tokenize_document).
+        for encoding in encoder.rust.encode_batch_fast(
+                [text[start:end] for start, end in group], add_special_tokens=False):
+            token_ids.extend(encoding.ids)
+    report(len(token_ids), 0)
+    ids = np.frombuffer(token_ids, dtype=np.int32) if token_ids else np.zeros(0, np.int32)
+    text_bytes = len(text) if utf8 is None else len(utf8)
+    token_bounds = np.zeros(len(ids) + 1, dtype=np.int32 if text_bytes < 2**31 else np.int64)
+    np.cumsum(byte_lengths[ids], out=token_bounds[1:])
+    if int(token_bounds[-1]) != text_bytes:
+        return None
+    return TokenizedDocument(text=text, token_ids=token_ids,
+                             offsets=AdjacentOffsets(token_bounds, utf8))
+
+
+def _utf8_of(text: str) -> np.ndarray | None:
+    try:
+        return np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    except UnicodeEncodeError:  # a lone surrogate: the call with offsets handles it
+        return None
 
 
 def _no_progress(tokens: int, batch_limit: int) -> None:
@@ -235,8 +279,67 @@ class ShiftedOffsets(Sequence[tuple[int, int]]):
         return furthest
 
 
+class AdjacentOffsets(Sequence[tuple[int, int]]):
+    """The offsets of tokens that cover a text's bytes end to end: token i stands for bytes
+    bounds[i] to bounds[i + 1]. In ASCII those are its characters. Otherwise a token runs from
+    the character holding its first byte to just past the one holding its last, as the
+    tokenizer reports it (a character split over two tokens is in both); characters are
+    counted when asked for, from a count kept per block of bytes."""
+
+    _BLOCK = 4096
+
+    def __init__(self, bounds: np.ndarray, utf8: np.ndarray | None = None) -> None:
+        self._bounds = bounds
+        self._utf8 = utf8
+        if utf8 is not None:
+            # Characters starting before each block: every byte but UTF-8's continuation ones.
+            starts = np.add.reduceat(_character_starts(utf8), np.arange(0, len(utf8), self._BLOCK)
+                                     ) if len(utf8) else np.zeros(0, np.int64)
+            self._chars_before_block = np.concatenate(([0], np.cumsum(starts)))
+
+    def __len__(self) -> int:
+        return len(self._bounds) - 1
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[int, int]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[tuple[int, int]]: ...
+
+    def __getitem__(self, index: int | slice) -> tuple[int, int] | list[tuple[int, int]]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        start, end = int(self._bounds[index]), int(self._bounds[index + 1])
+        if self._utf8 is None:
+            return start, end
+        if start == end:
+            return (at := self._chars_before(start)), at
+        return self._chars_before(start + 1) - 1, self._chars_before(end)
+
+    def furthest_end(self, start: int, end: int) -> int:
+        """The end of token end - 1: no token ends after a later one's."""
+        return self[end - 1][1]
+
+    def _chars_before(self, byte: int) -> int:
+        """Characters that start before `byte`."""
+        if self._utf8 is None:
+            return byte
+        block = byte // self._BLOCK
+        counted = int(self._chars_before_block[block])
+        return counted + int(np.count_nonzero(
+            _character_starts(self._utf8[block * self._BLOCK:byte])))
+
+
+def _character_starts(utf8: np.ndarray) -> np.ndarray:
+    return (utf8 & 0xC0) != 0x80  # type: ignore[no-any-return]
+
+
 def _furthest_end(offsets: Sequence[tuple[int, int]], start: int, end: int) -> int:
-    if isinstance(offsets, ShiftedOffsets):
+    if isinstance(offsets, ShiftedOffsets | AdjacentOffsets):
         return offsets.furthest_end(start, end)
     return max(offset_end for _, offset_end in offsets[start:end])
 
@@ -246,6 +349,12 @@ class _Encoder:
     rust: Any
     # Whether cutting a text at lone spaces leaves its tokens as they were (see _cuts_cleanly).
     cuts_at_spaces: bool
+    # The bytes of text each token id stands for, where they give the offsets of ASCII text
+    # (see _offsets_follow_from_bytes); else None.
+    byte_lengths: np.ndarray | None
+    # No normalizer: the bytes the tokens stand for are the text's own in every script, not
+    # only in ASCII (which NFC and NFKC leave as it is).
+    keeps_text: bool
 
 
 _FAST_ENCODERS: weakref.WeakKeyDictionary[Any, _Encoder | None] = weakref.WeakKeyDictionary()
@@ -276,7 +385,7 @@ def _fast_encoder(tokenizer: OffsetTokenizer) -> _Encoder | None:
         rust.encode_special_tokens = True
         rust.no_truncation()
         rust.no_padding()
-        encoder = _Encoder(rust, _cuts_cleanly(rust))
+        encoder = _Encoder(rust, _cuts_cleanly(rust), *_byte_lengths(rust))
     _FAST_ENCODERS[tokenizer] = encoder
     return encoder
 
@@ -293,6 +402,51 @@ def _cuts_cleanly(rust: Any) -> bool:
     offsets = ShiftedOffsets.of_pairs([(a, piece.offsets) for (a, _), piece in zip(
         bounds, pieces, strict=True)])
     return bool(ids == whole.ids and offsets[:] == whole.offsets)
+
+
+# ASCII of every kind a document holds: words, numbers, punctuation, runs of spaces, tabs and
+# line breaks, contractions, code, and a leading and trailing space.
+_ASCII_PROBE = (" Lighthouses guide ships, at night (mostly) with 12 lamps - and 3.5 knots;\n"
+                "\"quoted\" words  twice   spaced\tand tabbed,\r\n\nit's isn't we'll 1,234,567"
+                " x=f(y)[0]; {a: 'b'} <tag/> #!~`^|\\ ALL CAPS CamelCase snake_case end. ")
+
+
+# Beyond ASCII: accents precomposed and combining, typographic punctuation, scripts of two to
+# four bytes a character, emoji joined and with a variation selector.
+_UNICODE_PROBE = ("Café naïve façade — “quoted” ‘single’ … e\u0301 Ελληνικά маяк 灯台の光 "
+                  "등대 मीनार 🏝️ 👩‍👩‍👧 ½ ﬁ end")
+
+
+def _byte_lengths(rust: Any) -> tuple[np.ndarray | None, bool]:
+    """How many bytes of text each token id stands for, where a byte-level tokenizer's offsets
+    of ASCII text follow from them (else None), and whether they do for every script too."""
+    config = json.loads(rust.to_str())
+    if (config.get("decoder") or {}).get("type") != "ByteLevel":
+        return None, False  # its vocabulary's characters are not one byte each
+    added = rust.get_added_tokens_decoder()
+    vocabulary = rust.get_vocab(with_added_tokens=True)
+    lengths = np.zeros(max(vocabulary.values(), default=0) + 1, dtype=np.int32)
+    for token, token_id in vocabulary.items():
+        lengths[token_id] = (len(added[token_id].content.encode("utf-8")) if token_id in added
+                             else len(token))
+    added_text = " ".join(token.content for token in added.values())
+    ascii_probe = _ASCII_PROBE + "".join(c for c in added_text if c.isascii())
+    if not _offsets_follow_from_bytes(rust, lengths, ascii_probe):
+        return None, False
+    keeps_text = config.get("normalizer") is None and _offsets_follow_from_bytes(
+        rust, lengths, _UNICODE_PROBE + " " + added_text + " " + _CUT_PROBE)
+    return lengths, keeps_text
+
+
+def _offsets_follow_from_bytes(rust: Any, lengths: np.ndarray, probe: str) -> bool:
+    """Whether the offsets found from `lengths` are those the tokenizer gives for `probe`
+    (not so where a normalizer changes the text or offsets are trimmed of spaces)."""
+    encoding = rust.encode(probe, add_special_tokens=False)
+    bounds = np.concatenate(([0], np.cumsum(lengths[np.array(encoding.ids, dtype=np.int64)])))
+    utf8 = None if probe.isascii() else _utf8_of(probe)
+    if int(bounds[-1]) != (len(probe) if utf8 is None else len(utf8)):
+        return False
+    return bool(AdjacentOffsets(bounds, utf8)[:] == encoding.offsets)
 
 
 @dataclass(frozen=True)
