@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -61,17 +62,25 @@ def recording_path(feature: str, folder: Path = RECORDINGS) -> Path:
 
 
 def replay_server(model: str, features: list[str], log_dir: Path,
-                  recordings: Path = RECORDINGS) -> tuple[BenchServer, str]:
+                  recordings: Path = RECORDINGS,
+                  checkout: Path | None = None) -> tuple[BenchServer, str]:
     """The real server on the features' recordings (one server for all: each request finds
     its own recorded output by its prompt and schema). No engine flags: the recording fixes
-    max_model_len, and no engine runs. No cache: every lap is generated (replayed) again."""
+    max_model_len, and no engine runs. No cache: every lap is generated (replayed) again.
+    With `checkout`: that checkout's server and replay engine, ahead of this one's on the
+    import path."""
     port = free_port()
     target = f"127.0.0.1:{port}"
     command = [sys.executable, "-m", "synthqa_bench.replay_server", "--recording",
                *(str(recording_path(feature, recordings)) for feature in features),
                "--model", model, "--host", "127.0.0.1", "--port", str(port), "--no-cache"]
-    return (BenchServer("replay", command, lambda: _grpc_serving(target),
-                        log_dir / f"replay-server-{port}.log"), target)
+    name, env = "replay", {}
+    if checkout is not None:
+        name = "replay-baseline"
+        env = {"PYTHONPATH": os.pathsep.join(
+            str(checkout.resolve() / part) for part in ("server", "client/src", "bench"))}
+    return (BenchServer(name, command, lambda: _grpc_serving(target),
+                        log_dir / f"{name}-server-{port}.log", env), target)
 
 
 @dataclass

@@ -80,13 +80,14 @@ def summarize_ceiling(runs: list[dict[str, Any]],
     replayed = [run for run in runs if run["arm"] == REPLAY]
     if not replayed:
         return None
-    by_feature: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+    by_feature: dict[tuple[str, int, bool], list[dict[str, Any]]] = defaultdict(list)
     for run in replayed:
-        by_feature[(run["feature"], run.get("front_ends", 1))].append(run)
+        by_feature[(run["feature"], run.get("front_ends", 1), run.get("baseline", False))
+                   ].append(run)
     features = []
-    for (feature, front_ends), group in by_feature.items():
+    for (feature, front_ends, baseline), group in by_feature.items():
         row: dict[str, Any] = {
-            "feature": feature, "front_ends": front_ends,
+            "feature": feature, "front_ends": front_ends, "baseline": baseline,
             "concurrency": group[0]["concurrency"], "runs": len(group),
             "records_repeated": sum(r["records_repeated"] for r in group),
             "chunks_ended_twice": sum(r["chunks_ended_twice"] for r in group),
@@ -99,7 +100,8 @@ def summarize_ceiling(runs: list[dict[str, Any]],
     at_top = {r["arm"]: r for r in summary if r["concurrency"] == top}
     vllm = _us_per_token(at_top.get(FLOOR))
     vllm_loop = _us_per_token(at_top.get(FLOOR), "server_loop_cpu_seconds")
-    single = {r["feature"]: r for r in features if r["front_ends"] == 1}
+    single = {r["feature"]: r for r in features if r["front_ends"] == 1 and not r["baseline"]}
+    baselines = {r["feature"]: r for r in features if r["baseline"]}
     for row in features:
         own = row["front_end_cpu_us_per_token"]
         row["vs_vllm_front_end"] = own["median"] / vllm if own and vllm else None
@@ -110,6 +112,11 @@ def summarize_ceiling(runs: list[dict[str, Any]],
         row["throughput_vs_one_front_end"] = (
             row["output_tokens_per_second"]["median"] / one["output_tokens_per_second"]["median"]
             if one and row["front_ends"] != 1 else None)
+        base = baselines.get(row["feature"]) if row is single.get(row["feature"]) else None
+        for figure in ("front_end_cpu_us_per_token", "front_end_loop_cpu_us_per_token"):
+            row[f"{figure}_vs_baseline"] = (
+                row[figure]["median"] / base[figure]["median"]
+                if base and row.get(figure) and base.get(figure) else None)
     return {"features": features, "real_engine_concurrency": top,
             "vllm_front_end_us_per_token": vllm,
             "vllm_front_end_loop_us_per_token": vllm_loop,
@@ -139,7 +146,8 @@ def ceiling_markdown(ceiling: dict[str, Any]) -> str:
         loop_ratio = row.get("loop_vs_vllm_loop")
         scaled = row.get("throughput_vs_one_front_end")
         lines.append(
-            f"| {row['feature']} | {row.get('front_ends', 1)} | {row['concurrency']}"
+            f"| {row['feature']} | {row.get('front_ends', 1)}"
+            f"{' (baseline)' if row.get('baseline') else ''} | {row['concurrency']}"
             f" | {_cell(row, 'output_tokens_per_second', digits=0)}"
             f" | {f'{scaled:.2f}×' if scaled is not None else '–'}"
             f" | {_cell(row, 'records_per_second', digits=0)}"
@@ -163,6 +171,17 @@ def ceiling_markdown(ceiling: dict[str, Any]) -> str:
             + (f" ({vllm_loop:.1f} µs on its loop thread)" if vllm_loop is not None else "")
             + ", synthqa with vLLM in it (`synthqa-bidi`) "
             + (f"{both:.1f} µs" if both is not None else "not measured") + ".")
+    compared = [r for r in ceiling["features"]
+                if r.get("front_end_cpu_us_per_token_vs_baseline") is not None]
+    if compared:
+        lines += ["", "This checkout's replay server against the baseline checkout's, same run "
+                  "(medians): front-end CPU per token, process and loop thread.", "",
+                  "| feature | process × baseline | loop thread × baseline |", "|---|---|---|"]
+        for row in compared:
+            loop = row.get("front_end_loop_cpu_us_per_token_vs_baseline")
+            lines.append(f"| {row['feature']} | "
+                         f"{row['front_end_cpu_us_per_token_vs_baseline']:.2f}× | "
+                         + (f"{loop:.2f}×" if loop is not None else "–") + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -302,7 +321,8 @@ def _ceiling_plot(ceiling: dict[str, Any], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     rows = [r for r in ceiling["features"]
-            if r["one_core_ceiling_tokens_per_second"] and r.get("front_ends", 1) == 1]
+            if r["one_core_ceiling_tokens_per_second"] and r.get("front_ends", 1) == 1
+            and not r.get("baseline")]
     figure, axes = plt.subplots(figsize=(7, 4.5))
     names = [r["feature"] for r in rows]
     spreads = [r["one_core_ceiling_tokens_per_second"] for r in rows]

@@ -83,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--replay-front-ends", default="1",
                         help="the replay arm's front-end process counts, comma-separated "
                         "(default 1; 1,2 measures one process against two in the same run)")
+    parser.add_argument("--replay-baseline", type=Path, default=None, metavar="CHECKOUT",
+                        help="another synthqa checkout whose server the replay arm also runs "
+                        "(one process, after this one's, every repeat): what a change did to "
+                        "the ceiling, side by side")
     parser.add_argument("--batch-size", type=int, default=32,
                         help="chunks per batch in the batch-wait arm")
     parser.add_argument("--num-pairs", type=int, default=None)
@@ -129,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     bench = Bench(args.model, flags, workload, levels, args.batch_size, log_dir,
                   progress=not args.no_progress, baseline=args.baseline, split=split,
                   replay_features=features,
-                  replay_front_ends=[int(n) for n in args.replay_front_ends.split(",")])
+                  replay_front_ends=[int(n) for n in args.replay_front_ends.split(",")],
+                  replay_baseline=args.replay_baseline)
     runs = bench.run(arms, args.repeats)
     result = {
         "started_at": stamp,
@@ -145,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         "repeats": args.repeats,
         "arms": arms,
         "baseline": str(args.baseline) if args.baseline else None,
+        "replay_baseline": str(args.replay_baseline) if args.replay_baseline else None,
         "split_cpus": split.describe() if split else None,
         "runs": runs,
     }
@@ -165,7 +171,8 @@ class Bench:
                  batch_size: int, log_dir: Path, progress: bool,
                  baseline: Path | None = None, split: CpuSplit | None = None,
                  replay_features: list[str] | None = None,
-                 replay_front_ends: list[int] | None = None) -> None:
+                 replay_front_ends: list[int] | None = None,
+                 replay_baseline: Path | None = None) -> None:
         self.model = model
         self.flags = flags
         self.workload = workload
@@ -177,6 +184,7 @@ class Bench:
         self.split = split
         self.replay_features = replay_features or list(REPLAY_FEATURES)
         self.replay_front_ends = replay_front_ends or [1]
+        self.replay_baseline = replay_baseline
         self.chunk_count = 0
         self._chunk_plan = None
 
@@ -185,7 +193,9 @@ class Bench:
         groups = [g for g, members in GROUPS.items() if any(a in arms for a in members)]
         total = repeats * sum(
             (1 if a == "batch-wait"
-             else len(self.replay_features) * len(self.replay_front_ends) if a == "replay"
+             else len(self.replay_features) * (len(self.replay_front_ends)
+                                              + (self.replay_baseline is not None))
+            if a == "replay"
              else len(self.levels)) for a in arms)
         runs: list[dict[str, Any]] = []
         with tqdm(total=total, desc="bench", unit="run", disable=not self.progress) as bar:
@@ -253,8 +263,13 @@ class Bench:
         concurrency = max(self.levels)
         extent = EXTENTS[self.workload.name]
         recorded = recorded_workload(self.replay_features)
-        for front_ends in self.replay_front_ends:
-            servers = [replay_server(self.model, self.replay_features, self.log_dir)
+        # The baseline checkout's server (--replay-baseline) at one process, after this one's.
+        variants = [(front_ends, None) for front_ends in self.replay_front_ends]
+        if self.replay_baseline is not None:
+            variants.append((1, self.replay_baseline))
+        for front_ends, checkout in variants:
+            servers = [replay_server(self.model, self.replay_features, self.log_dir,
+                                     checkout=checkout)
                        for _ in range(front_ends)]
             targets = [target for _, target in servers]
             loop = asyncio.new_event_loop()
@@ -269,7 +284,8 @@ class Bench:
                     for _, target in servers:
                         loop.run_until_complete(replay_run(
                             target, [(options, documents[:concurrency])], concurrency))
-                    bar.set_description(f"replay {feature} c={concurrency} x{front_ends}")
+                    bar.set_description(f"replay {feature} c={concurrency} x{front_ends}"
+                                        + (" baseline" if checkout else ""))
                     client_cpu = time.process_time()
                     with contextlib.ExitStack() as stack:
                         sampled = [stack.enter_context(ProcessTreeSampler(server.pid))
@@ -282,7 +298,7 @@ class Bench:
                         server_cpu=sum(s.cpu_seconds for s in sampled),
                         client_cpu=time.process_time() - client_cpu, feature=feature,
                         documents=sum(len(documents) for _, documents in calls)),
-                        "front_ends": front_ends}
+                        "front_ends": front_ends, "baseline": checkout is not None}
             finally:
                 loop.close()
                 for server, _ in servers:

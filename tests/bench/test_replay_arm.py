@@ -103,3 +103,12 @@ def test_the_ceiling_sits_beside_vllms_front_end_cost_from_the_same_run() -> Non
     assert by_count[2]["throughput_vs_one_front_end"] == 1.5
     assert "| qa | 2 | 16 | 7500 (7500–7500) | 1.50× |" in report.ceiling_markdown(
         report.summarize_ceiling([*runs, two], summary))
+    # The baseline checkout's replay server in the same run: this one's CPU against its.
+    baseline = {**replayed, "baseline": True, "front_end_cpu_us_per_token": 100.0,
+                "front_end_loop_cpu_us_per_token": 40.0}
+    rows = report.summarize_ceiling([*runs, baseline], summary)
+    ours = next(row for row in rows["features"] if not row["baseline"])
+    assert ours["front_end_cpu_us_per_token_vs_baseline"] == 0.5
+    assert round(ours["front_end_loop_cpu_us_per_token_vs_baseline"], 6) == 0.75
+    table = report.ceiling_markdown(rows)
+    assert "| qa | 1 (baseline) | 16 |" in table and "| qa | 0.50× | 0.75× |" in table
