@@ -224,7 +224,33 @@ def _is_lone_space(text: str, at: int) -> bool:
             and not text[at + 1].isspace())
 
 
-class ShiftedOffsets(Sequence[tuple[int, int]]):
+class StoredOffsets(Sequence[tuple[int, int]]):
+    """A document's token offsets, kept compactly and read as (start, end) pairs."""
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[int, int]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[tuple[int, int]]: ...
+
+    def __getitem__(self, index: int | slice) -> tuple[int, int] | list[tuple[int, int]]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self._offsets_of(index)
+
+    def _offsets_of(self, index: int) -> tuple[int, int]:
+        raise NotImplementedError
+
+    def furthest_end(self, start: int, end: int) -> int:
+        """max(offset end) over tokens [start, end), without building their offsets."""
+        raise NotImplementedError
+
+
+class ShiftedOffsets(StoredOffsets):
     """The offsets of a document encoded in pieces: each piece's own offsets, flat (start, end,
     start, end, ...), moved by where the piece starts when read rather than copied. Flat int
     arrays cost 8 bytes a token, where lists of tuples cost about 120."""
@@ -245,19 +271,7 @@ class ShiftedOffsets(Sequence[tuple[int, int]]):
     def __len__(self) -> int:
         return self._length
 
-    @overload
-    def __getitem__(self, index: int) -> tuple[int, int]: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[tuple[int, int]]: ...
-
-    def __getitem__(self, index: int | slice) -> tuple[int, int] | list[tuple[int, int]]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(self._length))]
-        if index < 0:
-            index += self._length
-        if not 0 <= index < self._length:
-            raise IndexError(index)
+    def _offsets_of(self, index: int) -> tuple[int, int]:
         piece = bisect.bisect_right(self._firsts, index) - 1
         at = 2 * (index - self._firsts[piece])
         flat = self._pieces[piece]
@@ -265,7 +279,6 @@ class ShiftedOffsets(Sequence[tuple[int, int]]):
         return flat[at] + shift, flat[at + 1] + shift
 
     def furthest_end(self, start: int, end: int) -> int:
-        """max(offset end) over tokens [start, end), without building their offsets."""
         furthest = 0
         piece = bisect.bisect_right(self._firsts, start) - 1
         while start < end:
@@ -279,7 +292,7 @@ class ShiftedOffsets(Sequence[tuple[int, int]]):
         return furthest
 
 
-class AdjacentOffsets(Sequence[tuple[int, int]]):
+class AdjacentOffsets(StoredOffsets):
     """The offsets of tokens that cover a text's bytes end to end: token i stands for bytes
     bounds[i] to bounds[i + 1]. In ASCII those are its characters. Otherwise a token runs from
     the character holding its first byte to just past the one holding its last, as the
@@ -300,19 +313,7 @@ class AdjacentOffsets(Sequence[tuple[int, int]]):
     def __len__(self) -> int:
         return len(self._bounds) - 1
 
-    @overload
-    def __getitem__(self, index: int) -> tuple[int, int]: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[tuple[int, int]]: ...
-
-    def __getitem__(self, index: int | slice) -> tuple[int, int] | list[tuple[int, int]]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(index)
+    def _offsets_of(self, index: int) -> tuple[int, int]:
         start, end = int(self._bounds[index]), int(self._bounds[index + 1])
         if self._utf8 is None:
             return start, end
@@ -339,7 +340,7 @@ def _character_starts(utf8: np.ndarray) -> np.ndarray:
 
 
 def _furthest_end(offsets: Sequence[tuple[int, int]], start: int, end: int) -> int:
-    if isinstance(offsets, ShiftedOffsets | AdjacentOffsets):
+    if isinstance(offsets, StoredOffsets):
         return offsets.furthest_end(start, end)
     return max(offset_end for _, offset_end in offsets[start:end])
 
