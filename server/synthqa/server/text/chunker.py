@@ -1,7 +1,7 @@
 """Token-window chunking with the model's own tokenizer.
 
-A document is tokenized once, with character offsets (ASCII text with a byte-level tokenizer:
-ids alone, each token's offsets following from the bytes it stands for). Windows over its
+A document is tokenized once, with character offsets (with a byte-level tokenizer, as ids
+alone, each token's offsets following from the bytes it stands for). Windows over its
 tokens are as equal in size as possible, never larger than the budget, and consecutive windows
 share exactly `overlap` tokens, so no token is lost and there is no tiny last chunk. Each chunk
 keeps its token ids (the prompt is assembled from ids, so the engine sees exactly the tokens
@@ -124,8 +124,9 @@ def _tokenize_without_offsets(encoder: _Encoder, text: str, report: TokenizeProg
     ids-only call costs about half the call with offsets, and the offsets are kept as arrays
     (4 bytes a token and 1 a byte of non-ASCII text, not a tuple a token). None where the
     bytes do not add up to the text's, which _offsets_follow_from_bytes is there to rule out."""
-    utf8 = None if text.isascii() else _utf8_of(text)
-    if utf8 is None and not text.isascii():
+    is_ascii = text.isascii()
+    utf8 = None if is_ascii else _utf8_of(text)
+    if not is_ascii and utf8 is None:
         return None
     bounds = piece_bounds(text, PIECE_CHARS) if encoder.cuts_at_spaces else [(0, len(text))]
     token_ids = array("i")
