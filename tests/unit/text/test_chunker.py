@@ -260,7 +260,7 @@ def test_a_long_document_in_pieces_has_the_offsets_of_the_whole(tokenizer, extra
 
 
 def test_offsets_come_from_bytes_only_where_the_tokenizer_agrees(tokenizer) -> None:
-    from tokenizers import Tokenizer, normalizers, processors
+    from tokenizers import AddedToken, Tokenizer, normalizers, pre_tokenizers, processors
 
     lengths, every_script = _byte_lengths(tokenizer.backend_tokenizer)
     assert lengths is not None and every_script
@@ -273,6 +273,20 @@ def test_offsets_come_from_bytes_only_where_the_tokenizer_agrees(tokenizer) -> N
     composing.normalizer = normalizers.NFC()
     lengths, every_script = _byte_lengths(composing)
     assert lengths is not None and not every_script
+    # Replacements whose changes of length cancel out in a probe ("aqq b zz c" would be read
+    # a character off), and a normalized added token of another length ("ﬁ" matching "fi").
+    replacing = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    replacing.normalizer = normalizers.Sequence(
+        [normalizers.Replace("qq", "q"), normalizers.Replace("zz", "zzz")])
+    assert _byte_lengths(replacing) == (None, False)
+    ligature = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    ligature.normalizer = normalizers.NFKC()
+    ligature.add_tokens([AddedToken("ﬁ", normalized=True)])
+    assert _byte_lengths(ligature) == (None, False)
+    # A space added before each text: no document's bytes would add up.
+    prefixing = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    prefixing.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    assert _byte_lengths(prefixing) == (None, False)
 
 
 def test_adjacent_offsets_read_as_pairs() -> None:

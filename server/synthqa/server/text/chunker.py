@@ -407,8 +407,9 @@ def _cuts_cleanly(rust: Any) -> bool:
 
 
 # ASCII of every kind a document holds: words, numbers, punctuation, runs of spaces, tabs and
-# line breaks, contractions, code, and a leading and trailing space.
-_ASCII_PROBE = (" Lighthouses guide ships, at night (mostly) with 12 lamps - and 3.5 knots;\n"
+# line breaks, contractions, code, and a trailing space. It starts with a letter, as most
+# documents do: a tokenizer that adds a space before each text does not pass.
+_ASCII_PROBE = ("Lighthouses guide ships, at night (mostly) with 12 lamps - and 3.5 knots;\n"
                 "\"quoted\" words  twice   spaced\tand tabbed,\r\n\nit's isn't we'll 1,234,567"
                 " x=f(y)[0]; {a: 'b'} <tag/> #!~`^|\\ ALL CAPS CamelCase snake_case end. ")
 
@@ -426,6 +427,12 @@ def _byte_lengths(rust: Any) -> tuple[np.ndarray | None, bool]:
     if (config.get("decoder") or {}).get("type") != "ByteLevel":
         return None, False  # its vocabulary's characters are not one byte each
     added = rust.get_added_tokens_decoder()
+    normalizer = config.get("normalizer")
+    # A probe cannot show that every text keeps its length: only normalizers that leave ASCII
+    # as it is, and no added token matched in its normalized form other than its own.
+    if normalizer is not None and (not _keeps_ascii(normalizer) or any(
+            token.normalized and not token.content.isascii() for token in added.values())):
+        return None, False
     vocabulary = rust.get_vocab(with_added_tokens=True)
     lengths = np.zeros(max(vocabulary.values(), default=0) + 1, dtype=np.int32)
     for token, token_id in vocabulary.items():
@@ -435,9 +442,20 @@ def _byte_lengths(rust: Any) -> tuple[np.ndarray | None, bool]:
     ascii_probe = _ASCII_PROBE + "".join(c for c in added_text if c.isascii())
     if not _offsets_follow_from_bytes(rust, lengths, ascii_probe):
         return None, False
-    keeps_text = config.get("normalizer") is None and _offsets_follow_from_bytes(
+    keeps_text = normalizer is None and _offsets_follow_from_bytes(
         rust, lengths, _UNICODE_PROBE + " " + added_text + " " + _CUT_PROBE)
     return lengths, keeps_text
+
+
+_ASCII_KEEPING_NORMALIZERS = frozenset({"NFC", "NFD", "NFKC", "NFKD", "Lowercase"})
+
+
+def _keeps_ascii(normalizer: dict[str, Any]) -> bool:
+    """Whether a normalizer (from the tokenizer's JSON) leaves each ASCII character one
+    character: Unicode normal forms and lowercasing, alone or in sequence."""
+    if normalizer.get("type") == "Sequence":
+        return all(_keeps_ascii(part) for part in normalizer.get("normalizers", []))
+    return normalizer.get("type") in _ASCII_KEEPING_NORMALIZERS
 
 
 def _offsets_follow_from_bytes(rust: Any, lengths: np.ndarray, probe: str) -> bool:
