@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from synthqa.client import AsyncSynthQAClient, Document
 from synthqa.server.engine.replay import read_lines
 
 from .record_replay import FEATURES, feature_calls
-from .servers import BenchServer, _grpc_serving, free_port
+from .servers import BenchServer, _grpc_serving, checkout_first, free_port
 from .workload import Workload, build_workload
 
 RECORDINGS = Path(__file__).resolve().parents[1] / "replay"
@@ -77,8 +76,7 @@ def replay_server(model: str, features: list[str], log_dir: Path,
     name, env = "replay", {}
     if checkout is not None:
         name = "replay-baseline"
-        env = {"PYTHONPATH": os.pathsep.join(
-            str(checkout.resolve() / part) for part in ("server", "client/src", "bench"))}
+        env = checkout_first(checkout, "bench")
     return (BenchServer(name, command, lambda: _grpc_serving(target),
                         log_dir / f"{name}-server-{port}.log", env), target)
 

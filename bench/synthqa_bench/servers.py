@@ -108,10 +108,16 @@ def synthqa_server(model: str, engine_args: list[str], log_dir: Path,
         command.append("--no-cache")
     if checkout is not None:
         name = "synthqa-baseline"
-        env = {"PYTHONPATH": os.pathsep.join(
-            str(checkout.resolve() / part) for part in ("server", "client/src"))}
+        env = checkout_first(checkout)
     return BenchServer(name, command, lambda: _grpc_serving(target),
                        log_dir / f"{name}-server.log", env), target
+
+
+def checkout_first(checkout: Path, *more: str) -> dict[str, str]:
+    """The environment that puts another checkout's server and client code (and `more` of its
+    folders) ahead of this one's on the import path."""
+    return {"PYTHONPATH": os.pathsep.join(
+        str(checkout.resolve() / part) for part in ("server", "client/src", *more))}
 
 
 def openai_server(model: str, engine_args: list[str], log_dir: Path) -> tuple[BenchServer, str]:

@@ -15,6 +15,7 @@ import dataclasses
 import itertools
 import json
 import weakref
+from abc import abstractmethod
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -243,12 +244,13 @@ class StoredOffsets(Sequence[tuple[int, int]]):
             raise IndexError(index)
         return self._offsets_of(index)
 
+    @abstractmethod
     def _offsets_of(self, index: int) -> tuple[int, int]:
-        raise NotImplementedError
+        """The (start, end) of token `index`, which is in range."""
 
+    @abstractmethod
     def furthest_end(self, start: int, end: int) -> int:
         """max(offset end) over tokens [start, end), without building their offsets."""
-        raise NotImplementedError
 
 
 class ShiftedOffsets(StoredOffsets):
