@@ -26,11 +26,12 @@ def part(document_id: str, text: str = TEXT, more_follows: bool = False,
         chunk_indexes=chunk_indexes))
 
 
-def raw_generate(server: ServerProcess, requests: list[pb.GenerateRequest]) -> SynthQAError:
+def raw_generate(server: ServerProcess, requests: list[pb.GenerateRequest],
+                 metadata: tuple[tuple[str, str], ...] = ()) -> SynthQAError:
     with grpc.insecure_channel(server.target) as channel:
         stub = pb_grpc.SynthQAServiceStub(channel)
         with pytest.raises(grpc.RpcError) as caught:
-            list(stub.Generate(iter(requests), timeout=120))
+            list(stub.Generate(iter(requests), timeout=120, metadata=metadata))
     return SynthQAError.from_rpc_error(caught.value)
 
 
@@ -189,3 +190,14 @@ def test_too_many_chunks_per_document_is_resource_exhausted(client: SynthQAClien
         client.chunk(text, max_chunk_tokens=2, chunk_overlap_tokens=1)
     assert caught.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "max_chunk_tokens" in caught.value.quota_violations[0].description
+
+
+@pytest.mark.parametrize("value", ["0", "1025", "all"])
+def test_a_bad_events_per_message_is_invalid_argument_naming_the_metadata(
+    server: ServerProcess, value: str,
+) -> None:
+    error = raw_generate(server, [options(num_pairs=1), part("a")],
+                         metadata=(("synthqa-events-per-message", value),))
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert fields_of(error) == ["metadata.synthqa-events-per-message"]
+    assert value in error.field_violations[0].description

@@ -12,10 +12,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 from jsonschema import Draft202012Validator
 
 from synthqa.client import AsyncSynthQAClient, Document, SynthQAClient
+from synthqa.client.events import events_in
+from synthqa.v1 import synthqa_pb2 as pb
+from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
 
 from ..paths import REPO
 from .helpers import SAMPLE, assert_document_complete, by_document, jsonl
@@ -474,3 +478,28 @@ def test_the_readmes_four_dataset_commands_work_as_written(
     assert set(dataset) <= {"train", "validation"}
     assert 0 < sum(split.num_rows for split in dataset.values()) <= len(records)
     assert 'data-plot="records-per-page"' in (tmp_path / "run.html").read_text(encoding="utf-8")
+
+
+def test_a_raw_call_gets_batches_only_when_its_metadata_asks(server: ServerProcess) -> None:
+    # A client built from the protos alone, as in any language: without the metadata every
+    # message is one event; with it, events ready together (a document's last chunk and its
+    # completion) come in one EventBatch, and the events are the same.
+    requests = [pb.GenerateRequest(options=pb.GenerationOptions(
+                    num_pairs=1, max_generation_tokens=64, seed=3)),
+                pb.GenerateRequest(document=pb.DocumentPart(document_id="b", text=SAMPLE[:300]))]
+
+    def call(metadata: tuple[tuple[str, str], ...]) -> list[pb.GenerateResponse]:
+        with grpc.insecure_channel(server.target) as channel:
+            stub = pb_grpc.SynthQAServiceStub(channel)
+            return list(stub.Generate(iter(requests), timeout=300, metadata=metadata))
+
+    plain = call(())
+    batched = call((("synthqa-events-per-message", "16"),))
+    assert all(message.WhichOneof("event") != "batch" for message in plain)
+    batches = [message.batch for message in batched if message.WhichOneof("event") == "batch"]
+    assert batches, "the last chunk's completion and the document's came apart"
+    assert [event.WhichOneof("event") for event in batches[-1].events][-2:] == [
+        "chunk_completed", "document_completed"]
+    unbatched = [event for message in batched for event in events_in(message)]
+    assert [e.WhichOneof("event") for e in unbatched] == [
+        e.WhichOneof("event") for e in plain]

@@ -117,3 +117,60 @@ async def test_cancel_aborts_chunks_waiting_for_their_reader() -> None:
     await session.cancel()
     assert engine.active == 0, "every engine stream is closed by the time cancel returns"
     assert sorted(session.open_request_ids) == sorted(engine.cancelled)
+
+
+async def test_batches_hold_what_was_ready_in_order_and_no_more_than_asked() -> None:
+    engine = ScriptedEngine(record(3))
+    session = CallSession(ChunkGenerator(engine), make_plan(), ServerLoad(10), window=4)
+    await session.add_document("a", 8, chunks(4))
+    session.close_input()
+    await until(lambda: len(engine.requests) == 4 and engine.active == 0)
+    batches = [batch async for batch in session.event_batches(7)]
+    assert [len(batch) for batch in batches] == [7, 7, 7], "all 21 were ready at once"
+    events = [event for batch in batches for event in batch]
+    for index in range(4):
+        kinds = [type(e) for e in events if getattr(e, "chunk_index", None) == index]
+        assert kinds == [ChunkStarted] + [RecordGenerated] * 3 + [ChunkCompleted]
+    assert isinstance(events[-1], DocumentCompleted)
+
+
+async def test_a_slot_freed_behind_a_batched_event_opens_only_once_the_batch_is_handed_over(
+) -> None:
+    # Backpressure as one event at a time: the next chunk may start only when the reader
+    # comes back for more after the chunk before it was handed over whole.
+    engine = ScriptedEngine(record(2))
+    session = CallSession(ChunkGenerator(engine), make_plan(2), ServerLoad(10), window=1)
+    adding = asyncio.create_task(session.add_document("a", 6, chunks(3)))
+    await until(lambda: len(engine.requests) == 1 and engine.active == 0)
+    batches = session.event_batches(100)
+    first = await anext(batches)
+    assert [type(e) for e in first] == [ChunkStarted, RecordGenerated, RecordGenerated,
+                                        ChunkCompleted]
+    await asyncio.sleep(0.05)  # room for a chunk started too early to show up
+    assert len(engine.requests) == 1, "the batch is not handed over yet"
+    second = await anext(batches)
+    assert len(engine.requests) == 2
+    # Only what is ready: the next chunk has started, its records are still to come.
+    assert isinstance(second[0], ChunkStarted) and second[0].chunk_index == 1
+    assert all(getattr(e, "chunk_index", None) == 1 for e in second)
+    adding.cancel()
+    await session.cancel()
+    await batches.aclose()
+
+
+async def test_a_failure_after_ready_events_ends_the_batches_after_them() -> None:
+    engine = ScriptedEngine(record(2))
+    session = CallSession(ChunkGenerator(engine), make_plan(2), ServerLoad(10), window=1)
+    await session.add_document("a", 2, chunks(1))
+    await until(lambda: len(engine.requests) == 1 and engine.active == 0)
+    session.fail(RuntimeError("the call broke"))
+    batches = session.event_batches(100)
+    first = await anext(batches)
+    assert [type(e) for e in first] == [ChunkStarted, RecordGenerated, RecordGenerated,
+                                        ChunkCompleted, DocumentCompleted]
+    try:
+        await anext(batches)
+    except RuntimeError as error:
+        assert str(error) == "the call broke"
+    else:
+        raise AssertionError("the failure was not raised")

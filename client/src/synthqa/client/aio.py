@@ -12,6 +12,7 @@ from typing import TypeVar
 import grpc
 from grpc_health.v1 import health_pb2_grpc
 
+from synthqa.contract.event_batches import EVENTS_PER_MESSAGE_KEY
 from synthqa.contract.options import OptionArgument
 from synthqa.v1 import synthqa_pb2 as pb
 from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
@@ -37,7 +38,7 @@ from .documents import (
     generate_document_request,
 )
 from .errors import SynthQAError
-from .events import as_generate_response
+from .events import EVENTS_PER_MESSAGE, as_generate_response, events_in
 from .lanes import GenerateCall, Lane, LostCall, SharedDocuments, run_lanes
 from .options import generation_options
 from .retry import DEFAULT_RETRIES, DEFAULT_RETRY_WAIT_SECONDS, ChunkRetries
@@ -70,6 +71,10 @@ class AsyncSynthQAClient:
         credentials = credentials or Credentials()
         # Every call but the health check carries the token.
         self._metadata = credentials.call_metadata()
+        # The generation streams take events in batches (EventBatch): at saturation, events
+        # ready together come in one message, which costs both ends less than one each.
+        self._stream_metadata = (*(self._metadata or ()),
+                                 (EVENTS_PER_MESSAGE_KEY, str(EVENTS_PER_MESSAGE)))
         # trace: every call gets a client span under the caller's current one, and the server
         # joins the trace (needs the otel extra).
         interceptors = tracing.aio_interceptors() if trace else None
@@ -124,11 +129,12 @@ class AsyncSynthQAClient:
         while document is not None:
             request = generate_document_request(document, message)
             call = self._stub.GenerateDocument(request, timeout=self.timeout,
-                                               metadata=self._metadata)
+                                               metadata=self._stream_metadata)
             try:
-                async for event in call:
-                    if (passed := retries.filter(as_generate_response(event))) is not None:
-                        yield passed
+                async for reply in call:
+                    for event in events_in(as_generate_response(reply)):
+                        if (passed := retries.filter(event)) is not None:
+                            yield passed
             except grpc.RpcError as error:
                 raise SynthQAError.from_rpc_error(error) from None
             finally:
@@ -163,7 +169,7 @@ class AsyncSynthQAClient:
 
         def start_call(lane: Lane) -> GenerateCall:
             return self._stub.Generate(_requests(lane, message, part_chars),
-                                       timeout=self.timeout, metadata=self._metadata)
+                                       timeout=self.timeout, metadata=self._stream_metadata)
 
         # A server that never answered is down or misnamed: that is reported at once, not
         # waited for; one that broke off after answering is waited for (a restart, a failover).

@@ -17,6 +17,7 @@ from synthqa.v1 import synthqa_pb2 as pb
 
 from .documents import Document
 from .errors import SynthQAError
+from .events import events_in
 from .sources import DocumentSource
 
 # Events waiting for the caller, per run: a slow caller holds the calls back (gRPC's flow
@@ -195,9 +196,10 @@ async def _lane_events(
 ) -> AsyncGenerator[pb.GenerateResponse | LostCall, None]:
     call = start_call(lane)
     try:
-        async for event in call:
-            lane.settle(event)
-            yield event
+        async for message in call:
+            for event in events_in(message):
+                lane.settle(event)
+                yield event
     except grpc.RpcError as error:
         if lane.failure is not None:
             raise lane.failure from None

@@ -1297,6 +1297,7 @@ class GenerateResponse(_message.Message):
     CHUNK_FAILED_FIELD_NUMBER: _builtins.int
     DOCUMENT_COMPLETED_FIELD_NUMBER: _builtins.int
     RECORD_FIELD_NUMBER: _builtins.int
+    BATCH_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def chunk_started(self) -> Global___ChunkStarted:
         """A chunk went to the engine."""
@@ -1321,6 +1322,12 @@ class GenerateResponse(_message.Message):
     def record(self) -> Global___Record:
         """A record was generated (when the call asked for records; see record_shape)."""
 
+    @_builtins.property
+    def batch(self) -> Global___EventBatch:
+        """Several events, in the order they happened. Sent only to a call whose metadata has
+        `synthqa-events-per-message` above 1 (see EventBatch).
+        """
+
     def __init__(
         self,
         *,
@@ -1330,16 +1337,71 @@ class GenerateResponse(_message.Message):
         chunk_failed: Global___ChunkFailed | None = ...,
         document_completed: Global___DocumentCompleted | None = ...,
         record: Global___Record | None = ...,
+        batch: Global___EventBatch | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk_completed", b"chunk_completed", "chunk_failed", b"chunk_failed", "chunk_started", b"chunk_started", "document_completed", b"document_completed", "event", b"event", "qa_pair", b"qa_pair", "record", b"record"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "chunk_completed", b"chunk_completed", "chunk_failed", b"chunk_failed", "chunk_started", b"chunk_started", "document_completed", b"document_completed", "event", b"event", "qa_pair", b"qa_pair", "record", b"record"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_completed", b"chunk_completed", "chunk_failed", b"chunk_failed", "chunk_started", b"chunk_started", "document_completed", b"document_completed", "event", b"event", "qa_pair", b"qa_pair", "record", b"record"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "chunk_completed", b"chunk_completed", "chunk_failed", b"chunk_failed", "chunk_started", b"chunk_started", "document_completed", b"document_completed", "event", b"event", "qa_pair", b"qa_pair", "record", b"record"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["chunk_started", "qa_pair", "chunk_completed", "chunk_failed", "document_completed", "record"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["chunk_started", "qa_pair", "chunk_completed", "chunk_failed", "document_completed", "record", "batch"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
 Global___GenerateResponse: _TypeAlias = GenerateResponse  # noqa: Y015
+
+@_typing.final
+class EventBatch(_message.Message):
+    """EventBatch carries events that were ready at the same moment in one message. A client that
+    reads it sets the call metadata `synthqa-events-per-message` to the most events it takes in
+    one message (1 to 1024); the server then sends an event alone or, when several are ready
+    while it writes, up to that many (and at most 256 KiB) in one EventBatch. The server never
+    waits to fill a batch. Without that metadata, or at 1, every message carries one event.
+    Batches are never nested.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___GenerateResponse]:
+        """The events, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___GenerateResponse] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EventBatch: _TypeAlias = EventBatch  # noqa: Y015
+
+@_typing.final
+class DocumentEventBatch(_message.Message):
+    """DocumentEventBatch is EventBatch for a GenerateDocument stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___GenerateDocumentResponse]:
+        """The events, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___GenerateDocumentResponse] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DocumentEventBatch: _TypeAlias = DocumentEventBatch  # noqa: Y015
 
 @_typing.final
 class GenerateDocumentResponse(_message.Message):
@@ -1355,6 +1417,7 @@ class GenerateDocumentResponse(_message.Message):
     CHUNK_FAILED_FIELD_NUMBER: _builtins.int
     DOCUMENT_COMPLETED_FIELD_NUMBER: _builtins.int
     RECORD_FIELD_NUMBER: _builtins.int
+    BATCH_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def chunk_started(self) -> Global___ChunkStarted:
         """A chunk went to the engine."""
@@ -1379,6 +1442,10 @@ class GenerateDocumentResponse(_message.Message):
     def record(self) -> Global___Record:
         """A record was generated (when the call asked for records; see record_shape)."""
 
+    @_builtins.property
+    def batch(self) -> Global___DocumentEventBatch:
+        """Several events, in the order they happened (see EventBatch)."""
+
     def __init__(
         self,
         *,
@@ -1388,12 +1455,13 @@ class GenerateDocumentResponse(_message.Message):
         chunk_failed: Global___ChunkFailed | None = ...,
         document_completed: Global___DocumentCompleted | None = ...,
         record: Global___Record | None = ...,
+        batch: Global___DocumentEventBatch | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk_completed", b"chunk_completed", "chunk_failed", b"chunk_failed", "chunk_started", b"chunk_started", "document_completed", b"document_completed", "event", b"event", "qa_pair", b"qa_pair", "record", b"record"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "chunk_completed", b"chunk_completed", "chunk_failed", b"chunk_failed", "chunk_started", b"chunk_started", "document_completed", b"document_completed", "event", b"event", "qa_pair", b"qa_pair", "record", b"record"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_completed", b"chunk_completed", "chunk_failed", b"chunk_failed", "chunk_started", b"chunk_started", "document_completed", b"document_completed", "event", b"event", "qa_pair", b"qa_pair", "record", b"record"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "chunk_completed", b"chunk_completed", "chunk_failed", b"chunk_failed", "chunk_started", b"chunk_started", "document_completed", b"document_completed", "event", b"event", "qa_pair", b"qa_pair", "record", b"record"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["chunk_started", "qa_pair", "chunk_completed", "chunk_failed", "document_completed", "record"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["chunk_started", "qa_pair", "chunk_completed", "chunk_failed", "document_completed", "record", "batch"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 

@@ -19,6 +19,7 @@ from ..pipeline.stream import (
     StreamMessage,
 )
 from . import convert
+from .event_batches import events_per_message, messages_of
 from .parsing import parsed
 from .rpc_scope import RpcScope
 
@@ -61,11 +62,15 @@ class SynthQAHandlers(pb_grpc.SynthQAServiceServicer):
                 yield DocumentPart(request.document_id or DEFAULT_DOCUMENT_ID, request.text,
                                    chunk_indexes=request.chunk_indexes)
 
-            async for event in self._service.generate(messages(), GENERATE_DOCUMENT_PATHS):
-                access.count(event)
-                access.handing_over()
-                yield convert.event_to_proto(event, pb.GenerateDocumentResponse)
-                access.handed_over()
+            most = events_per_message(context.invocation_metadata())
+            async for batch in self._service.generate_batches(
+                    messages(), GENERATE_DOCUMENT_PATHS, most):
+                for event in batch:
+                    access.count(event)
+                for message in messages_of(batch, pb.GenerateDocumentResponse):
+                    access.handing_over()
+                    yield message
+                    access.handed_over()
 
     async def Generate(
         self, request_iterator: AsyncIterator[pb.GenerateRequest],
@@ -77,8 +82,11 @@ class SynthQAHandlers(pb_grpc.SynthQAServiceServicer):
                 async for request in request_iterator:
                     yield convert.stream_message_from_proto(parsed(request))
 
-            async for event in self._service.generate(messages(), GENERATE_PATHS):
-                access.count(event)
-                access.handing_over()
-                yield convert.event_to_proto(event)
-                access.handed_over()
+            most = events_per_message(context.invocation_metadata())
+            async for batch in self._service.generate_batches(messages(), GENERATE_PATHS, most):
+                for event in batch:
+                    access.count(event)
+                for message in messages_of(batch, pb.GenerateResponse):
+                    access.handing_over()
+                    yield message
+                    access.handed_over()

@@ -200,8 +200,17 @@ class GenerationService:
     async def generate(
         self, messages: AsyncIterator[StreamMessage], paths: FieldPaths
     ) -> AsyncIterator[GenerationEvent]:
+        """generate_batches, one event at a time."""
+        async for batch in self.generate_batches(messages, paths, 1):
+            for event in batch:
+                yield event
+
+    async def generate_batches(
+        self, messages: AsyncIterator[StreamMessage], paths: FieldPaths, events_per_batch: int
+    ) -> AsyncIterator[list[GenerationEvent]]:
         """Both generation RPCs: options, then documents, in; events for all of them out, as
-        work completes. Ends once the input has ended and every document is done."""
+        work completes, in batches of what is ready when the reader asks (at most
+        `events_per_batch`). Ends once the input has ended and every document is done."""
         self.check_available()
         async with self._call():
             overrides = await read_options(messages, paths)
@@ -212,8 +221,8 @@ class GenerationService:
             async with self._session(plan, telemetry) as session:
                 feeder = self._feed(messages, paths, plan, session, telemetry)
                 async with _beside(feeder, session):
-                    async for event in session.events():
-                        yield event
+                    async for batch in session.event_batches(events_per_batch):
+                        yield batch
 
     async def _feed(
         self,

@@ -202,16 +202,48 @@ class CallSession:
         self._events.put_nowait(_Failure(error))
 
     async def events(self) -> AsyncIterator[GenerationEvent]:
+        """The events one at a time."""
+        async for batch in self.event_batches(1):
+            for event in batch:
+                yield event
+
+    async def event_batches(self, most: int) -> AsyncIterator[list[GenerationEvent]]:
+        """The events in batches of at most `most`: each is what was ready, oldest first, when
+        the reader came back for more; a batch is never waited for to fill. A window slot
+        freed behind an event is released once that event's batch has been handed over, as it
+        is one event at a time."""
         while True:
-            item = await self._events.get()
-            if isinstance(item, _ReleaseWindowSlot):
+            batch, freed, last = self._take_ready(await self._events.get(), most)
+            if batch:
+                yield batch
+            for _ in range(freed):
                 self._window.release()
-            elif isinstance(item, _End):
+            if isinstance(last, _End):
                 return
-            elif isinstance(item, _Failure):
-                raise item.error
+            if isinstance(last, _Failure):
+                raise last.error
+
+    def _take_ready(
+        self, item: _QueueItem, most: int
+    ) -> tuple[list[GenerationEvent], int, _End | _Failure | None]:
+        """From `item` on, what the queue holds now: up to `most` events, the window slots
+        freed behind them, and the end or failure if one was reached."""
+        queue = self._events
+        batch: list[GenerationEvent] = []
+        freed = 0
+        while True:
+            if isinstance(item, _ReleaseWindowSlot):
+                if batch:
+                    freed += 1
+                else:
+                    self._window.release()
+            elif isinstance(item, _End | _Failure):
+                return batch, freed, item
             else:
-                yield item
+                batch.append(item)
+            if len(batch) == most or queue.empty():
+                return batch, freed, None
+            item = queue.get_nowait()
 
     async def cancel(self) -> None:
         """Stop every chunk; closing a generation aborts its engine request."""

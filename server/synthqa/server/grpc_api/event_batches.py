@@ -1,0 +1,63 @@
+"""Several events in one message, for a call that asks for it in its metadata.
+
+At saturation the writer is what events wait for: every message costs gRPC a write, a
+completion and a wake-up of the event loop (and the reader as much again), so events that
+are ready together go out together. Nothing waits to fill a batch; a call that does not ask
+gets one event per message, as every client before EventBatch expects."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from synthqa.contract.event_batches import EVENTS_PER_MESSAGE_KEY, MAX_EVENTS_PER_MESSAGE
+from synthqa.v1 import synthqa_pb2 as pb
+
+from ..pipeline.errors import InvalidArgument
+from ..pipeline.events import GenerationEvent
+from .convert import Response, event_to_proto
+
+# Far under gRPC's default 4 MiB receive limit, whatever the records hold.
+MAX_BATCH_BYTES = 256 * 1024
+
+_FIELD = f"metadata.{EVENTS_PER_MESSAGE_KEY}"
+_BATCH_TYPES = {pb.GenerateResponse: pb.EventBatch,
+                pb.GenerateDocumentResponse: pb.DocumentEventBatch}
+
+
+def events_per_message(metadata: Iterable[tuple[str, str | bytes]] | None) -> int:
+    """The most events the caller takes in one message: 1 unless its metadata says more."""
+    values = [value for key, value in metadata or () if key == EVENTS_PER_MESSAGE_KEY]
+    if not values:
+        return 1
+    if len(values) > 1:
+        raise InvalidArgument.single(_FIELD, "must be given once")
+    text = values[0].decode("ascii", "replace") if isinstance(values[0], bytes) else values[0]
+    if not text.strip().isdigit() or not 1 <= int(text) <= MAX_EVENTS_PER_MESSAGE:
+        raise InvalidArgument.single(
+            _FIELD, f"must be a whole number from 1 to {MAX_EVENTS_PER_MESSAGE}, got {text!r}")
+    return int(text)
+
+
+def messages_of(events: list[GenerationEvent], response_type: type[Response]) -> Iterator[Response]:
+    """`events` as messages: one alone, several in batches of at most MAX_BATCH_BYTES (an
+    event larger than that goes alone)."""
+    if len(events) == 1:
+        yield event_to_proto(events[0], response_type)
+        return
+    group: list[Response] = []
+    size = 0
+    for event in events:
+        message = event_to_proto(event, response_type)
+        message_size = message.ByteSize()
+        if group and size + message_size > MAX_BATCH_BYTES:
+            yield _one_message(group, response_type)
+            group, size = [], 0
+        group.append(message)
+        size += message_size
+    yield _one_message(group, response_type)
+
+
+def _one_message(group: list[Response], response_type: type[Response]) -> Response:
+    if len(group) == 1:
+        return group[0]
+    return response_type(batch=_BATCH_TYPES[response_type](events=group))
