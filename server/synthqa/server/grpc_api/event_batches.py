@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from synthqa.contract.event_batches import EVENTS_PER_MESSAGE_KEY, MAX_EVENTS_PER_MESSAGE
-from synthqa.v1 import synthqa_pb2 as pb
 
 from ..pipeline.errors import InvalidArgument
 from ..pipeline.events import GenerationEvent
@@ -20,8 +19,6 @@ from .convert import Response, event_to_proto
 MAX_BATCH_BYTES = 256 * 1024
 
 _FIELD = f"metadata.{EVENTS_PER_MESSAGE_KEY}"
-_BATCH_TYPES = {pb.GenerateResponse: pb.EventBatch,
-                pb.GenerateDocumentResponse: pb.DocumentEventBatch}
 
 
 def events_per_message(metadata: Iterable[tuple[str, str | bytes]] | None) -> int:
@@ -60,4 +57,6 @@ def messages_of(events: list[GenerationEvent], response_type: type[Response]) ->
 def _one_message(group: list[Response], response_type: type[Response]) -> Response:
     if len(group) == 1:
         return group[0]
-    return response_type(batch=_BATCH_TYPES[response_type](events=group))
+    message = response_type()
+    message.batch.events.extend(group)
+    return message
