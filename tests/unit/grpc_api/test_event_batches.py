@@ -38,7 +38,8 @@ def test_a_call_that_does_not_ask_takes_one_event_per_message() -> None:
 
 
 @pytest.mark.parametrize("metadata", [[(KEY, "0")], [(KEY, "1025")], [(KEY, "many")],
-                                      [(KEY, "-3")], [(KEY, "")], [(KEY, "8"), (KEY, "9")]])
+                                      [(KEY, "-3")], [(KEY, "")], [(KEY, "8"), (KEY, "9")],
+                                      [(KEY, "9" * 5000)], [(KEY, "\u00b2")]])
 def test_a_bad_events_per_message_names_the_metadata(metadata: list[tuple[str, str]]) -> None:
     with pytest.raises(InvalidArgument) as raised:
         events_per_message(metadata)
