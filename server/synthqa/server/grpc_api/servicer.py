@@ -10,6 +10,7 @@ import grpc
 from synthqa.v1 import synthqa_pb2 as pb
 from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
 
+from ..pipeline.events import GenerationEvent
 from ..pipeline.service import GenerationService
 from ..pipeline.stream import (
     GENERATE_DOCUMENT_PATHS,
@@ -19,9 +20,10 @@ from ..pipeline.stream import (
     StreamMessage,
 )
 from . import convert
+from .convert import Response
 from .event_batches import events_per_message, messages_of
 from .parsing import parsed
-from .rpc_scope import RpcScope
+from .rpc_scope import AccessEntry, RpcScope
 
 DEFAULT_DOCUMENT_ID = "document"
 
@@ -62,15 +64,11 @@ class SynthQAHandlers(pb_grpc.SynthQAServiceServicer):
                 yield DocumentPart(request.document_id or DEFAULT_DOCUMENT_ID, request.text,
                                    chunk_indexes=request.chunk_indexes)
 
-            most = events_per_message(context.invocation_metadata())
-            async for batch in self._service.generate_batches(
-                    messages(), GENERATE_DOCUMENT_PATHS, most):
-                for event in batch:
-                    access.count(event)
-                for message in messages_of(batch, pb.GenerateDocumentResponse):
-                    access.handing_over()
-                    yield message
-                    access.handed_over()
+            batches = self._service.generate_batches(
+                messages(), GENERATE_DOCUMENT_PATHS,
+                events_per_message(context.invocation_metadata()))
+            async for message in _sent(batches, pb.GenerateDocumentResponse, access):
+                yield message
 
     async def Generate(
         self, request_iterator: AsyncIterator[pb.GenerateRequest],
@@ -82,11 +80,21 @@ class SynthQAHandlers(pb_grpc.SynthQAServiceServicer):
                 async for request in request_iterator:
                     yield convert.stream_message_from_proto(parsed(request))
 
-            most = events_per_message(context.invocation_metadata())
-            async for batch in self._service.generate_batches(messages(), GENERATE_PATHS, most):
-                for event in batch:
-                    access.count(event)
-                for message in messages_of(batch, pb.GenerateResponse):
-                    access.handing_over()
-                    yield message
-                    access.handed_over()
+            batches = self._service.generate_batches(
+                messages(), GENERATE_PATHS, events_per_message(context.invocation_metadata()))
+            async for message in _sent(batches, pb.GenerateResponse, access):
+                yield message
+
+
+async def _sent(
+    batches: AsyncIterator[list[GenerationEvent]], response_type: type[Response],
+    access: AccessEntry,
+) -> AsyncIterator[Response]:
+    """Each batch of events as messages, counted, and timed while the client takes them."""
+    async for batch in batches:
+        for event in batch:
+            access.count(event)
+        for message in messages_of(batch, response_type):
+            access.handing_over()
+            yield message
+            access.handed_over()
