@@ -200,4 +200,4 @@ def test_a_bad_events_per_message_is_invalid_argument_naming_the_metadata(
                          metadata=(("synthqa-events-per-message", value),))
     assert error.code == grpc.StatusCode.INVALID_ARGUMENT
     assert fields_of(error) == ["metadata.synthqa-events-per-message"]
-    assert value in error.field_violations[0].description
+    assert repr(value) in error.field_violations[0].description

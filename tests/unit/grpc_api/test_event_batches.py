@@ -39,7 +39,8 @@ def test_a_call_that_does_not_ask_takes_one_event_per_message() -> None:
 
 @pytest.mark.parametrize("metadata", [[(KEY, "0")], [(KEY, "1025")], [(KEY, "many")],
                                       [(KEY, "-3")], [(KEY, "")], [(KEY, "8"), (KEY, "9")],
-                                      [(KEY, "9" * 5000)], [(KEY, "\u00b2")]])
+                                      [(KEY, "9" * 5000)], [(KEY, "\u00b2")],
+                                      [(KEY, "0" * 5000)]])
 def test_a_bad_events_per_message_names_the_metadata(metadata: list[tuple[str, str]]) -> None:
     with pytest.raises(InvalidArgument) as raised:
         events_per_message(metadata)
@@ -47,12 +48,14 @@ def test_a_bad_events_per_message_names_the_metadata(metadata: list[tuple[str, s
 
 
 def test_one_event_goes_alone_and_several_go_in_one_batch_in_order() -> None:
-    [alone] = messages_of([started(0)], pb.GenerateResponse)
+    [(alone, carried)] = messages_of([started(0)], pb.GenerateResponse)
+    assert carried == [started(0)]
     assert alone.WhichOneof("event") == "chunk_started"
     events = [started(0), record(0), record(1),
               DocumentCompleted(document_id="d", chunk_count=1, completed_chunk_count=1,
                                 failed_chunk_count=0, pair_count=2, token_count=5)]
-    [batch] = messages_of(events, pb.GenerateResponse)
+    [(batch, carried)] = messages_of(events, pb.GenerateResponse)
+    assert carried == events
     assert [e.WhichOneof("event") for e in batch.batch.events] == [
         "chunk_started", "record", "record", "document_completed"]
     assert [e.record.record_index for e in batch.batch.events[1:3]] == [0, 1]
@@ -62,19 +65,27 @@ def test_one_event_goes_alone_and_several_go_in_one_batch_in_order() -> None:
 
 
 def test_a_document_stream_batch_reads_back_as_generate_responses() -> None:
-    [batch] = messages_of([started(0), started(1)], pb.GenerateDocumentResponse)
-    assert isinstance(batch, pb.GenerateDocumentResponse)
+    [(batch, _)] = messages_of([started(0), started(1)], pb.GenerateDocumentResponse)
+    assert batch.batch.DESCRIPTOR.name == "DocumentEventBatch"
     events = events_in(as_generate_response(batch))
     assert [e.chunk_started.chunk_index for e in events] == [0, 1]
-    assert all(isinstance(e, pb.GenerateResponse) for e in events)
 
 
 def test_batches_stay_under_the_byte_bound_and_a_larger_event_goes_alone() -> None:
     third = MAX_BATCH_BYTES // 3
     events = [record(i, third - 100) for i in range(5)] + [record(5, MAX_BATCH_BYTES + 10)]
-    messages = list(messages_of(events, pb.GenerateResponse))
-    assert all(m.ByteSize() <= MAX_BATCH_BYTES or m.WhichOneof("event") == "record"
-               for m in messages)
-    read_back = [e.record.record_index for m in messages for e in events_in(m)]
+    sent = list(messages_of(events, pb.GenerateResponse))
+    read_back = [e.record.record_index for message, _ in sent for e in events_in(message)]
     assert read_back == [0, 1, 2, 3, 4, 5], "every event once, in order"
-    assert [len(events_in(m)) for m in messages] == [3, 2, 1]
+    assert [len(events_in(message)) for message, _ in sent] == [3, 2, 1]
+    # Each message says which events it carries (what the call counts as sent).
+    assert [[e.record_index for e in carried] for _, carried in sent] == [[0, 1, 2], [3, 4],
+                                                                           [5]]
+    for message, carried in sent[:2]:
+        assert sum(len(events_in(message)[i].SerializeToString())
+                   for i in range(len(carried))) <= MAX_BATCH_BYTES
+
+
+def test_leading_zeros_and_spaces_around_the_number_are_read() -> None:
+    assert events_per_message([(KEY, "0064")]) == 64
+    assert events_per_message([(KEY, " 8 ")]) == 8

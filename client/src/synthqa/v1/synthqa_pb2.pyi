@@ -1354,9 +1354,9 @@ class EventBatch(_message.Message):
     """EventBatch carries events that were ready at the same moment in one message. A client that
     reads it sets the call metadata `synthqa-events-per-message` to the most events it takes in
     one message (1 to 1024); the server then sends an event alone or, when several are ready
-    while it writes, up to that many (and at most 256 KiB) in one EventBatch. The server never
-    waits to fill a batch. Without that metadata, or at 1, every message carries one event.
-    Batches are never nested.
+    while it writes, up to that many in one EventBatch, their sizes adding up to at most
+    256 KiB (an event larger than that goes alone). The server never waits to fill a batch.
+    Without that metadata, or at 1, every message carries one event. Batches are never nested.
     """
 
     DESCRIPTOR: _descriptor.Descriptor

@@ -30,32 +30,35 @@ def events_per_message(metadata: Iterable[tuple[str, str | bytes]] | None) -> in
         raise InvalidArgument.single(_FIELD, "must be given once")
     text = values[0].decode("ascii", "replace") if isinstance(values[0], bytes) else values[0]
     digits = text.strip()
+    significant = digits.lstrip("0") or "0"
     # Length first: int() of thousands of digits is slow, and refused past 4,300.
-    if not (digits.isascii() and digits.isdigit() and len(digits) <= 4
-            and 1 <= int(digits) <= MAX_EVENTS_PER_MESSAGE):
+    if not (digits.isascii() and digits.isdigit() and len(significant) <= 4
+            and 1 <= int(significant) <= MAX_EVENTS_PER_MESSAGE):
         shown = text if len(text) <= 20 else text[:20] + "..."
         raise InvalidArgument.single(
             _FIELD, f"must be a whole number from 1 to {MAX_EVENTS_PER_MESSAGE}, got {shown!r}")
-    return int(digits)
+    return int(significant)
 
 
-def messages_of(events: list[GenerationEvent], response_type: type[Response]) -> Iterator[Response]:
-    """`events` as messages: one alone, several in batches of at most MAX_BATCH_BYTES (an
-    event larger than that goes alone)."""
+def messages_of(
+    events: list[GenerationEvent], response_type: type[Response]
+) -> Iterator[tuple[Response, list[GenerationEvent]]]:
+    """`events` as messages, each with the events it carries: one alone, several in batches
+    whose events add up to at most MAX_BATCH_BYTES (an event larger than that goes alone)."""
     if len(events) == 1:
-        yield event_to_proto(events[0], response_type)
+        yield event_to_proto(events[0], response_type), events
         return
     group: list[Response] = []
-    size = 0
-    for event in events:
+    start = size = 0
+    for index, event in enumerate(events):
         message = event_to_proto(event, response_type)
         message_size = message.ByteSize()
         if group and size + message_size > MAX_BATCH_BYTES:
-            yield _one_message(group, response_type)
-            group, size = [], 0
+            yield _one_message(group, response_type), events[start:index]
+            group, start, size = [], index, 0
         group.append(message)
         size += message_size
-    yield _one_message(group, response_type)
+    yield _one_message(group, response_type), events[start:]
 
 
 def _one_message(group: list[Response], response_type: type[Response]) -> Response:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -201,13 +201,14 @@ class GenerationService:
         self, messages: AsyncIterator[StreamMessage], paths: FieldPaths
     ) -> AsyncIterator[GenerationEvent]:
         """generate_batches, one event at a time."""
-        async for batch in self.generate_batches(messages, paths, 1):
-            for event in batch:
-                yield event
+        async with contextlib.aclosing(self.generate_batches(messages, paths, 1)) as batches:
+            async for batch in batches:
+                for event in batch:
+                    yield event
 
     async def generate_batches(
         self, messages: AsyncIterator[StreamMessage], paths: FieldPaths, events_per_batch: int
-    ) -> AsyncIterator[list[GenerationEvent]]:
+    ) -> AsyncGenerator[list[GenerationEvent], None]:
         """Both generation RPCs: options, then documents, in; events for all of them out, as
         work completes, in batches of what is ready when the reader asks (at most
         `events_per_batch`). Ends once the input has ended and every document is done."""

@@ -8,7 +8,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -203,11 +203,12 @@ class CallSession:
 
     async def events(self) -> AsyncIterator[GenerationEvent]:
         """The events one at a time."""
-        async for batch in self.event_batches(1):
-            for event in batch:
-                yield event
+        async with contextlib.aclosing(self.event_batches(1)) as batches:
+            async for batch in batches:
+                for event in batch:
+                    yield event
 
-    async def event_batches(self, most: int) -> AsyncIterator[list[GenerationEvent]]:
+    async def event_batches(self, most: int) -> AsyncGenerator[list[GenerationEvent], None]:
         """The events in batches of at most `most`: each is what was ready, oldest first, when
         the reader came back for more; a batch is never waited for to fill. A window slot
         freed behind an event is released once that event's batch has been handed over, as it
