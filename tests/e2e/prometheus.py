@@ -178,3 +178,13 @@ def value(result: list[dict[str, Any]]) -> float:
     """The sample value of a single-series instant query result."""
     assert len(result) == 1, f"expected one series, got {result}"
     return float(result[0]["value"][1])
+
+
+def scraped(target: str, name: str, *labels: str, timeout: float = 10.0) -> float:
+    """The sum of a metric's samples read straight from a /metrics endpoint (host:port): those
+    whose labels include every one of `labels` (each as `key="value"`)."""
+    with urllib.request.urlopen(f"http://{target}/metrics", timeout=timeout) as reply:
+        text = reply.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith((name + " ", name + "{"))
+               and all(label in line for label in labels))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -147,8 +148,35 @@ def serving_until_killed(process: ServerProcess) -> Iterator[ServerProcess]:
     yield from _served(process, may_be_killed=True)
 
 
+def serving_all(*processes: ServerProcess) -> Iterator[tuple[ServerProcess, ...]]:
+    """For a fixture or a test that needs several servers: all started at once, then each
+    stopped as `serving` stops one. Two starts at once took 0.86-0.90 of the time of two in a
+    row here (2026-12-07): a start keeps about one vCPU busy on average, and this machine's
+    two vCPUs do not run two starts at twice the speed."""
+    for process in processes:
+        process.start()
+    try:
+        with contextlib.ExitStack() as stack:
+            for process in processes:
+                stack.enter_context(contextlib.contextmanager(serving)(process))
+            yield processes
+    finally:
+        # Those whose wait failed before the others were taken over.
+        for process in processes:
+            if process.process is not None and process.process.poll() is None:
+                stop_with_its_tree(process)
+
+
+def stop_with_its_tree(process: ServerProcess) -> None:
+    """Stops a server nobody used, and every process it started."""
+    children = process.descendants()
+    process.stop()
+    assert_all_gone(children)
+
+
 def _served(process: ServerProcess, may_be_killed: bool) -> Iterator[ServerProcess]:
-    process.start()
+    if process.process is None:  # else started ahead of its fixture
+        process.start()
     try:
         process.wait_serving()
         yield process

@@ -1,32 +1,29 @@
-"""LoRA adapters through a real server of its own, started with --lora-modules: listed by
-GetServerInfo, named per call, changing the model's outputs; an unknown one refused."""
+"""LoRA adapters through a real server started with --lora-modules, the platform server
+(tests/e2e/conftest.py): listed by GetServerInfo, named per call, changing the model's outputs;
+an unknown one refused."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import grpc
 import pytest
 
 from synthqa.client import SynthQAClient, SynthQAError
 
-from ..paths import REPO, TINY_LORA
 from .helpers import SAMPLE, by_document
-from .serverproc import ServerProcess, free_port, serving
+from .serverproc import ServerProcess
 
 
-@pytest.fixture(scope="module")
-def lora_server() -> Iterator[ServerProcess]:
-    assert (TINY_LORA / "adapter_config.json").is_file(), "run `make setup` (the tiny LoRA)"
-    process = ServerProcess(port=free_port(), log_path=REPO / "out" / "test-lora-server.log",
-                            extra_args=["--lora-modules", f"tiny={TINY_LORA}"])
-    yield from serving(process)
+@pytest.fixture
+def lora_server(platform_server: ServerProcess) -> ServerProcess:
+    return platform_server
 
 
 def greedy_records(client: SynthQAClient, **options: object) -> list[str]:
+    # Greedy, and unseeded so the platform server's result cache stays out of it.
     events = client.generate_document(SAMPLE[:700], record_shape="qa", num_pairs=2,
-                                      max_generation_tokens=200, temperature=0.0, seed=1,
+                                      max_generation_tokens=200, temperature=0.0,
                                       **options)  # type: ignore[arg-type]
     document = by_document(events)["document"]
     assert document.done

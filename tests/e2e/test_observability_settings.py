@@ -1,11 +1,12 @@
-"""A server of its own, run as a platform team might: Prometheus metrics on --metrics-port
-scraped by a real Prometheus, JSON logs, and the trace sampler turned off through
-OTEL_TRACES_SAMPLER while the exporter points at a real receiver."""
+"""The platform server (tests/e2e/conftest.py), run as a platform team might: Prometheus
+metrics on --metrics-port scraped by a real Prometheus, JSON logs, and the trace sampler turned
+off through OTEL_TRACES_SAMPLER while the exporter points at a real receiver. Other modules call
+it too, so each figure is checked as what this module's one call added."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,28 +14,21 @@ import pytest
 
 from synthqa.client import Document, SynthQAClient
 
-from ..paths import REPO
-from .conftest import tracing_environment
 from .helpers import SAMPLE
-from .otlp_receiver import OtlpReceiver, receiving
-from .prometheus import PrometheusServer, value
-from .serverproc import ServerProcess, free_port, serving
+from .otlp_receiver import OtlpReceiver
+from .prometheus import PrometheusServer, scraped, value
+from .serverproc import ServerProcess
 
 pytestmark = pytest.mark.e2e
 
-
-@pytest.fixture(scope="module")
-def quiet_receiver() -> Iterator[OtlpReceiver]:
-    yield from receiving()
-
-
-@pytest.fixture(scope="module")
-def observed_server(tiny_model_path: str, quiet_receiver: OtlpReceiver) -> Iterator[ServerProcess]:
-    process = ServerProcess(
-        port=free_port(), log_path=REPO / "out" / "test-observed-server.log",
-        extra_args=["--metrics-port", str(free_port()), "--log-format", "json"],
-        extra_env=tracing_environment(quiet_receiver.endpoint, OTEL_TRACES_SAMPLER="always_off"))
-    yield from serving(process)
+# What the call adds to each, by the name of its figure in `generated`.
+COUNTERS = {
+    "pairs": ("synthqa_pairs_total",),
+    "documents": ("synthqa_documents_total",),
+    "completed": ("synthqa_chunks_total", 'outcome="completed"'),
+    "calls": ("synthqa_rpcs_total", 'method="Generate"', 'code="OK"'),
+    "chunks": ("synthqa_chunk_duration_seconds_count",),
+}
 
 
 def metrics_target(server: ServerProcess) -> str:
@@ -42,34 +36,48 @@ def metrics_target(server: ServerProcess) -> str:
     return f"127.0.0.1:{port}"
 
 
+def promql(name: str, *labels: str) -> str:
+    return f"{name}{{{','.join(labels)}}}" if labels else name
+
+
 @pytest.fixture(scope="module")
-def generated(observed_server: ServerProcess) -> dict[str, Any]:
-    """One Generate call of two documents; what the client received."""
+def generated(platform_server: ServerProcess) -> dict[str, Any]:
+    """One Generate call of two documents: what the client received, the counters before it,
+    and the log's own lines from it."""
+    before = {key: scraped(metrics_target(platform_server), *counter)
+              for key, counter in COUNTERS.items()}
+    log_start = platform_server.log_path.stat().st_size
     documents = [Document("first", SAMPLE[:400]), Document("second", SAMPLE[400:1200])]
-    with SynthQAClient(observed_server.target, timeout=300, retries=0) as client:
+    with SynthQAClient(platform_server.target, timeout=300, retries=0) as client:
         events = list(client.generate(documents, num_pairs=2))
     kinds = [e.WhichOneof("event") for e in events]
     return {"pairs": kinds.count("qa_pair"), "documents": kinds.count("document_completed"),
-            "chunks": kinds.count("chunk_started"),
-            "failed": kinds.count("chunk_failed")}
+            "chunks": kinds.count("chunk_started"), "failed": kinds.count("chunk_failed"),
+            "before": before, "log_start": log_start}
+
+
+def json_lines_since(log_path: Path, start: int) -> list[dict[str, Any]]:
+    with log_path.open("rb") as log:
+        log.seek(start)
+        text = log.read().decode(errors="replace")
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
 def test_prometheus_scrapes_synthqa_and_engine_metrics(
-    observed_server: ServerProcess, generated: dict[str, Any], tmp_path: Path
+    platform_server: ServerProcess, generated: dict[str, Any], tmp_path: Path
 ) -> None:
-    assert generated["pairs"] > 0
-    with PrometheusServer([metrics_target(observed_server)], workdir=tmp_path) as prometheus:
+    assert generated["pairs"] > 0 and generated["documents"] == 2
+    added = {"pairs": generated["pairs"], "documents": 2, "calls": 1,
+             "completed": generated["chunks"] - generated["failed"],
+             "chunks": generated["chunks"]}
+    expected = {key: generated["before"][key] + added[key] for key in COUNTERS}
+    with PrometheusServer([metrics_target(platform_server)], workdir=tmp_path) as prometheus:
         prometheus.targets_up()
-        pairs = prometheus.wait_for("synthqa_pairs_total",
-                                    lambda r: bool(r) and value(r) == generated["pairs"])
-        assert value(pairs) == generated["pairs"]
-        assert value(prometheus.query("synthqa_documents_total")) == generated["documents"] == 2
-        completed = prometheus.query('synthqa_chunks_total{outcome="completed"}')
-        assert value(completed) == generated["chunks"] - generated["failed"]
-        calls = prometheus.query('synthqa_rpcs_total{method="Generate",code="OK"}')
-        assert value(calls) == 1
-        histogram = prometheus.query("synthqa_chunk_duration_seconds_count")
-        assert value(histogram) == generated["chunks"]
+        pairs = prometheus.wait_for(promql(*COUNTERS["pairs"]),
+                                    lambda r: bool(r) and value(r) == expected["pairs"])
+        assert value(pairs) == expected["pairs"]
+        for key, counter in COUNTERS.items():
+            assert value(prometheus.query(promql(*counter))) == expected[key], key
         # The engine's own metrics, from vLLM's stat logger, on the same endpoint.
         engine = prometheus.query('{__name__=~"vllm:.*"}')
         assert engine, "no vllm: metric was scraped"
@@ -78,7 +86,7 @@ def test_prometheus_scrapes_synthqa_and_engine_metrics(
 
 
 def test_always_off_sampler_exports_no_span(
-    observed_server: ServerProcess, generated: dict[str, Any], quiet_receiver: OtlpReceiver
+    generated: dict[str, Any], quiet_receiver: OtlpReceiver
 ) -> None:
     assert generated["chunks"] > 0
     # The server's batch processor exports every 0.1 s: anything sampled would be here.
@@ -86,13 +94,17 @@ def test_always_off_sampler_exports_no_span(
 
 
 def test_json_logs_carry_an_access_line_per_call(
-    observed_server: ServerProcess, generated: dict[str, Any]
+    platform_server: ServerProcess, generated: dict[str, Any]
 ) -> None:
-    lines = [json.loads(line) for line in observed_server.log_path.read_text().splitlines()
-             if line.startswith("{")]
-    assert lines, "no JSON log line"
-    access = [line for line in lines if line["logger"] == "synthqa.access"
-              and line.get("rpc_method") == "Generate"]
+    # The line is written as the call ends, which can be just after the client's last event.
+    deadline = time.monotonic() + 10
+    while True:
+        lines = json_lines_since(platform_server.log_path, generated["log_start"])
+        access = [line for line in lines if line["logger"] == "synthqa.access"
+                  and line.get("rpc_method") == "Generate"]
+        if access or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert len(access) == 1
     (line,) = access
     assert line["code"] == "OK"

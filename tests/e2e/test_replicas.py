@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from synthqa.v1 import synthqa_pb2 as pb
 
 from ..paths import REPO
 from .helpers import SAMPLE, TOLERATED_CHUNK_FAILURES, jsonl
+from .prometheus import scraped
 from .serverproc import (
     ServerProcess,
     alive,
@@ -38,7 +38,7 @@ from .serverproc import (
 
 NUM_PAIRS = 2
 CHUNK_TOKENS = 128
-DOCUMENTS = 16
+DOCUMENTS = 8
 
 
 def metrics_port(server: ServerProcess) -> int:
@@ -49,13 +49,9 @@ def metric(server: ServerProcess, name: str, label: str = "") -> float:
     """The sum of a metric's samples (those with `label` in their labels); NaN, which no
     condition holds for, when the scrape times out (two busy replicas share two cores)."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port(server)}/metrics",
-                                    timeout=10) as reply:
-            text = reply.read().decode()
+        return scraped(f"127.0.0.1:{metrics_port(server)}", name, label)
     except (TimeoutError, urllib.error.URLError):
         return math.nan
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith((name + " ", name + "{")) and label in line)
 
 
 def replica(name: str) -> ServerProcess:

@@ -1,27 +1,21 @@
-"""The result cache through a real server of its own: a seeded call served twice gets the
-second time from the cache, with identical records and no engine work; unseeded calls never
-touch it."""
+"""The result cache through a real server, the platform server (tests/e2e/conftest.py): a
+seeded call served twice gets the second time from the cache, with identical records and no
+engine work; unseeded calls never touch it. No other module's test makes a seeded call there."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ..paths import REPO
 from .cache_calls import assert_served_from_cache, call
-from .serverproc import ServerProcess, free_port, serving
+from .serverproc import ServerProcess
 
 
-@pytest.fixture(scope="module")
-def cached_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    cache = tmp_path_factory.mktemp("cache") / "results.sqlite"
-    process = ServerProcess(port=free_port(), log_path=REPO / "out" / "test-cache-server.log",
-                            extra_args=["--cache-path", str(cache), "--cache-max-mb", "16"])
-    yield from serving(process)
-    assert cache.exists()
+@pytest.fixture
+def cached_server(platform_server: ServerProcess) -> ServerProcess:
+    return platform_server
 
 
 def test_a_seeded_call_served_twice_hits_the_cache_the_second_time(
@@ -45,5 +39,7 @@ def test_unseeded_calls_are_never_cached(cached_server: ServerProcess) -> None:
 
 
 def test_cache_file_is_where_it_was_asked_for(cached_server: ServerProcess) -> None:
+    cache = Path(cached_server.extra_args[cached_server.extra_args.index("--cache-path") + 1])
+    assert cache.is_file()
     log = Path(cached_server.log_path).read_text(errors="replace")
-    assert "result cache at" in log
+    assert f"result cache at {cache}" in log

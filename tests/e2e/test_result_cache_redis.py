@@ -14,9 +14,9 @@ from synthqa.server.results.cache import CachedOutput
 from synthqa.server.results.redis_cache import KEY_PREFIX, RedisResultCache
 
 from ..paths import REPO
-from .cache_calls import CacheCall, assert_served_from_cache, call
+from .cache_calls import assert_served_from_cache, call
 from .redis_server import RedisServer
-from .serverproc import ServerProcess, free_port, serving
+from .serverproc import ServerProcess, free_port, serving_all
 
 PASSWORD = "s3cret-in-the-url"
 
@@ -27,26 +27,30 @@ def shared_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
 
 
-def replica(redis: RedisServer, name: str, *calls: dict[str, object]) -> list[CacheCall]:
-    """A server process of its own on the shared Redis: makes `calls`, then stops."""
-    process = ServerProcess(port=free_port(), log_path=REPO / "out" / f"test-{name}.log",
-                            extra_args=["--cache-url", redis.url])
-    results = []
-    for served in serving(process):
-        results = [call(served, **options) for options in calls]
+def replica(redis: RedisServer, name: str) -> ServerProcess:
+    """A server process of its own on the shared Redis."""
+    return ServerProcess(port=free_port(), log_path=REPO / "out" / f"test-{name}.log",
+                         extra_args=["--cache-url", redis.url])
+
+
+def assert_logged_redis_without_its_password(process: ServerProcess) -> None:
     log = Path(process.log_path).read_text(errors="replace")
     assert "result cache in Redis at redis://127.0.0.1:" in log
     assert PASSWORD not in log
-    return results
 
 
 def test_a_second_replica_serves_what_the_first_cached(shared_redis: RedisServer) -> None:
-    first, unseeded = replica(shared_redis, "redis-replica-1", {"seed": 31}, {})
-    assert first.cached_chunks == 0 and unseeded.cached_chunks == 0
-    stored = shared_redis.client().keys(KEY_PREFIX + "*")
-    assert len(stored) == first.completed  # one entry per completed seeded chunk, no others
-    (second,) = replica(shared_redis, "redis-replica-2", {"seed": 31})
-    assert_served_from_cache(first, second)
+    # Both start at once; the second is called only after the first has cached its chunks.
+    replicas = replica(shared_redis, "redis-replica-1"), replica(shared_redis, "redis-replica-2")
+    for first_replica, second_replica in serving_all(*replicas):
+        first, unseeded = call(first_replica, seed=31), call(first_replica)
+        assert first.cached_chunks == 0 and unseeded.cached_chunks == 0
+        stored = shared_redis.client().keys(KEY_PREFIX + "*")
+        assert len(stored) == first.completed  # one entry per completed seeded chunk, no others
+        second = call(second_replica, seed=31)
+        assert_served_from_cache(first, second)
+    for process in replicas:
+        assert_logged_redis_without_its_password(process)
 
 
 def output(text: str) -> CachedOutput:

@@ -26,7 +26,7 @@ from synthqa.client import Credentials, Document, SynthQAClient, SynthQAError
 from ..paths import REPO
 from .certs import Authority, Issued
 from .helpers import SAMPLE
-from .serverproc import ServerProcess, free_port, health_status, serving
+from .serverproc import ServerProcess, free_port, health_status, serving_all
 from .test_interop import NODE_DIR, node_packages  # noqa: F401 - the fixture
 from .test_ops import GRPCURL
 
@@ -65,31 +65,44 @@ def channel_credentials(ca: Issued, client: Issued | None = None) -> grpc.Channe
     return grpc.ssl_channel_credentials(ca.cert.read_bytes(), key, cert)
 
 
-@pytest.fixture(scope="module")
-def tls_server(tiny_model_path: str, pki: Pki) -> Iterator[ServerProcess]:
+def tls_process(pki: Pki) -> ServerProcess:
     """TLS and bearer tokens."""
-    yield from serving(ServerProcess(
+    return ServerProcess(
         port=free_port(), log_path=REPO / "out" / "test-tls-server.log",
         extra_args=["--tls-cert-file", str(pki.server.cert), "--tls-key-file",
                     str(pki.server.key), "--auth-token-file", str(pki.tokens)],
-        credentials=channel_credentials(pki.ca)))
+        credentials=channel_credentials(pki.ca))
 
 
-@pytest.fixture(scope="module")
-def mtls_server(tiny_model_path: str, pki: Pki,
-                tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def mtls_process(pki: Pki, live: Path) -> ServerProcess:
     """Mutual TLS, no tokens, and a plaintext health-only port; its certificate files are
-    copies the tests may replace."""
-    live = tmp_path_factory.mktemp("live")
+    copies in `live` the tests may replace."""
     cert, key = live / "server.pem", live / "server.key"
     shutil.copy(pki.server.cert, cert)
     shutil.copy(pki.server.key, key)
-    yield from serving(ServerProcess(
+    return ServerProcess(
         port=free_port(), log_path=REPO / "out" / "test-mtls-server.log",
         extra_args=["--tls-cert-file", str(cert), "--tls-key-file", str(key),
                     "--tls-client-ca-file", str(pki.ca.cert), "--health-port",
                     str(free_port())],
-        credentials=channel_credentials(pki.ca, pki.client)))
+        credentials=channel_credentials(pki.ca, pki.client))
+
+
+@pytest.fixture(scope="module")
+def secured_servers(tiny_model_path: str, pki: Pki, tmp_path_factory: pytest.TempPathFactory
+                    ) -> Iterator[tuple[ServerProcess, ...]]:
+    """The two, started at once."""
+    yield from serving_all(tls_process(pki), mtls_process(pki, tmp_path_factory.mktemp("live")))
+
+
+@pytest.fixture(scope="module")
+def tls_server(secured_servers: tuple[ServerProcess, ...]) -> ServerProcess:
+    return secured_servers[0]
+
+
+@pytest.fixture(scope="module")
+def mtls_server(secured_servers: tuple[ServerProcess, ...]) -> ServerProcess:
+    return secured_servers[1]
 
 
 def server_info_code(target: str, credentials: Credentials) -> grpc.StatusCode:
