@@ -34,14 +34,15 @@ def tracing_environment(endpoint: str, **more: str) -> dict[str, str]:
 
 @dataclass
 class TracedServer:
-    """A server process, the OTLP receiver its spans go to, and a folder of its files."""
+    """A server process, the OTLP receiver its spans go to, and a folder of its files if any."""
     process: ServerProcess
     receiver: OtlpReceiver
-    workdir: Path
+    workdir: Path | None = None
 
     def close(self) -> None:
         self.receiver.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def session_server() -> TracedServer:
@@ -56,7 +57,7 @@ def session_server() -> TracedServer:
         # Tracing on, as a platform team would run it; spans leave within 0.1 s of ending.
         extra_env=tracing_environment(receiver.endpoint),
     )
-    return TracedServer(process, receiver, Path(tempfile.mkdtemp(prefix="synthqa-session-")))
+    return TracedServer(process, receiver)
 
 
 def platform_server() -> TracedServer:

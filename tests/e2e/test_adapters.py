@@ -15,11 +15,6 @@ from .helpers import SAMPLE, by_document
 from .serverproc import ServerProcess
 
 
-@pytest.fixture
-def lora_server(platform_server: ServerProcess) -> ServerProcess:
-    return platform_server
-
-
 def greedy_records(client: SynthQAClient, **options: object) -> list[str]:
     # Greedy, and unseeded so the platform server's result cache stays out of it.
     events = client.generate_document(SAMPLE[:700], record_shape="qa", num_pairs=2,
@@ -30,22 +25,22 @@ def greedy_records(client: SynthQAClient, **options: object) -> list[str]:
     return [json.loads(r.json)["question"] for r in document.records]
 
 
-def test_the_server_lists_its_adapters(lora_server: ServerProcess) -> None:
-    with SynthQAClient(lora_server.target, timeout=60) as client:
+def test_the_server_lists_its_adapters(platform_server: ServerProcess) -> None:
+    with SynthQAClient(platform_server.target, timeout=60) as client:
         assert list(client.server_info().adapters) == ["tiny"]
 
 
-def test_an_adapter_changes_the_outputs(lora_server: ServerProcess) -> None:
-    with SynthQAClient(lora_server.target, timeout=300) as client:
+def test_an_adapter_changes_the_outputs(platform_server: ServerProcess) -> None:
+    with SynthQAClient(platform_server.target, timeout=300) as client:
         base = greedy_records(client)
         adapted = greedy_records(client, adapter="tiny")
         assert base == greedy_records(client)  # greedy: the base model repeats itself
         assert adapted and base and adapted != base
 
 
-def test_an_unknown_adapter_is_refused(lora_server: ServerProcess,
+def test_an_unknown_adapter_is_refused(platform_server: ServerProcess,
                                        client: SynthQAClient) -> None:
-    with SynthQAClient(lora_server.target, timeout=60) as own:
+    with SynthQAClient(platform_server.target, timeout=60) as own:
         with pytest.raises(SynthQAError) as raised:
             list(own.generate_document("A lamp.", adapter="huge"))
         assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT

@@ -7,39 +7,32 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from .cache_calls import assert_served_from_cache, call
 from .serverproc import ServerProcess
 
 
-@pytest.fixture
-def cached_server(platform_server: ServerProcess) -> ServerProcess:
-    return platform_server
-
-
 def test_a_seeded_call_served_twice_hits_the_cache_the_second_time(
-    cached_server: ServerProcess,
+    platform_server: ServerProcess,
 ) -> None:
-    first = call(cached_server, seed=21)
+    first = call(platform_server, seed=21)
     assert first.cached_chunks == 0
     assert all(not cached for _, cached in first.records.values())
-    second = call(cached_server, seed=21)
+    second = call(platform_server, seed=21)
     assert_served_from_cache(first, second)
     for records in (first.records, second.records):
         for text, _ in records.values():
             assert set(json.loads(text)) == {"question", "answer"}
     # Another seed is other work.
-    assert call(cached_server, seed=22).cached_chunks == 0
+    assert call(platform_server, seed=22).cached_chunks == 0
 
 
-def test_unseeded_calls_are_never_cached(cached_server: ServerProcess) -> None:
+def test_unseeded_calls_are_never_cached(platform_server: ServerProcess) -> None:
     for _ in range(2):
-        assert call(cached_server).cached_chunks == 0
+        assert call(platform_server).cached_chunks == 0
 
 
-def test_cache_file_is_where_it_was_asked_for(cached_server: ServerProcess) -> None:
-    cache = Path(cached_server.extra_args[cached_server.extra_args.index("--cache-path") + 1])
+def test_cache_file_is_where_it_was_asked_for(platform_server: ServerProcess) -> None:
+    cache = Path(platform_server.extra_args[platform_server.extra_args.index("--cache-path") + 1])
     assert cache.is_file()
-    log = Path(cached_server.log_path).read_text(errors="replace")
+    log = Path(platform_server.log_path).read_text(errors="replace")
     assert f"result cache at {cache}" in log
