@@ -38,6 +38,9 @@ def local_ray() -> Iterator[None]:
     """A local Ray cluster of the machine's two CPUs, once per module that asks."""
     import ray
 
+    # Ray waits 30 s for its GCS to start by default; on these two busy cores (a server
+    # starting beside it) that once ran out, 2026-12-07. Ray's own override, kept if set.
+    os.environ.setdefault("RAY_gcs_server_port_wait_time_s", "120")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
     yield

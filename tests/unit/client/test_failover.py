@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from synthqa.client import Document, SynthQAError
+from synthqa.client import Document, SynthQAClient, SynthQAError
 from synthqa.v1 import synthqa_pb2 as pb
 from synthqa.v1 import synthqa_pb2_grpc as pb_grpc
 
@@ -153,3 +153,74 @@ def test_a_stream_refused_at_once_reports_the_refusal_not_a_lost_server(
             with pytest.raises(SynthQAError) as refused:
                 list(client.generate([Document("d", "text " * 1000)]))
             assert refused.value.code == grpc.StatusCode.UNAUTHENTICATED, refused.value
+
+
+class BreaksWithItsWindowFull(FailsOver):
+    """Call 1 reads two documents (a caller bounding itself to two unfinished ones has none
+    left to send), starts the first one's chunk and breaks; later calls answer in full."""
+
+    def __init__(self) -> None:
+        super().__init__(unanswered=0)
+
+    def Generate(self, requests: Iterator[pb.GenerateRequest],  # noqa: N802 - the proto's name
+                 context: grpc.ServicerContext) -> Iterator[pb.GenerateResponse]:
+        with self._lock:
+            self.calls += 1
+            call = self.calls
+        if call > 1:
+            yield from super().Generate(requests, context)
+            return
+        next(requests)  # the options
+        first = next(requests).document
+        next(requests)
+        yield next(chunk_events(first.document_id, 0))
+        context.abort(grpc.StatusCode.UNAVAILABLE, "Socket closed")
+
+
+class Window:
+    """Lets a document out only while fewer than `limit` are unfinished, as a caller that
+    bounds what it holds does (synthqa.ray's GenerateRecords)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit, self._open = limit, 0
+        self._changed = threading.Condition()
+
+    def feed(self, documents: list[Document]) -> Iterator[Document]:
+        for document in documents:
+            with self._changed:
+                self._changed.wait_for(lambda: self._open < self._limit)
+                self._open += 1
+            yield document
+
+    def completed(self) -> None:
+        with self._changed:
+            self._open -= 1
+            self._changed.notify_all()
+
+
+def test_a_call_lost_while_the_caller_holds_back_documents_is_retried(serve) -> None:  # noqa: ANN001
+    """The lost call's request stream was waiting for the caller's next document, which comes
+    only once one completes: its retry round must not wait behind that read (it did, holding
+    the documents' lock forever: grpc.aio does not cancel the request stream of a call that
+    already ended)."""
+    window = Window(limit=2)
+    events: list[pb.GenerateResponse] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with SynthQAClient(serve(BreaksWithItsWindowFull()), timeout=30, retries=2,
+                               retry_wait=10) as client:
+                for event in client.generate(window.feed(DOCUMENTS)):
+                    events.append(event)
+                    if event.HasField("document_completed"):
+                        window.completed()
+        except BaseException as error:  # noqa: BLE001 (reported by the test's thread)
+            failure.append(error)
+
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    runner.join(60)
+    assert not runner.is_alive(), "the run stalled after the call was lost"
+    assert not failure, failure
+    assert_every_chunk_once(events)

@@ -98,16 +98,21 @@ class Lane:
         # gRPC only cancels a call whose request stream raised: the cause is kept, to be
         # raised to the caller instead of an opaque cancellation.
         self.failure: Exception | None = None
+        # The task reading the next document for the call's request stream, while it waits.
+        self._taking: asyncio.Task[object] | None = None
 
     def __aiter__(self) -> Lane:
         return self
 
     async def __anext__(self) -> Document:
+        self._taking = asyncio.current_task()
         try:
             document = await self._shared.take(self)
         except Exception as error:
             self.failure = error
             raise
+        finally:
+            self._taking = None
         if document is None:
             raise StopAsyncIteration
         return document
@@ -139,6 +144,12 @@ class Lane:
         """Take no more; the ids of the documents taken and not completed."""
         self.closed = True
         self.room.set()
+        if self._taking is not None:
+            # grpc.aio leaves the request stream of a call that has already ended running:
+            # one waiting for the caller's next document (which may come only once a document
+            # completes, in the next round) would hold the source's lock from that round for
+            # good. Its read goes on, shielded, for the next reader.
+            self._taking.cancel()
         return list(self._held)
 
 
