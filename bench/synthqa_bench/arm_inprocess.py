@@ -1,5 +1,7 @@
 """The `inprocess` arm: synthqa's chunks, prompts and schema sent straight to vLLM's AsyncLLM,
 in one process with no gRPC and no per-token parsing: the floor for any service overhead.
+`inprocess-deltas` is the same floor asking for what synthqa asks for, a delta every
+STREAM_INTERVAL_TOKENS tokens, read and joined: what streaming itself costs vLLM's side.
 
 Runs as its own process so the runner can measure its CPU and memory like a server's:
 `python -m synthqa_bench.arm_inprocess SPEC_JSON` starts the engine, answers `ready`, then
@@ -23,21 +25,23 @@ from .workload import build_workload
 
 
 async def run(
-    llm: Any, chunk_plan: ChunkPlan, concurrency: int, only: list[str] | None = None
+    llm: Any, chunk_plan: ChunkPlan, concurrency: int, only: list[str] | None = None,
+    deltas: bool = False,
 ) -> RunRecorder:
     from vllm.inputs import TokensPrompt
 
     from synthqa.server.engine.types import SamplingRequest
     from synthqa.server.engine.vllm_engine import sampling_params
 
-    # The engine request synthqa makes, final output only: the same grammar and sampling.
+    # The engine request synthqa makes, the final output only unless `deltas`: the same
+    # grammar and sampling.
     params_by_plan: dict[int, Any] = {}
 
     def params_for(request: ChunkRequest) -> Any:
         key = id(request.plan)
         if key not in params_by_plan:
             params_by_plan[key] = sampling_params(SamplingRequest(
-                **request.sampling(), json_schema=request.plan.records.schema), stream=False)
+                **request.sampling(), json_schema=request.plan.records.schema), stream=deltas)
         return params_by_plan[key]
 
     run_id = uuid.uuid4().hex[:8]
@@ -45,17 +49,18 @@ async def run(
 
     async def run_chunk(request: ChunkRequest) -> None:
         started = time.monotonic()
-        final = None
+        texts: list[str] = []
+        token_count = 0
         prompt = TokensPrompt(prompt_token_ids=request.prompt_ids)
         request_id = f"bench-{run_id}-{request.document_id}-{request.chunk_index}"
+        # Final only: one output, the whole completion; deltas: each holds what is new.
         async for output in llm.generate(prompt, params_for(request), request_id):
-            final = output
-        assert final is not None
-        completion = final.outputs[0]
-        pairs = count_pairs(completion.text)
+            texts.append(output.outputs[0].text)
+            token_count += len(output.outputs[0].token_ids)
+        assert texts
+        pairs = count_pairs("".join(texts))
         recorder.pair(request.document_id, pairs or 0)
-        recorder.chunk_done(time.monotonic() - started, len(completion.token_ids),
-                            pairs == request.num_pairs)
+        recorder.chunk_done(time.monotonic() - started, token_count, pairs == request.num_pairs)
 
     async def run_document(document_id: str) -> None:
         recorder.sent(document_id)
@@ -82,7 +87,9 @@ async def serve(spec: dict[str, Any]) -> None:
     loop = asyncio.get_running_loop()
     try:
         while line := await loop.run_in_executor(None, sys.stdin.readline):
-            recorder = await run(llm, chunk_plan, json.loads(line)["concurrency"])
+            asked = json.loads(line)
+            recorder = await run(llm, chunk_plan, asked["concurrency"],
+                                 deltas=asked.get("deltas", False))
             print(ANSWER + json.dumps(recorder.figures()), flush=True)
     finally:
         llm.shutdown()

@@ -35,9 +35,10 @@ class InprocessWorker:
             start_new_session=True)
         self._answer()  # "ready"
 
-    def run(self, concurrency: int) -> dict[str, Any]:
+    def run(self, concurrency: int, deltas: bool = False) -> dict[str, Any]:
         assert self.process is not None and self.process.stdin is not None
-        self.process.stdin.write(json.dumps({"concurrency": concurrency}) + "\n")
+        self.process.stdin.write(json.dumps({"concurrency": concurrency, "deltas": deltas})
+                                 + "\n")
         self.process.stdin.flush()
         figures = json.loads(self._answer())
         assert isinstance(figures, dict)

@@ -185,8 +185,8 @@ def ceiling_markdown(ceiling: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-_ARM_ORDER = ("inprocess", "synthqa-bidi", "synthqa-traced", "synthqa-baseline",
-              "synthqa-unary", "vllm-openai", "batch-wait")
+_ARM_ORDER = ("inprocess", "inprocess-deltas", "synthqa-bidi", "synthqa-traced",
+              "synthqa-baseline", "synthqa-unary", "vllm-openai", "batch-wait")
 # Variants of synthqa-bidi, each measured against it in the same run as well as against the
 # floor: what tracing costs, and what changed since another checkout.
 BIDI = "synthqa-bidi"

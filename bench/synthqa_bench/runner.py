@@ -51,12 +51,14 @@ DEFAULT_ARMS = ("inprocess", "synthqa-bidi", "synthqa-unary", "vllm-openai", "ba
                 "replay")
 # Variants of synthqa-bidi, measured against it in the same run: synthqa-traced is a server with
 # tracing on and every span exported; synthqa-baseline is the server of another checkout
-# (--baseline), to measure what a change costs.
-ARMS = (*DEFAULT_ARMS, "synthqa-traced", "synthqa-baseline")
+# (--baseline), to measure what a change costs. inprocess-deltas is the floor streaming as
+# synthqa asks vLLM to: what streaming costs vLLM's own side.
+ARMS = (*DEFAULT_ARMS, "synthqa-traced", "synthqa-baseline", "inprocess-deltas")
 # Arms that share one server (or engine) per repeat.
-GROUPS = {"inprocess": ("inprocess",), "synthqa": ("synthqa-bidi", "synthqa-unary"),
-          "openai": ("vllm-openai", "batch-wait"), "traced": ("synthqa-traced",),
-          "baseline": ("synthqa-baseline",), "replay": ("replay",)}
+GROUPS = {"inprocess": ("inprocess", "inprocess-deltas"),
+          "synthqa": ("synthqa-bidi", "synthqa-unary"), "openai": ("vllm-openai", "batch-wait"),
+          "traced": ("synthqa-traced",), "baseline": ("synthqa-baseline",),
+          "replay": ("replay",)}
 CONCURRENCY = {"smoke": [1], "quick": [1, 16], "full": [1, 4, 16, 64], "straggle": [16]}
 
 
@@ -74,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--arms", default=",".join(DEFAULT_ARMS),
                         help=f"comma-separated, of {', '.join(ARMS)} (default: all but "
-                        "synthqa-traced and synthqa-baseline)")
+                        "synthqa-traced, synthqa-baseline and inprocess-deltas)")
     parser.add_argument("--baseline", type=Path, default=None, metavar="CHECKOUT",
                         help="another synthqa checkout (a git worktree of an earlier commit, "
                         "say) whose server the synthqa-baseline arm runs, on this venv")
@@ -214,7 +216,7 @@ class Bench:
     def _run_group(self, group: str, members: list[str], bar: tqdm) -> Any:
         bar.set_description(f"starting {group}")
         if group == "inprocess":
-            yield from self._run_inprocess(bar)
+            yield from self._run_inprocess(members, bar)
         elif group == "replay":
             yield from self._run_replay(bar)
         elif group == "synthqa":
@@ -235,7 +237,7 @@ class Bench:
         else:
             yield from self._run_server(openai_server, members, bar)
 
-    def _run_inprocess(self, bar: tqdm) -> Any:
+    def _run_inprocess(self, members: list[str], bar: tqdm) -> Any:
         worker = InprocessWorker({"model": self.model, "engine_args": self.flags,
                                   "workload": self.workload.name,
                                   "options": self.workload.options},
@@ -244,15 +246,17 @@ class Bench:
         try:
             with self._placed(worker.pid):
                 for concurrency in self.levels:
-                    bar.set_description(f"inprocess c={concurrency}")
-                    with ProcessTreeSampler(worker.pid) as server:
-                        figures = worker.run(concurrency)
-                    figures.update(server_cpu_seconds=server.cpu_seconds,
-                                   server_main_cpu_seconds=server.main_cpu_seconds,
-                                   server_loop_cpu_seconds=server.loop_cpu_seconds,
-                                   server_peak_rss_bytes=server.peak_tree_rss,
-                                   client_cpu_seconds=None)
-                    yield "inprocess", concurrency, figures
+                    for arm in members:
+                        bar.set_description(f"{arm} c={concurrency}")
+                        with ProcessTreeSampler(worker.pid) as server:
+                            figures = worker.run(concurrency,
+                                                 deltas=arm == "inprocess-deltas")
+                        figures.update(server_cpu_seconds=server.cpu_seconds,
+                                       server_main_cpu_seconds=server.main_cpu_seconds,
+                                       server_loop_cpu_seconds=server.loop_cpu_seconds,
+                                       server_peak_rss_bytes=server.peak_tree_rss,
+                                       client_cpu_seconds=None)
+                        yield arm, concurrency, figures
         finally:
             worker.stop()
 

@@ -17,8 +17,8 @@ from ..paths import REPO, TINY_MODEL
 
 pytestmark = pytest.mark.e2e
 
-ENGINE_ARMS = {"inprocess", "synthqa-bidi", "synthqa-unary", "vllm-openai", "batch-wait",
-               "synthqa-traced"}
+ENGINE_ARMS = {"inprocess", "inprocess-deltas", "synthqa-bidi", "synthqa-unary",
+               "vllm-openai", "batch-wait", "synthqa-traced"}
 ARMS = {*ENGINE_ARMS, "replay"}
 FEATURES = {"qa", "cot", "custom", "evidence", "judge", "dedup"}
 RATES = {"output_tokens_per_second", "records_per_second", "events_per_second"}
