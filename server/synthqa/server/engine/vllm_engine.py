@@ -16,6 +16,7 @@ from typing import Any
 
 import psutil
 from vllm import SamplingParams
+from vllm import envs as vllm_envs
 from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.inputs import TokensPrompt
 from vllm.platforms import current_platform
@@ -74,6 +75,10 @@ class VllmEngine:
         # already in place and takes the engine's spans, which is what OpenTelemetry warns of.
         with _quieter(("opentelemetry.trace",)):
             llm = create_async_llm(engine_args)
+        # vLLM looks its settings up in the environment at every use, one a request an engine
+        # step in its statistics alone; its engine processes cache them once started, and so
+        # does this one (nothing here sets vLLM's variables later; a restart sets the same).
+        vllm_envs.enable_envs_cache()
         processes = [p for p in descendants(os.getpid()) if p.pid not in before]
         ipc = ipc_names() - ipc_before
         name = engine_args.served_model_name or engine_args.model
