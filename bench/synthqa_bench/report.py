@@ -214,11 +214,14 @@ def markdown(result: dict[str, Any]) -> str:
     split = result.get("split_cpus")
     placement = (f"; every engine on CPUs {split['engine']}, front ends and clients on "
                  f"{split['front']}" if split else "")
+    warm_runs = result.get("warm_runs") or 0
+    warmed = (f", each after {warm_runs} unmeasured run{'s' if warm_runs > 1 else ''} of the "
+              "workload on its freshly started engine" if warm_runs else "")
     lines = [
         f"Workload `{workload['name']}`: {workload['documents']} documents, "
         f"{workload['chunks']} chunks, options {workload['options']}{mix}; engine flags "
-        f"`{' '.join(result['engine_args'])}`{placement}; {result['repeats']} repeats, "
-        "median (min–max).",
+        f"`{' '.join(result['engine_args'])}`{placement}; {result['repeats']} repeats"
+        f"{warmed}, median (min–max).",
         "",
         "| arm | docs in flight | output tok/s | × inprocess | pairs/s | docs/s | chunk p50 / p90 "
         "/ p99 s | first pair p50 / p99 s | first pair, share of chunk time | server CPU s "

@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="documents in flight, comma-separated (default: quick 1,16; "
                              "full 1,4,16,64; straggle 16)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warm-runs", type=int, default=0, metavar="N",
+                        help="after each server or in-process engine starts, N unmeasured runs "
+                        "of the workload at the highest concurrency before the measured ones: "
+                        "a warm engine's figures (the first run after a start pays a one-off "
+                        "cost; the replay arm warms per feature regardless)")
     parser.add_argument("--arms", default=",".join(DEFAULT_ARMS),
                         help=f"comma-separated, of {', '.join(ARMS)} (default: all but "
                         "synthqa-traced, synthqa-baseline and inprocess-deltas)")
@@ -116,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
                              f"{', '.join(sorted(set(features) - set(REPLAY_FEATURES)))}")
         if missing := missing_recordings(features):
             raise SystemExit(f"no recording for {', '.join(missing)}: run `make bench-record`")
+    if args.warm_runs < 0:
+        raise SystemExit("--warm-runs must be 0 or more")
     if ("synthqa-baseline" in arms) != (args.baseline is not None):
         raise SystemExit("the synthqa-baseline arm and --baseline CHECKOUT go together")
     levels = ([int(c) for c in args.concurrency.split(",")] if args.concurrency
@@ -136,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                   progress=not args.no_progress, baseline=args.baseline, split=split,
                   replay_features=features,
                   replay_front_ends=[int(n) for n in args.replay_front_ends.split(",")],
-                  replay_baseline=args.replay_baseline)
+                  replay_baseline=args.replay_baseline, warm_runs=args.warm_runs)
     runs = bench.run(arms, args.repeats)
     result = {
         "started_at": stamp,
@@ -150,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         "concurrency_levels": levels,
         "batch_size": args.batch_size,
         "repeats": args.repeats,
+        "warm_runs": args.warm_runs,
         "arms": arms,
         "baseline": str(args.baseline) if args.baseline else None,
         "replay_baseline": str(args.replay_baseline) if args.replay_baseline else None,
@@ -174,7 +182,7 @@ class Bench:
                  baseline: Path | None = None, split: CpuSplit | None = None,
                  replay_features: list[str] | None = None,
                  replay_front_ends: list[int] | None = None,
-                 replay_baseline: Path | None = None) -> None:
+                 replay_baseline: Path | None = None, warm_runs: int = 0) -> None:
         self.model = model
         self.flags = flags
         self.workload = workload
@@ -187,6 +195,7 @@ class Bench:
         self.replay_features = replay_features or list(REPLAY_FEATURES)
         self.replay_front_ends = replay_front_ends or [1]
         self.replay_baseline = replay_baseline
+        self.warm_runs = warm_runs
         self.chunk_count = 0
         self._chunk_plan = None
 
@@ -245,6 +254,9 @@ class Bench:
         worker.start()
         try:
             with self._placed(worker.pid):
+                for _ in range(self.warm_runs):
+                    bar.set_description("warming inprocess")
+                    worker.run(max(self.levels))
                 for concurrency in self.levels:
                     for arm in members:
                         bar.set_description(f"{arm} c={concurrency}")
@@ -317,6 +329,9 @@ class Bench:
             with self._placed(server.pid):
                 clients, client_objects = loop.run_until_complete(
                     self._clients(server.name, address))
+                for _ in range(self.warm_runs):
+                    bar.set_description(f"warming {server.name}")
+                    loop.run_until_complete(clients[members[0]](max(self.levels)))
                 for concurrency in self.levels:
                     for arm in members:
                         if arm == "batch-wait" and concurrency != self.levels[0]:

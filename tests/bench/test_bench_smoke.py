@@ -45,8 +45,8 @@ def test_every_arm_runs_and_reports_every_figure(tmp_path: Path) -> None:
            "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
     done = subprocess.run(
         [sys.executable, "-m", "synthqa_bench", "--model", str(TINY_MODEL), "--workload",
-         "smoke", "--repeats", "1", "--out", str(tmp_path), "--no-progress",
-         "--arms", ",".join(sorted(ARMS))],
+         "smoke", "--repeats", "1", "--warm-runs", "1", "--out", str(tmp_path),
+         "--no-progress", "--arms", ",".join(sorted(ARMS))],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
 
@@ -55,6 +55,7 @@ def test_every_arm_runs_and_reports_every_figure(tmp_path: Path) -> None:
     for key in ("machine", "versions", "model", "engine_args", "workload", "runs", "summary"):
         assert result[key], key
     assert "--no-enable-prefix-caching" in result["engine_args"]
+    assert result["warm_runs"] == 1
     runs = {run["arm"]: run for run in result["runs"] if run["arm"] != "replay"}
     assert set(runs) == ENGINE_ARMS
     chunks = result["workload"]["chunks"]
@@ -69,6 +70,7 @@ def test_every_arm_runs_and_reports_every_figure(tmp_path: Path) -> None:
     assert all(row["throughput_vs_inprocess"] > 0 for row in result["summary"])
     # The table printed at the end and the plots.
     assert "| synthqa-bidi |" in done.stdout and "| batch-wait |" in done.stdout
+    assert "each after 1 unmeasured run of the workload" in done.stdout
     # The traced arm's server really exported its spans, and its cost is reported.
     assert "synthqa-traced: 0 spans" not in done.stdout and " spans exported" in done.stdout
     assert "`synthqa-traced` (tracing on, every span exported) against" in done.stdout
