@@ -80,6 +80,9 @@ class RunRecorder:
             "chunk_latency_p50": percentile(self.chunk_latencies, 0.50),
             "chunk_latency_p90": percentile(self.chunk_latencies, 0.90),
             "chunk_latency_p99": percentile(self.chunk_latencies, 0.99),
+            # How full the engine was kept: requests in it on average over the run (each
+            # chunk counted from entering the engine, or being sent, to its end).
+            "chunks_in_flight_mean": sum(self.chunk_latencies) / wall,
             "time_to_first_pair_p50": percentile(ttfp, 0.50),
             "time_to_first_pair_p99": percentile(ttfp, 0.99),
             "time_to_first_pair_samples": sorted(ttfp),

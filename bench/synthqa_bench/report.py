@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 FIGURES = ("output_tokens_per_second", "pairs_per_second", "documents_per_second",
-           "chunk_latency_p50", "chunk_latency_p90", "chunk_latency_p99",
+           "chunk_latency_p50", "chunk_latency_p90", "chunk_latency_p99", "chunks_in_flight_mean",
            "time_to_first_pair_p50", "time_to_first_pair_p99", "chunk_first_pair_share_p50",
            "wall_seconds",
            "server_cpu_seconds", "server_main_cpu_seconds", "server_loop_cpu_seconds",

@@ -29,6 +29,7 @@ RUN_FIGURES = {
     "wall_seconds", "output_tokens", "pairs", "chunks_completed", "chunks_failed",
     "documents_completed", "output_tokens_per_second", "pairs_per_second",
     "documents_per_second", "chunk_latency_p50", "chunk_latency_p90", "chunk_latency_p99",
+    "chunks_in_flight_mean",
     "time_to_first_pair_p50", "time_to_first_pair_p99", "time_to_first_pair_samples",
     "chunk_first_pair_share_p50", "chunk_first_pair_share_samples",
     "server_cpu_seconds", "server_main_cpu_seconds", "server_loop_cpu_seconds",
