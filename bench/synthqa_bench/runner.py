@@ -74,11 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="documents in flight, comma-separated (default: quick 1,16; "
                              "full 1,4,16,64; straggle 16)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--warm-runs", type=int, default=0, metavar="N",
+    parser.add_argument("--warm-runs", type=int, default=1, metavar="N",
                         help="after each server or in-process engine starts, N unmeasured runs "
-                        "of the workload at the highest concurrency before the measured ones: "
-                        "a warm engine's figures (the first run after a start pays a one-off "
-                        "cost; the replay arm warms per feature regardless)")
+                        "of the workload at the highest concurrency before the measured ones "
+                        "(default 1): a warm engine's figures, as a long-running server's. The "
+                        "first run after a start pays a one-off cost; 0 measures it. The "
+                        "replay arm warms per feature regardless")
     parser.add_argument("--arms", default=",".join(DEFAULT_ARMS),
                         help=f"comma-separated, of {', '.join(ARMS)} (default: all but "
                         "synthqa-traced, synthqa-baseline and inprocess-deltas)")
