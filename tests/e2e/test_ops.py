@@ -125,11 +125,16 @@ def test_a_client_that_dies_mid_stream_frees_the_engine(server: ServerProcess, t
          str(source), "--out", str(out), "--max-chunk-tokens", "128", "--no-progress"],
         cwd=REPO,
     )
+    # Mid-stream: its first pairs are on disk and the run is not finished, so chunks are in
+    # the engine. The file is watched, not the server: on a fast engine the whole job takes
+    # about 2 s, and a call's GetServerInfo was seen held by gRPC for that long (2026-12-08).
+    partial = out.with_name(out.name + ".partial")
+    deadline = time.monotonic() + 120
+    while not (partial.exists() and partial.stat().st_size > 0):
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.01)
+    process.kill()
+    process.wait()
+    assert not out.exists(), "the run finished before it was killed"
     with SynthQAClient(server.target, timeout=30) as client:
-        deadline = time.monotonic() + 120
-        while client.server_info().load.engine_requests == 0:
-            assert time.monotonic() < deadline and process.poll() is None
-            time.sleep(0.05)
-        process.kill()
-        process.wait()
         wait_until_idle(client, within=1.0)
