@@ -183,7 +183,7 @@ class Bench:
                  baseline: Path | None = None, split: CpuSplit | None = None,
                  replay_features: list[str] | None = None,
                  replay_front_ends: list[int] | None = None,
-                 replay_baseline: Path | None = None, warm_runs: int = 0) -> None:
+                 replay_baseline: Path | None = None, warm_runs: int = 1) -> None:
         self.model = model
         self.flags = flags
         self.workload = workload
