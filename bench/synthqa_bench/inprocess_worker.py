@@ -32,7 +32,7 @@ class InprocessWorker:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "synthqa_bench.arm_inprocess", json.dumps(self._spec)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True,
-            start_new_session=True)
+            process_group=0)  # the benchmark's session, as every arm's server (servers.py)
         self._answer()  # "ready"
 
     def run(self, concurrency: int, deltas: bool = False) -> dict[str, Any]:

@@ -1,4 +1,10 @@
-"""Starting and stopping the servers the arms talk to, each in its own process group."""
+"""Starting and stopping the servers the arms talk to, each in its own process group.
+
+Each server stays in the benchmark's session: Linux's autogroup scheduler shares the CPUs
+between sessions before it shares them between processes, and beside a spinning CPU engine in
+another session the benchmark's clients waited up to a second at a time for a core (while the
+server, sharing the engine's session, did not). The `inprocess` floor's engine and consumer
+share one session, so every arm must (docs/performance.md, "One session for every arm")."""
 
 from __future__ import annotations
 
@@ -61,7 +67,7 @@ class BenchServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True,
+                                            stdin=subprocess.DEVNULL, process_group=0,
                                             env={**os.environ, **(self.env or {})})
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while not self._ready():

@@ -93,10 +93,12 @@ class ServerProcess:
         ]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("wb")
-        # A session of its own, as a terminal or systemd gives a service: signals sent to its
-        # process group reach nothing of the test run.
+        # A process group of its own: signals sent to it reach nothing of the test run. Not a
+        # session of its own: Linux's autogroup scheduler shares the CPUs between sessions, and
+        # a spinning CPU engine in another session held the tests' own threads (and the CLI's)
+        # off a core for up to a second on a two-core machine (docs/performance.md).
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                        start_new_session=True)
+                                        process_group=0)
 
     def wait_serving(self, timeout: float = 600.0) -> list[int | None]:
         """Poll health until SERVING; return every status seen on the way."""

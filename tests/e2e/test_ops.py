@@ -127,8 +127,8 @@ def test_a_client_that_dies_mid_stream_frees_the_engine(server: ServerProcess, t
     )
     # Mid-stream: its first pairs are on disk and the run is not finished, so chunks are in
     # the engine. The file is watched, not the server: on a fast engine the whole job takes
-    # about 2 s, and on two shared cores the spinning CPU engine can starve the server's
-    # threads for that long, holding a GetServerInfo (seen 2026-12-08).
+    # about 2 s, about as long as this process's threads were once held off a core by the
+    # spinning CPU engine (serverproc.py), which held its GetServerInfo polls.
     partial = out.with_name(out.name + ".partial")
     deadline = time.monotonic() + 120
     while not (partial.exists() and partial.stat().st_size > 0):
